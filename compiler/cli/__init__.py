@@ -1,0 +1,1 @@
+"""The `spatten` command line."""

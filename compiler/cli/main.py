@@ -1,0 +1,59 @@
+"""`spatten` entry point: argument parsing, dispatch and the error contract.
+
+A `CompilerError` becomes one `error: ...` line on stderr and exit status 1; usage errors exit
+2 (argparse). A traceback is shown only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from compiler import __version__
+from compiler.cli import ir_cmd, simulate_cmd
+from compiler.errors import CompilerError
+
+COMMANDS = (ir_cmd, simulate_cmd)
+
+MODEL_HELP = ("preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "
+              "smollm2-135m), a Hugging Face config.json, a model directory, or a .gguf file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logging")
+    parser = argparse.ArgumentParser(
+        prog="spatten",
+        description="SpAtten sparse-attention HLS compiler: IR, simulation, HLS projects.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"spatten-hls {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub, common, MODEL_HELP)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except CompilerError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""`spatten simulate`: run a model's attention through the bit-accurate simulator."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from compiler.driver import compile_model
+from compiler.errors import CompilerError
+from compiler.outputs import write_bytes_atomic
+from compiler.sim import SimResult, simulate
+from compiler.sim.inputs import load_inputs_npz
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+               model_help: str) -> None:
+    p = sub.add_parser(
+        "simulate", parents=[common], help="bit-accurate functional simulation",
+        description="Compile MODEL and run every attention layer through the bit-accurate "
+                    "simulator; report pruning, DRAM traffic and the error against float64.",
+    )
+    p.add_argument("model", metavar="MODEL", help=model_help)
+    p.add_argument("--config", metavar="FILE", help="TOML configuration")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--inputs", metavar="FILE.npz", type=Path,
+                   help="float32 q{L}, k{L}, v{L} arrays instead of random inputs")
+    p.add_argument("--save", metavar="FILE.npz", type=Path,
+                   help="write the inputs, outputs out{L} and float references ref{L}")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.save is not None and not args.save.parent.is_dir():
+        raise CompilerError(f"--save {args.save}: directory {args.save.parent} does not exist")
+    compiled = compile_model(args.model, args.config)
+    inputs = load_inputs_npz(args.inputs, compiled.graph.info) if args.inputs else None
+    result = simulate(compiled.graph, inputs, seed=args.seed, progress=sys.stderr.isatty())
+    if args.save is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **result.arrays_to_save())
+        write_bytes_atomic(args.save, buffer.getvalue())
+    if args.json:
+        json.dump(result.to_json_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(summary_text(result))
+    return 0
+
+
+def summary_text(result: SimResult) -> str:
+    i = result.info
+    stage = (f"summarization, {i.seq_len} tokens" if i.stage == "summarization"
+             else f"generation, {i.gen_tokens} steps after a {i.seq_len}-token prompt")
+    lines = [f"{i.model}: {i.num_layers} layers x {i.num_heads} heads "
+             f"({i.num_kv_heads} KV heads), head_dim {i.head_dim}, {stage}",
+             f"{'layer':>5} {'tokens in':>9} {'kept':>6} {'heads':>5} {'V rows':>10} "
+             f"{'requant':>7} {'rel err':>9}"]
+    for r in result.layers:
+        err = f"{r.rel_err_vs_float:9.2e}" if r.rel_err_vs_float is not None else f"{'-':>9}"
+        lines.append(f"{r.layer:5d} {r.tokens_in:9d} {len(r.kept_tokens):6d} "
+                     f"{len(r.heads_kept):5d} {r.values_fetched:10d} "
+                     f"{r.requant_fraction:7.1%} {err}")
+    d = result.dram_bytes
+    lines.append(f"DRAM read: {d['total']:,} bytes (q {d['q']:,}, k_msb {d['k_msb']:,}, "
+                 f"k_lsb {d['k_lsb']:,}, v {d['v']:,}); dense 12-bit baseline "
+                 f"{result.dense_dram_bytes:,} bytes; reduction {result.dram_reduction:.2f}x")
+    if result.rel_err_vs_float is not None:
+        lines.append(f"max |y_sim - y_float| / max |y_float| = {result.rel_err_vs_float:.3e}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,275 @@
+"""TOML configuration: the schema, its defaults, and validation against a model.
+
+Every key is optional; unknown keys, wrong types and out-of-range values raise `ConfigError`
+naming the file, the `section.key` and the value. `load_config` checks the file on its own;
+`check_against_model` adds the checks that need the model (lengths, positions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import ConfigError
+from compiler.frontend.model import ModelSpec
+
+STAGES = ("summarization", "generation")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    seq_len: int = 128
+    stage: str = "summarization"
+    gen_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class TokenPruningSection:
+    enabled: bool = False
+    keep: float = 0.5
+    keep_per_layer: tuple[float, ...] | None = None
+    skip_first: float = 0.15
+    keep_first: int = 0
+    keep_recent: int = 0
+
+
+@dataclass(frozen=True)
+class HeadPruningSection:
+    enabled: bool = False
+    keep: float = 0.9
+    keep_per_layer: tuple[float, ...] | None = None
+    skip_first: float = 0.30
+
+
+@dataclass(frozen=True)
+class ValuePruningSection:
+    enabled: bool = False
+    keep: float = 0.5
+
+
+@dataclass(frozen=True)
+class QuantizationSection:
+    q_bits: int = 12
+    k_msb_bits: int = 8
+    k_lsb_bits: int = 4
+    v_bits: int = 12
+    progressive: bool = False
+    requant_threshold: float = 0.1
+
+    @property
+    def k_bits(self) -> int:
+        return self.k_msb_bits + self.k_lsb_bits
+
+
+@dataclass(frozen=True)
+class HardwareSection:
+    head_dim: int = 64
+    max_tokens: int = 1024
+    multipliers: int = 1024
+    topk_parallelism: int = 16
+    clock_mhz: float = 300.0
+    part: str = "xcu280-fsvh2892-2L-e"
+    hbm_channels: int = 32
+    hbm_gbps: float = 14.375
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelSection = field(default_factory=ModelSection)
+    token_pruning: TokenPruningSection = field(default_factory=TokenPruningSection)
+    head_pruning: HeadPruningSection = field(default_factory=HeadPruningSection)
+    value_pruning: ValuePruningSection = field(default_factory=ValuePruningSection)
+    quantization: QuantizationSection = field(default_factory=QuantizationSection)
+    hardware: HardwareSection = field(default_factory=HardwareSection)
+    source: str = "<defaults>"
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict of every section (for reports and generated READMEs)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name != "source":
+                section = dataclasses.asdict(getattr(self, f.name))
+                out[f.name] = {k: (list(v) if isinstance(v, tuple) else v)
+                               for k, v in section.items()}
+        return out
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "token_pruning": TokenPruningSection,
+    "head_pruning": HeadPruningSection,
+    "value_pruning": ValuePruningSection,
+    "quantization": QuantizationSection,
+    "hardware": HardwareSection,
+}
+
+# (min, max) inclusive bounds; fractions use (0, 1] and are checked separately.
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "model.seq_len": (1, 1 << 20),
+    "model.gen_tokens": (1, 1 << 16),
+    "token_pruning.keep_first": (0, 1 << 20),
+    "token_pruning.keep_recent": (0, 1 << 20),
+    "quantization.q_bits": (2, 16),
+    "quantization.k_msb_bits": (1, 15),
+    "quantization.k_lsb_bits": (0, 14),
+    "quantization.v_bits": (2, 16),
+    "hardware.head_dim": (1, 256),
+    "hardware.max_tokens": (1, 1 << 20),
+    "hardware.multipliers": (1, 1 << 20),
+    "hardware.topk_parallelism": (1, 4096),
+    "hardware.hbm_channels": (1, 1024),
+}
+_FRACTIONS = {
+    "token_pruning.keep", "head_pruning.keep", "value_pruning.keep",
+    "quantization.requant_threshold",
+}
+_SKIP_FRACTIONS = {"token_pruning.skip_first", "head_pruning.skip_first"}
+_POSITIVE_FLOATS = {"hardware.clock_mhz", "hardware.hbm_gbps"}
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML file; `None` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    """Validate a parsed TOML document and build a `Config`."""
+    sections = {}
+    for name, table in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: '{name}' must be a table [{name}], got {table!r}")
+        sections[name] = _build_section(name, table, source)
+    return Config(**sections, source=source)
+
+
+def _build_section(name: str, table: dict[str, Any], source: str) -> Any:
+    cls = SECTIONS[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key '{name}.{key}' (known: {', '.join(fields)})"
+            )
+        values[key] = _check_value(f"{name}.{key}", value, fields[key].type, source)
+    section = cls(**values)
+    _check_section(name, section, source)
+    return section
+
+
+def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: '{key}' must be {expected}, got {value!r}")
+
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise bad("a boolean")
+        return value
+    if type_name == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad("an integer")
+        lo, hi = _INT_RANGES[key]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{source}: '{key}' = {value} is out of range [{lo}, {hi}]")
+        return value
+    if type_name == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise bad("a number")
+        return _check_float(key, float(value), source)
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        if key == "model.stage" and value not in STAGES:
+            raise ConfigError(f"{source}: '{key}' = {value!r} is not one of {', '.join(STAGES)}")
+        if key == "hardware.part" and not value.strip():
+            raise bad("a non-empty part name")
+        return value
+    # keep_per_layer: a list of fractions
+    if not isinstance(value, list) or not value:
+        raise bad("a non-empty list of numbers")
+    fractions = []
+    for i, item in enumerate(value):
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            raise ConfigError(f"{source}: '{key}[{i}]' must be a number, got {item!r}")
+        fractions.append(_check_float(f"{key}[{i}]", float(item), source, fraction=True))
+    for i in range(1, len(fractions)):
+        if fractions[i] > fractions[i - 1]:
+            raise ConfigError(
+                f"{source}: '{key}' must be non-increasing (cascade pruning never revives "
+                f"tokens), but entry {i} = {fractions[i]} > entry {i - 1} = {fractions[i - 1]}"
+            )
+    return tuple(fractions)
+
+
+def _check_float(key: str, value: float, source: str, fraction: bool = False) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{source}: '{key}' must be finite, got {value}")
+    if fraction or key in _FRACTIONS:
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{source}: '{key}' = {value} must lie in (0, 1]")
+    elif key in _SKIP_FRACTIONS:
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{source}: '{key}' = {value} must lie in [0, 1)")
+    elif key in _POSITIVE_FLOATS and value <= 0.0:
+        raise ConfigError(f"{source}: '{key}' = {value} must be positive")
+    return value
+
+
+def _check_section(name: str, section: Any, source: str) -> None:
+    if name == "quantization":
+        if section.k_bits > 16 or section.k_bits < 2:
+            raise ConfigError(
+                f"{source}: 'quantization.k_msb_bits' + 'quantization.k_lsb_bits' = "
+                f"{section.k_bits} must lie in [2, 16]"
+            )
+        if section.progressive and section.k_lsb_bits == 0:
+            raise ConfigError(
+                f"{source}: 'quantization.progressive' = true needs 'quantization.k_lsb_bits' > 0"
+            )
+
+
+def check_against_model(cfg: Config, model: ModelSpec) -> None:
+    """Checks that need the model: sequence length, per-layer list lengths, head dimension."""
+    src = cfg.source
+    context = cfg.model.seq_len
+    if cfg.model.stage == "generation":
+        if not model.causal:
+            raise ConfigError(
+                f"{src}: 'model.stage' = \"generation\" needs a decoder, but {model.name} "
+                f"({model.family}) is an encoder"
+            )
+        context += cfg.model.gen_tokens
+    if context > model.max_positions:
+        what = "'model.seq_len' + 'model.gen_tokens'" if cfg.model.stage == "generation" \
+            else "'model.seq_len'"
+        raise ConfigError(
+            f"{src}: {what} = {context} exceeds {model.name}'s maximum of "
+            f"{model.max_positions} positions"
+        )
+    for section_name in ("token_pruning", "head_pruning"):
+        per_layer = getattr(cfg, section_name).keep_per_layer
+        if per_layer is not None and len(per_layer) != model.num_layers:
+            raise ConfigError(
+                f"{src}: '{section_name}.keep_per_layer' has {len(per_layer)} entries but "
+                f"{model.name} has {model.num_layers} layers"
+            )

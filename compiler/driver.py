@@ -1,0 +1,54 @@
+"""The front half shared by every command: model + config -> verified IR after a pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.config import Config, check_against_model, load_config
+from compiler.errors import CompilerError
+from compiler.frontend import ModelSpec, load_model
+from compiler.ir.builder import build_attention_graph
+from compiler.ir.graph import AttnGraph
+from compiler.ir.verify import verify
+from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+
+
+@dataclass(frozen=True)
+class Compiled:
+    model: ModelSpec
+    config: Config
+    graph: AttnGraph
+
+
+def load_inputs(model_arg: str, config_path: str | Path | None) -> tuple[ModelSpec, Config]:
+    model = load_model(model_arg)
+    cfg = load_config(config_path)
+    check_against_model(cfg, model)
+    return model, cfg
+
+
+def pipeline_until(after: str | None) -> tuple[str, ...]:
+    """The default pipeline up to and including `after` ("all": everything; None: nothing)."""
+    if after is None:
+        return ()
+    if after == "all":
+        return DEFAULT_PIPELINE
+    if after not in DEFAULT_PIPELINE:
+        raise CompilerError(
+            f"--after: unknown pass '{after}' (pipeline: {', '.join(DEFAULT_PIPELINE)}, or all)"
+        )
+    return DEFAULT_PIPELINE[: DEFAULT_PIPELINE.index(after) + 1]
+
+
+def compile_model(model_arg: str, config_path: str | Path | None,
+                  passes: Sequence[str] = DEFAULT_PIPELINE,
+                  dump_dir: Path | None = None) -> Compiled:
+    model, cfg = load_inputs(model_arg, config_path)
+    graph = build_attention_graph(model, cfg)
+    if passes:
+        graph = run_pipeline(graph, cfg, passes, dump_dir=dump_dir)
+    else:
+        verify(graph)
+    return Compiled(model, cfg, graph)

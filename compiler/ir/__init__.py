@@ -1,0 +1,8 @@
+"""The attention IR: ops, graph, verifier, printers, front-end builder."""
+
+from compiler.ir.graph import AttnGraph, GraphInfo
+from compiler.ir.printer import print_ir
+from compiler.ir.serialize import from_json, to_json
+from compiler.ir.verify import verify
+
+__all__ = ["AttnGraph", "GraphInfo", "from_json", "print_ir", "to_json", "verify"]

@@ -1,0 +1,134 @@
+"""`AttnGraph`: the attention IR, a wrapper around a networkx DiGraph.
+
+Nodes are stable dotted ids (`l3.h7.qk`) holding one frozen op and an `origin` string (where
+the node came from; passes append their name). Edges hold the operand `port` and the `tensor`
+type flowing along them. The graph-level `GraphInfo` says which model and stage it describes;
+`properties` records what the passes so far have established (`typed`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from compiler.ir.ops import Op
+from compiler.ir.types import TensorType
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What the graph describes. Token shapes are upper bounds (the KV cache grows)."""
+
+    model: str
+    family: str
+    stage: str  # "summarization" | "generation"
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    seq_len: int
+    gen_tokens: int
+    causal: bool
+    source: str
+
+    @property
+    def group_size(self) -> int:
+        return self.num_heads // self.num_kv_heads
+
+    @property
+    def context(self) -> int:
+        """Largest number of keys any query sees."""
+        return self.seq_len + (self.gen_tokens if self.stage == "generation" else 0)
+
+
+_NUMBER = re.compile(r"(\d+)")
+
+
+def node_sort_key(node_id: str) -> tuple:
+    """Natural order: `l2.h10` sorts after `l2.h9`, `l10` after `l9`."""
+    return tuple(int(p) if p.isdigit() else p for p in _NUMBER.split(node_id))
+
+
+@dataclass
+class AttnGraph:
+    info: GraphInfo
+    properties: frozenset[str] = frozenset()
+    nx_graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+
+    # -- construction -----------------------------------------------------------------------
+    def add_node(self, node_id: str, op: Op, origin: str) -> str:
+        if node_id in self.nx_graph:
+            raise ValueError(f"duplicate node id '{node_id}'")
+        self.nx_graph.add_node(node_id, op=op, origin=origin)
+        return node_id
+
+    def add_edge(self, src: str, dst: str, port: int, tensor: TensorType | None = None) -> None:
+        if self.nx_graph.has_edge(src, dst):
+            raise ValueError(f"edge {src} -> {dst} exists; a value read twice needs a fork node")
+        self.nx_graph.add_edge(src, dst, port=port, tensor=tensor)
+
+    def copy(self) -> AttnGraph:
+        """Independent structure; ops and types are frozen, so sharing them is safe."""
+        return AttnGraph(self.info, self.properties, self.nx_graph.copy())
+
+    # -- queries ----------------------------------------------------------------------------
+    def op(self, node_id: str) -> Op:
+        return self.nx_graph.nodes[node_id]["op"]
+
+    def origin(self, node_id: str) -> str:
+        return self.nx_graph.nodes[node_id]["origin"]
+
+    def set_op(self, node_id: str, op: Op, origin_suffix: str | None = None) -> None:
+        data = self.nx_graph.nodes[node_id]
+        data["op"] = op
+        if origin_suffix:
+            data["origin"] = f"{data['origin']} | {origin_suffix}"
+
+    def operands(self, node_id: str) -> list[str]:
+        """Predecessors ordered by operand port."""
+        preds = self.nx_graph.in_edges(node_id, data="port")
+        return [src for src, _, _ in sorted(preds, key=lambda e: e[2])]
+
+    def operand_types(self, node_id: str) -> list[TensorType]:
+        return [self.nx_graph.edges[src, node_id]["tensor"] for src in self.operands(node_id)]
+
+    def users(self, node_id: str) -> list[str]:
+        return sorted(self.nx_graph.successors(node_id), key=node_sort_key)
+
+    def output_type(self, node_id: str) -> TensorType:
+        return self.op(node_id).infer(self.operand_types(node_id))
+
+    def nodes(self) -> Iterator[str]:
+        """Nodes in canonical order: topological, grouped by layer then head (deterministic)."""
+        return iter(nx.lexicographical_topological_sort(self.nx_graph, key=self._order_key))
+
+    def _order_key(self, node_id: str) -> tuple:
+        """Layer first; a KV head's loads just before the first query head that reads them."""
+        op = self.op(node_id)
+        head = getattr(op, "head", None)
+        if head is None:
+            kv_head = getattr(op, "kv_head", None)
+            anchor = (kv_head * self.info.group_size, 0) if kv_head is not None else (1 << 30, 0)
+        else:
+            anchor = (head, 1)
+        return (op.layer, *anchor, node_sort_key(node_id))
+
+    def nodes_of(self, kind: type[Op]) -> list[str]:
+        return [n for n in self.nodes() if isinstance(self.op(n), kind)]
+
+    def __len__(self) -> int:
+        return self.nx_graph.number_of_nodes()
+
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self.nx_graph
+
+    # -- type propagation -------------------------------------------------------------------
+    def retype(self) -> None:
+        """Recompute every edge's tensor type from the ops, in topological order."""
+        for node in self.nodes():
+            result = self.output_type(node)
+            for user in self.nx_graph.successors(node):
+                self.nx_graph.edges[node, user]["tensor"] = result

@@ -1,0 +1,96 @@
+"""`verify(g)`: structural and per-op checks of an `AttnGraph`.
+
+Failures raise `IRVerificationError` whose message names the node, prints it with its
+neighbourhood (operands and users, the faulty line marked `^^^`) and gives its origin.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from compiler.errors import IRVerificationError
+from compiler.ir.graph import AttnGraph, node_sort_key
+from compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV
+
+
+def verify(g: AttnGraph) -> None:
+    if not nx.is_directed_acyclic_graph(g.nx_graph):
+        # name the cycle from its smallest node so the message is deterministic
+        cycle = [u for u, _ in nx.find_cycle(g.nx_graph)]
+        start = cycle.index(min(cycle, key=node_sort_key))
+        cycle = cycle[start:] + cycle[:start]
+        path = " -> ".join([*cycle, cycle[0]])
+        raise IRVerificationError(_describe(g, cycle[0], [f"graph has a cycle: {path}"]))
+    for node in g.nodes():
+        problems = _node_problems(g, node)
+        if problems:
+            raise IRVerificationError(_describe(g, node, problems))
+    _check_stage(g)
+
+
+def _node_problems(g: AttnGraph, node: str) -> list[str]:
+    data = g.nx_graph.nodes[node]
+    op = data.get("op")
+    if op is None or not data.get("origin"):
+        return ["node has no op or no origin"]
+    edges = sorted(g.nx_graph.in_edges(node, data=True), key=lambda e: e[2].get("port", -1))
+    ports = [e[2].get("port") for e in edges]
+    arity = op.ARITY if op.ARITY is not None else max(len(ports), 1)
+    if ports != list(range(arity)):
+        return [f"{op.KIND} needs operand ports 0..{arity - 1}, has {ports}"]
+    if any(e[2].get("tensor") is None for e in edges):
+        return ["an operand edge carries no tensor type"]
+    inputs = [e[2]["tensor"] for e in edges]
+    operands = [g.op(e[0]) for e in edges]
+    problems = list(op.check(inputs, operands))
+    if any(o.layer != op.layer for o in operands) and not isinstance(op, HeadConcat):
+        problems.append("operand from another layer without an explicit cross-layer op")
+    if problems:
+        return problems
+    expected = op.infer(inputs)
+    for user in g.nx_graph.successors(node):
+        actual = g.nx_graph.edges[node, user]["tensor"]
+        if actual != expected:
+            problems.append(f"edge to {user} carries {actual}, but {op.KIND} produces {expected}")
+    return problems
+
+
+def _check_stage(g: AttnGraph) -> None:
+    """Graph-level invariants tied to the model: head counts and GQA sharing."""
+    info = g.info
+    for node in g.nodes():
+        op = g.op(node)
+        problems = []
+        if not 0 <= op.layer < info.num_layers:
+            problems.append(f"layer {op.layer} outside 0..{info.num_layers - 1}")
+        if isinstance(op, LoadQ) and not 0 <= op.head < info.num_heads:
+            problems.append(f"head {op.head} outside 0..{info.num_heads - 1}")
+        if isinstance(op, LoadK | LoadV) and not 0 <= op.kv_head < info.num_kv_heads:
+            problems.append(f"kv_head {op.kv_head} outside 0..{info.num_kv_heads - 1}")
+        head = getattr(op, "head", None)
+        kv_head = getattr(op, "kv_head", None)
+        if head is not None and kv_head is not None and kv_head != head // info.group_size:
+            problems.append(
+                f"head {head} must read kv_head {head // info.group_size} "
+                f"(group size {info.group_size}), reads {kv_head}"
+            )
+        if "typed" in g.properties and any(
+            g.nx_graph.edges[e]["tensor"].dtype is None for e in g.nx_graph.out_edges(node)
+        ):
+            problems.append("graph is 'typed' but an output edge has no fixed-point type")
+        if problems:
+            raise IRVerificationError(_describe(g, node, problems))
+
+
+def _describe(g: AttnGraph, node: str, problems: list[str]) -> str:
+    from compiler.ir.printer import format_node  # printer imports graph; avoid a cycle here
+
+    lines = [f"IR verification failed at %{node}: {'; '.join(problems)}"]
+    for pred in g.operands(node):
+        lines.append("    " + format_node(g, pred))
+    lines.append("    " + format_node(g, node))
+    lines.append("    ^^^ " + "; ".join(problems))
+    for user in g.users(node)[:3]:
+        lines.append("    " + format_node(g, user))
+    lines.append(f"  origin: {g.origin(node)}")
+    return "\n".join(lines)

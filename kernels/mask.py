@@ -1,0 +1,23 @@
+"""Causal masking of score codes with the MASKED sentinel."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kernels.formats import MASKED
+
+
+@njit(cache=True)
+def causal_mask(scores: np.ndarray, q_offset: int) -> np.ndarray:
+    """Return a copy of ``scores`` with (i, j) set to MASKED where j > i + q_offset.
+
+    Query row i sits at absolute position i + q_offset, key j at position j; a query sees
+    the keys at or before its own position.
+    """
+    lq, lk = scores.shape
+    out = scores.copy()
+    for i in range(lq):
+        for j in range(max(i + q_offset + 1, 0), lk):
+            out[i, j] = MASKED
+    return out
