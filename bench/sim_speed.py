@@ -22,6 +22,7 @@ import numpy as np
 from compiler.driver import compile_model
 from compiler.sim import simulate
 from compiler.sim.inputs import random_inputs
+from kernels.reference import attention_float
 
 
 def numpy_attention(inputs: dict, layers: int, group: int, dtype: type) -> list[np.ndarray]:
@@ -35,6 +36,16 @@ def numpy_attention(inputs: dict, layers: int, group: int, dtype: type) -> list[
         np.exp(s, out=s)
         s /= s.sum(axis=-1, keepdims=True)
         outs.append(s @ v)
+    return outs
+
+
+def project_reference(inputs: dict, layers: int, heads: int, group: int) -> list[np.ndarray]:
+    """kernels/reference.py, one head at a time: the reference `simulate` measures against."""
+    outs = []
+    for layer in range(layers):
+        q, k, v = (inputs[f"{t}{layer}"] for t in "qkv")
+        outs.append([attention_float(q[h], k[h // group], v[h // group], causal=False)
+                     for h in range(heads)])
     return outs
 
 
@@ -75,9 +86,12 @@ def main() -> None:
 
     rows = [("spatten simulate (bit-accurate)",
              best_time(lambda: simulate(graph, inputs, reference=False), args.repeat))]
-    rows.append(("numpy float64 reference", best_time(
+    rows.append(("float64 reference (kernels/reference.py)", best_time(
+        lambda: project_reference(inputs, info.num_layers, info.num_heads, group),
+        args.repeat)))
+    rows.append(("numpy float64, heads batched", best_time(
         lambda: numpy_attention(inputs, info.num_layers, group, np.float64), args.repeat)))
-    rows.append(("numpy float32", best_time(
+    rows.append(("numpy float32, heads batched", best_time(
         lambda: numpy_attention(inputs, info.num_layers, group, np.float32), args.repeat)))
     try:
         import torch

@@ -6,6 +6,7 @@ Granularity: one scale per array passed; the simulator passes one (layer, head) 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 
 def _check_bits(bits: int) -> None:
@@ -57,3 +58,32 @@ def join_msb_lsb(msb: np.ndarray, lsb: np.ndarray, lsb_bits: int) -> np.ndarray:
     if np.any(lo < 0) or np.any(lo >= (1 << lsb_bits)):
         raise ValueError(f"lsb codes must lie in [0, 2**{lsb_bits})")
     return (np.asarray(msb, dtype=np.int64) << lsb_bits) | lo
+
+
+@njit(parallel=True, cache=True)
+def _quantize_rows_into(x: np.ndarray, scales: np.ndarray, qmax: int, out: np.ndarray) -> None:
+    for h in prange(x.shape[0]):
+        s = scales[h]
+        for t in range(x.shape[1]):
+            for j in range(x.shape[2]):
+                code = np.rint(np.float64(x[h, t, j]) / s)
+                out[h, t, j] = min(max(code, -qmax), qmax)
+
+
+def quantize_heads(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """`quantize_symmetric` applied to each x[h] (one scale per head), in one pass.
+
+    Returns (codes as float64 holding exact integers [H, T, d], scales float64 [H]);
+    bit-identical to calling `quantize_symmetric` per head (tests/kernels/test_quantize.py).
+    """
+    _check_bits(bits)
+    if x.ndim != 3 or x.size == 0:
+        raise ValueError(f"expected a non-empty [heads, tokens, dim] array, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("cannot quantize non-finite values")
+    qmax = 2 ** (bits - 1) - 1
+    amax = np.max(np.abs(x), axis=(1, 2)).astype(np.float64)
+    scales = np.where(amax > 0.0, amax / qmax, 1.0)
+    out = np.empty(x.shape, dtype=np.float64)
+    _quantize_rows_into(x, scales, qmax, out)
+    return out, scales

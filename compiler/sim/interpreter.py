@@ -1,179 +1,153 @@
 """`simulate(graph)`: run a typed attention IR through the bit-accurate Numba kernels.
 
-An interpreter: every op kind dispatches to one handler that calls its kernel in `kernels/`
-on integer codes. Summarization runs each layer once over all queries; generation runs
-`gen_tokens` decode steps, each one query per head against the KV cache of every earlier
-position (the prompt's `seq_len` positions are the initial cache).
+An interpreter: the graph is first turned into a per-layer program (nodes in canonical order
+with their handler, operands and types), then every frame (a layer's execution over some
+query rows) runs that program. Summarization runs each layer once over all queries;
+generation runs `gen_tokens` decode steps, each one query per head at position
+`seq_len + t` against the KV cache of positions `0..seq_len + t`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from compiler.errors import SimulationError
 from compiler.ir.graph import AttnGraph, GraphInfo
-from compiler.ir.ops import (
-    CausalMask, HeadConcat, LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Op, Scale, Softmax,
-)
+from compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV, Op
 from compiler.ir.types import TensorType
-from compiler.sim.dram import DramCounter, dense_baseline_bytes, row_bytes
+from compiler.sim.buffers import BufferPool
+from compiler.sim.dram import DramCounter, dense_baseline_bytes
+from compiler.sim.handlers import HANDLERS, Frame, Handler, buffers_of
 from compiler.sim.inputs import Inputs, check_inputs, random_inputs
-from compiler.sim.quantized import LayerCodes, quantize_layer
+from compiler.sim.quantized import quantize_layer
 from compiler.sim.result import LayerRecord, SimResult
-from kernels.formats import SCORE_FRAC
-from kernels.mask import causal_mask
-from kernels.pv import pv_accumulate, requantize_output
-from kernels.qk import qk_scores
 from kernels.reference import attention_float
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_rows
-from kernels.tables import softmax_tables
 
 
-@dataclass
-class Frame:
-    """One execution of a layer's nodes: which query and key rows are live."""
-
-    codes: LayerCodes
-    q_rows: np.ndarray  # absolute positions of the queries computed now
-    k_rows: np.ndarray  # absolute positions of the keys in the cache now
-    dram: DramCounter
-    values_fetched: int = 0
-
-
-Handler = Callable[[Frame, Op, list[np.ndarray], TensorType], np.ndarray]
+@dataclass(frozen=True)
+class Instruction:
+    node: str
+    op: Op
+    handler: Handler
+    operands: tuple[int, ...]  # indices of earlier instructions of the same layer
+    in_types: list[TensorType]
+    out_type: TensorType
+    dying: tuple[int, ...] = ()  # operands whose value is dead after this instruction
 
 
-def _load_q(f: Frame, op: LoadQ, args: list, out: TensorType) -> np.ndarray:
-    f.dram.q += len(f.q_rows) * row_bytes(op.bits, op.head_dim)
-    return f.codes.q[op.head][f.q_rows]
-
-
-def _load_k(f: Frame, op: LoadK, args: list, out: TensorType) -> np.ndarray:
-    # K lives in DRAM as separate MSB and LSB planes; without progressive quantization the
-    # engine fetches both.
-    f.dram.k_msb += len(f.k_rows) * row_bytes(op.msb_bits, op.head_dim)
-    if op.bits > op.msb_bits:
-        f.dram.k_lsb += len(f.k_rows) * row_bytes(op.bits - op.msb_bits, op.head_dim)
-    return f.codes.k[op.kv_head][f.k_rows]
-
-
-def _load_v(f: Frame, op: LoadV, args: list, out: TensorType) -> np.ndarray:
-    f.dram.v += len(f.k_rows) * row_bytes(op.bits, op.head_dim)
-    return f.codes.v[op.kv_head][f.k_rows]
-
-
-def _qk(f: Frame, op: MatMulQK, args: list, out: TensorType) -> np.ndarray:
-    return qk_scores(args[0], args[1])
-
-
-def _scale(f: Frame, op: Scale, args: list, out: TensorType) -> np.ndarray:
-    c = f.codes.q_scale[op.head] * f.codes.k_scale[op.head] * op.factor * 2.0**SCORE_FRAC
-    m, sh = scale_multiplier(c)
-    return scale_scores(args[0], m, sh)
-
-
-def _mask(f: Frame, op: CausalMask, args: list, out: TensorType) -> np.ndarray:
-    return causal_mask(args[0], int(f.q_rows[0]) - int(f.k_rows[0]) + op.q_offset)
-
-
-def _softmax(f: Frame, op: Softmax, args: list, out: TensorType) -> np.ndarray:
-    return softmax_rows(args[0], *softmax_tables())
-
-
-def _pv(f: Frame, op: MatMulPV, args: list, out: TensorType) -> np.ndarray:
-    probs, v = args
-    f.values_fetched += _visible_pairs(f)
-    return requantize_output(pv_accumulate(probs, v), out.dtype.width)
-
-
-def _concat(f: Frame, op: HeadConcat, args: list, out: TensorType) -> np.ndarray:
-    return np.stack(args)
-
-
-HANDLERS: dict[type[Op], Handler] = {
-    LoadQ: _load_q, LoadK: _load_k, LoadV: _load_v, MatMulQK: _qk, Scale: _scale,
-    CausalMask: _mask, Softmax: _softmax, MatMulPV: _pv, HeadConcat: _concat,
-}
-
-
-def _visible_pairs(f: Frame) -> int:
-    """(query, key) pairs whose V row the prob·V engine multiplies."""
-    visible = np.minimum(f.q_rows + 1, len(f.k_rows)) if f.codes.causal else len(f.k_rows)
-    return int(np.sum(np.broadcast_to(visible, f.q_rows.shape)))
-
-
-def _layer_nodes(g: AttnGraph) -> list[list[str]]:
-    by_layer: list[list[str]] = [[] for _ in range(g.info.num_layers)]
+def compile_program(g: AttnGraph) -> list[list[Instruction]]:
+    """Per layer, the instructions in canonical order (resolved once, run every frame)."""
+    layers: list[list[Instruction]] = [[] for _ in range(g.info.num_layers)]
+    index: dict[str, int] = {}
     for node in g.nodes():
-        by_layer[g.op(node).layer].append(node)
-    return by_layer
-
-
-def _run_frame(g: AttnGraph, nodes: list[str], frame: Frame) -> np.ndarray:
-    values: dict[str, np.ndarray] = {}
-    result = None
-    for node in nodes:
         op = g.op(node)
         handler = HANDLERS.get(type(op))
         if handler is None:
             raise SimulationError(f"no simulator kernel for op '{op.KIND}' (node %{node})")
-        args = [values[src] for src in g.operands(node)]
-        values[node] = handler(frame, op, args, g.output_type(node))
-        if isinstance(op, HeadConcat):
-            result = values[node]
-    if result is None:
-        raise SimulationError(f"layer of %{nodes[0]} has no head_concat output")
-    return result
+        program = layers[op.layer]
+        operands = tuple(index[src] for src in g.operands(node))
+        index[node] = len(program)
+        program.append(Instruction(node, op, handler, operands, g.operand_types(node),
+                                   g.output_type(node)))
+    for layer, program in enumerate(layers):
+        if not program or not isinstance(program[-1].op, HeadConcat):
+            raise SimulationError(f"layer {layer} does not end in a head_concat")
+    return [_with_liveness(program) for program in layers]
+
+
+def _with_liveness(program: list[Instruction]) -> list[Instruction]:
+    last_use: dict[int, int] = {}
+    for i, ins in enumerate(program):
+        for operand in ins.operands:
+            last_use[operand] = i
+    return [dataclasses.replace(ins, dying=tuple(sorted(
+        {o for o in ins.operands if last_use[o] == i}))) for i, ins in enumerate(program)]
+
+
+def _run_frame(program: list[Instruction], frame: Frame) -> np.ndarray:
+    values: list = []
+    for ins in program:
+        args = [values[i] for i in ins.operands]
+        result = ins.handler(frame, ins.op, args, ins.in_types, ins.out_type)
+        values.append(result)
+        kept = {id(a) for a in buffers_of(result)}
+        for i in ins.dying:
+            for array in buffers_of(values[i]):
+                if id(array) not in kept:
+                    frame.pool.give_back(array)
+            values[i] = None
+    return values[-1]
 
 
 def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
              reference: bool = True, progress: bool = False) -> SimResult:
-    """Simulate every layer of `g` (a typed graph) on `inputs` or seeded random inputs."""
+    """Simulate every layer of `g` (a typed graph) on `inputs` or seeded random inputs.
+
+    `reference=True` also runs the float64 reference on the same rows and records the
+    relative error; `progress=True` shows a progress bar once a run passes one second.
+    """
     if "typed" not in g.properties:
         raise SimulationError("graph has no fixed-point types: run 'assign-quant-types' first")
+    # One BLAS thread: OpenBLAS workers spinning between calls starve the Numba kernels'
+    # threads on a small machine (measured: 8 ms instead of 0.5 ms per head on 2 cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _simulate(g, inputs, seed, reference, progress)
+
+
+def _simulate(g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool,
+              progress: bool) -> SimResult:
     info = g.info
     inputs = check_inputs(inputs, info, "inputs") if inputs is not None \
         else random_inputs(info, seed)
+    programs = compile_program(g)
     plan = _schedule(info)
+    bits = _load_bits(programs)
+    result = SimResult(info, seed, [], {},
+                       dense_baseline_bytes(info), inputs, {}, {})
     dram = DramCounter()
-    bits = _load_bits(g)
-    tokens = info.context
-    result = SimResult(info, seed, [], {}, dense_baseline_bytes(info), inputs, {}, {})
-    bar = tqdm(total=info.num_layers * len(plan), desc="simulate", unit="layer-step",
-               disable=not progress, delay=1.0, leave=False)
-    for layer, nodes in enumerate(_layer_nodes(g)):
-        codes = quantize_layer(inputs, layer, info, bits)
-        out_codes = np.zeros((info.num_heads, tokens, info.head_dim), dtype=np.int64)
-        values = 0
-        for q_rows, k_rows in plan:
-            frame = Frame(codes, q_rows, k_rows, dram)
-            out_codes[:, q_rows] = _run_frame(g, nodes, frame)
-            values += frame.values_fetched
-            bar.update()
-        result.out_codes[f"out{layer}"] = out_codes
-        result.outputs[f"out{layer}"] = (out_codes * codes.v_scale_per_head()[:, None, None]
-                                         ).astype(np.float32)
-        record = LayerRecord(layer, tokens, list(range(tokens)), list(range(info.num_heads)),
-                             values, 0.0)
-        if reference:
-            ref = _reference_layer(inputs, layer, info, plan)
-            result.references[f"ref{layer}"] = ref
-            record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"], ref)
-        result.layers.append(record)
-    bar.close()
+    pool = BufferPool()
+    with tqdm(total=info.num_layers * len(plan), desc="simulate", unit="layer-step",
+              disable=not progress, delay=1.0, leave=False) as bar:
+        for layer, program in enumerate(programs):
+            record = _simulate_layer(layer, program, plan, inputs, bits, (dram, pool), result,
+                                     bar)
+            if reference:
+                ref = _reference_layer(inputs, layer, info, plan)
+                result.references[f"ref{layer}"] = ref
+                record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"], ref)
+            result.layers.append(record)
     result.dram_bytes = dram.as_dict()
     return result
 
 
-def _load_bits(g: AttnGraph) -> dict[str, int]:
+def _simulate_layer(layer: int, program: list[Instruction], plan: list, inputs: Inputs,
+                    bits: dict[str, int], env: tuple[DramCounter, BufferPool],
+                    result: SimResult, bar: tqdm) -> LayerRecord:
+    info = result.info
+    codes = quantize_layer(inputs, layer, info, bits)
+    out_codes = np.zeros((info.num_heads, info.context, info.head_dim), dtype=np.int64)
+    values = 0
+    for q_rows, k_rows in plan:
+        frame = Frame(codes, q_rows, k_rows, *env)
+        out_codes[:, q_rows] = _run_frame(program, frame)
+        values += frame.values_fetched
+        bar.update()
+    result.out_codes[f"out{layer}"] = out_codes
+    result.outputs[f"out{layer}"] = (out_codes * codes.v_scale[:, None, None]).astype(np.float32)
+    tokens = info.context
+    return LayerRecord(layer, tokens, list(range(tokens)), list(range(info.num_heads)),
+                       values, 0.0)
+
+
+def _load_bits(programs: list[list[Instruction]]) -> dict[str, int]:
     bits = {}
     for kind, key in ((LoadQ, "q"), (LoadK, "k"), (LoadV, "v")):
-        widths = {g.op(n).bits for n in g.nodes_of(kind)}
+        widths = {i.op.bits for p in programs for i in p if isinstance(i.op, kind)}
         if len(widths) != 1:
             raise SimulationError(f"{kind.KIND} nodes disagree on bit width: {sorted(widths)}")
         bits[key] = widths.pop()
@@ -181,7 +155,7 @@ def _load_bits(g: AttnGraph) -> dict[str, int]:
 
 
 def _schedule(info: GraphInfo) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(query positions, key positions) per execution of a layer."""
+    """(query positions, key positions) of each execution of a layer."""
     if info.stage == "summarization":
         rows = np.arange(info.seq_len)
         return [(rows, rows)]
@@ -206,4 +180,3 @@ def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:
     scale = float(np.max(np.abs(ref)))
     diff = float(np.max(np.abs(out.astype(np.float64) - ref)))
     return diff / scale if scale > 0 else diff
-

@@ -8,39 +8,37 @@ import numpy as np
 
 from compiler.ir.graph import GraphInfo
 from compiler.sim.inputs import Inputs
-from kernels.quantize import quantize_symmetric
+from kernels.quantize import quantize_heads
 
 
 @dataclass(frozen=True)
 class LayerCodes:
-    """Codes [tokens, head_dim] and scales: Q per query head, K and V per KV head.
+    """One layer's integer codes (held in float64, exact) and their scales.
 
-    Scale granularity is one scale per (layer, head) and tensor, taken over all token
-    positions given (a static calibration of the layer, as docs/numerics.md describes).
-    `k_scale` and `v_scale` are indexed by *query* head for convenience (GQA shares them).
+    `q` is [heads, tokens, d]; `k_t` is [kv_heads, d, tokens] (K transposed, C-contiguous, the
+    layout BLAS multiplies fastest); `v` is [kv_heads, tokens, d]. Scale granularity is one
+    scale per (layer, head) and tensor over all token positions given (a static calibration
+    of the layer, see docs/numerics.md). `k_scale` and `v_scale` are indexed by *query* head
+    (GQA heads of a group share their KV head's scale).
     """
 
-    q: list[np.ndarray]
-    k: list[np.ndarray]
-    v: list[np.ndarray]
-    q_scale: list[float]
-    k_scale: list[float]
-    v_scale: list[float]
+    q: np.ndarray
+    k_t: np.ndarray
+    v: np.ndarray
+    q_scale: np.ndarray
+    k_scale: np.ndarray
+    v_scale: np.ndarray
     causal: bool
-
-    def v_scale_per_head(self) -> np.ndarray:
-        return np.array(self.v_scale, dtype=np.float64)
 
 
 def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, int]
                    ) -> LayerCodes:
-    q, qs = zip(*(quantize_symmetric(x, bits["q"]) for x in inputs[f"q{layer}"]), strict=True)
-    k, ks = zip(*(quantize_symmetric(x, bits["k"]) for x in inputs[f"k{layer}"]), strict=True)
-    v, vs = zip(*(quantize_symmetric(x, bits["v"]) for x in inputs[f"v{layer}"]), strict=True)
-    group = info.group_size
-    per_head = range(info.num_heads)
+    q, q_scale = quantize_heads(inputs[f"q{layer}"], bits["q"])
+    k, k_scale = quantize_heads(inputs[f"k{layer}"], bits["k"])
+    v, v_scale = quantize_heads(inputs[f"v{layer}"], bits["v"])
+    kv_of_head = np.arange(info.num_heads) // info.group_size
     return LayerCodes(
-        q=list(q), k=list(k), v=list(v), q_scale=list(qs),
-        k_scale=[ks[h // group] for h in per_head], v_scale=[vs[h // group] for h in per_head],
+        q=q, k_t=np.ascontiguousarray(k.transpose(0, 2, 1)), v=v, q_scale=q_scale,
+        k_scale=k_scale[kv_of_head], v_scale=v_scale[kv_of_head],
         causal=info.causal and info.stage == "summarization",
     )

@@ -150,3 +150,20 @@ def test_property_error_within_bound(
         assert not info.probs[~causal_keep(lq, lk, offset)].any()
     y2, info2 = attention_head_from_float(q, k, v, *bits, causal, offset)
     assert np.array_equal(y, y2) and np.array_equal(info.probs, info2.probs)
+
+
+def test_docs_worked_example() -> None:
+    """The worked example of docs/numerics.md section 9, number for number."""
+    q = np.array([[1.0, -0.5]])
+    k = np.array([[0.5, 1.0], [1.0, 0.25], [-1.0, 0.5]])
+    v = np.array([[1.0, 0.0], [0.0, 1.0], [-0.5, 0.5]])
+    y, info = attention_head_from_float(q, k, v, 8, 8, 8, False)
+    assert info.q_codes.tolist() == [[127, -64]]
+    assert info.k_codes.tolist() == [[64, 127], [127, 32], [-127, 64]]
+    assert info.v_codes.tolist() == [[127, 0], [0, 127], [-64, 64]]
+    assert (info.m, info.sh) == (6025421, 27)
+    assert info.probs.tolist() == [[20068, 37200, 8268]]
+    assert info.out_codes.tolist() == [[31, 80]]
+    err = float(np.abs(y - attention_float(q, k, v, False)).max())
+    assert err == pytest.approx(1.44e-3, abs=1e-5)
+    assert output_error_bound(q, k, v, 8, 8, 8, False) == pytest.approx(2.64e-2, abs=1e-4)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.formats import MASKED, MULT_BITS, QK_ACC_BITS, SCORE_MAX
+from kernels.formats import MASKED, MULT_BITS, QK_ACC_BITS, SCORE_MAX, sat_sym, sym_max
 from kernels.scale import scale_multiplier, scale_scores
 
 
@@ -76,3 +76,17 @@ def test_scale_scores_matches_big_integer_reference_at_the_extremes() -> None:
             for row in acc
         ]
         assert got.tolist() == want
+
+
+def test_format_helpers() -> None:
+    assert (sym_max(2), sym_max(8), sym_max(24)) == (1, 127, SCORE_MAX)
+    assert [sat_sym(x, 8) for x in (-1000, -128, -127, 0, 127, 128, 1000)] == [
+        -127,
+        -127,
+        -127,
+        0,
+        127,
+        127,
+        127,
+    ]
+    assert MASKED == -SCORE_MAX - 1
