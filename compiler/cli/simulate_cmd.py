@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from compiler.driver import compile_model
 from compiler.errors import CompilerError
+from compiler.jsonfmt import dumps
 from compiler.outputs import write_bytes_atomic
 from compiler.sim import SimResult, simulate
 from compiler.sim.inputs import load_inputs_npz
@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         np.savez(buffer, **result.arrays_to_save())
         write_bytes_atomic(args.save, buffer.getvalue())
     if args.json:
-        json.dump(result.to_json_dict(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(dumps(result.to_json_dict()))
     else:
         sys.stdout.write(summary_text(result))
     return 0

@@ -102,12 +102,13 @@ def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
 def _simulate(g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool,
               progress: bool) -> SimResult:
     info = g.info
+    used_seed = seed if inputs is None else None  # reported as null for user inputs
     inputs = check_inputs(inputs, info, "inputs") if inputs is not None \
         else random_inputs(info, seed)
     programs = compile_program(g)
     plan = _schedule(info)
     bits = _load_bits(programs)
-    result = SimResult(info, seed, [], {},
+    result = SimResult(info, used_seed, [], {},
                        dense_baseline_bytes(info), inputs, {}, {})
     dram = DramCounter()
     pool = BufferPool()
