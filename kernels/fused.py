@@ -47,8 +47,12 @@ def _scale_one(a: float, m: int, sh: int, half: int) -> int:
 
 @njit(cache=True)
 def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
-                       tables: tuple, exps: np.ndarray, out: np.ndarray) -> None:
-    """Row i: keys 0..visible-1 take part, the rest are masked (probability 0)."""
+                       tables: tuple, exps: np.ndarray, out: np.ndarray) -> bool:
+    """Row i: keys 0..visible-1 take part, the rest are masked (probability 0).
+
+    Returns False (row not written) if a visible |acc| >= 2**QK_ACC_BITS: the caller raises
+    after its parallel loop (an exception raised inside a prange escapes as a SystemError).
+    """
     exp_hi, exp_lo, recip = tables
     half = 1 << (sh - 1)
     row = acc[i]
@@ -59,7 +63,7 @@ def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
         low = min(low, row[j])
     limit = float(1 << QK_ACC_BITS)
     if top >= limit or low <= -limit:
-        raise ValueError("scaled_softmax: |acc| >= 2**QK_ACC_BITS")
+        return False
     best = _scale_one(top, m, sh, half)
     total = 0
     for j in range(visible):
@@ -74,6 +78,7 @@ def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
         out[i, j] = min((exps[j] * r + round_half) >> shift, PROB_ONE)
     for j in range(visible, acc.shape[1]):
         out[i, j] = 0.0
+    return True
 
 
 def scaled_softmax(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask: bool,
@@ -102,10 +107,13 @@ def _scaled_softmax_into(acc: np.ndarray, m: int, sh: int, mask_offset: int, has
         raise ValueError("scaled_softmax: a causal row would see no key")
     lq, lk = acc.shape
     tables = (exp_hi, exp_lo, recip)
+    in_range = np.ones(lq, dtype=np.bool_)
     for i in prange(lq):
         visible = min(i + mask_offset + 1, lk) if has_mask else lk
         exps = np.empty(visible, dtype=np.int64)
-        _softmax_row_fused(acc, i, visible, m, sh, tables, exps, out)
+        in_range[i] = _softmax_row_fused(acc, i, visible, m, sh, tables, exps, out)
+    if not np.all(in_range):
+        raise ValueError("scaled_softmax: |acc| >= 2**QK_ACC_BITS")
 
 
 def pv_accumulate_f64(probs: np.ndarray, v: np.ndarray, v_bits: int,

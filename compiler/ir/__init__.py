@@ -1,5 +1,6 @@
 """The attention IR: ops, graph, verifier, printers, front-end builder."""
 
+from compiler.ir import ops_spatten  # noqa: F401  (registers the SpAtten op kinds)
 from compiler.ir.graph import AttnGraph, GraphInfo
 from compiler.ir.printer import print_ir
 from compiler.ir.serialize import from_json, to_json

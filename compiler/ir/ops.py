@@ -29,9 +29,14 @@ class Op:
     """Base of all ops. `layer` is the transformer layer the op belongs to."""
 
     KIND: ClassVar[str] = "op"
-    ARITY: ClassVar[int | None] = 0  # None: variadic (at least one operand)
+    ARITY: ClassVar[int | None] = 0  # None: variadic, see `arity()`
+    CROSS_LAYER: ClassVar[bool] = False  # may take operands from earlier layers
 
     layer: int
+
+    def arity(self, connected: int) -> int:
+        """Number of operands this op needs (`connected`: how many it has)."""
+        return self.ARITY if self.ARITY is not None else max(connected, 1)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         raise NotImplementedError
@@ -65,11 +70,22 @@ def _typed(inputs: list[TensorType]) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class _Load(Op):
-    """Fetch one head's rows of Q, K or V from DRAM as `bits`-bit signed integer codes."""
+    """Fetch one head's rows of Q, K or V from DRAM as `bits`-bit signed integer codes.
 
+    `gates` names the operands that restrict the fetch, in port order: "tokens" (a
+    token_select mask: only surviving tokens are fetched) and/or "heads" (a head_select mask:
+    nothing is fetched for pruned heads).
+    """
+
+    ARITY: ClassVar[int | None] = None
+    CROSS_LAYER: ClassVar[bool] = True
     tokens: int
     head_dim: int
     bits: int | None = None
+    gates: tuple[str, ...] = ()
+
+    def arity(self, connected: int) -> int:
+        return len(self.gates)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         dtype = Fixed(self.bits, 0) if self.bits is not None else None
@@ -77,6 +93,13 @@ class _Load(Op):
 
     def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
         problems = []
+        expected = {"tokens": "token_select", "heads": "head_select"}
+        for gate, operand in zip(self.gates, operands, strict=True):
+            if expected.get(gate) != operand.KIND:
+                problems.append(f"gate '{gate}' must come from {expected.get(gate, '?')}, "
+                                f"comes from {operand.KIND}")
+            elif operand.layer >= self.layer:
+                problems.append(f"gate '{gate}' comes from layer {operand.layer}, not earlier")
         if self.tokens < 1 or self.head_dim < 1:
             problems.append(f"shape [{self.tokens},{self.head_dim}] must be positive")
         if self.bits is not None and not 2 <= self.bits <= 16:
@@ -141,8 +164,9 @@ class MatMulQK(Op):
             problems.append(f"head_dim mismatch: q {q.shape[1]} vs k {k.shape[1]}")
         if not isinstance(operands[0], LoadQ) or operands[0].head != self.head:
             problems.append(f"operand 0 must be load_q of head {self.head}")
-        if not isinstance(operands[1], LoadK) or operands[1].kv_head != self.kv_head:
-            problems.append(f"operand 1 must be load_k of kv_head {self.kv_head}")
+        k_kinds = ("load_k", "load_k_msb")  # full K, or its MSB plane (progressive quantization)
+        if operands[1].KIND not in k_kinds or operands[1].kv_head != self.kv_head:
+            problems.append(f"operand 1 must be load_k or load_k_msb of kv_head {self.kv_head}")
         return problems
 
 
@@ -231,6 +255,9 @@ class HeadConcat(Op):
     KIND: ClassVar[str] = "head_concat"
     ARITY: ClassVar[int | None] = None
     heads: tuple[int, ...]
+
+    def arity(self, connected: int) -> int:
+        return max(len(self.heads), 1)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         rows, width = inputs[0].shape

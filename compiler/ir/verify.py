@@ -10,7 +10,8 @@ import networkx as nx
 
 from compiler.errors import IRVerificationError
 from compiler.ir.graph import AttnGraph, node_sort_key
-from compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV
+from compiler.ir.ops import LoadK, LoadQ, LoadV
+from compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
 
 
 def verify(g: AttnGraph) -> None:
@@ -35,7 +36,7 @@ def _node_problems(g: AttnGraph, node: str) -> list[str]:
         return ["node has no op or no origin"]
     edges = sorted(g.nx_graph.in_edges(node, data=True), key=lambda e: e[2].get("port", -1))
     ports = [e[2].get("port") for e in edges]
-    arity = op.ARITY if op.ARITY is not None else max(len(ports), 1)
+    arity = op.arity(len(ports))
     if ports != list(range(arity)):
         return [f"{op.KIND} needs operand ports 0..{arity - 1}, has {ports}"]
     if any(e[2].get("tensor") is None for e in edges):
@@ -43,7 +44,7 @@ def _node_problems(g: AttnGraph, node: str) -> list[str]:
     inputs = [e[2]["tensor"] for e in edges]
     operands = [g.op(e[0]) for e in edges]
     problems = list(op.check(inputs, operands))
-    if any(o.layer != op.layer for o in operands) and not isinstance(op, HeadConcat):
+    if any(o.layer != op.layer for o in operands) and not op.CROSS_LAYER:
         problems.append("operand from another layer without an explicit cross-layer op")
     if problems:
         return problems
@@ -65,7 +66,8 @@ def _check_stage(g: AttnGraph) -> None:
             problems.append(f"layer {op.layer} outside 0..{info.num_layers - 1}")
         if isinstance(op, LoadQ) and not 0 <= op.head < info.num_heads:
             problems.append(f"head {op.head} outside 0..{info.num_heads - 1}")
-        if isinstance(op, LoadK | LoadV) and not 0 <= op.kv_head < info.num_kv_heads:
+        if isinstance(op, LoadK | LoadV | LoadKMsb | LoadKLsb) \
+                and not 0 <= op.kv_head < info.num_kv_heads:
             problems.append(f"kv_head {op.kv_head} outside 0..{info.num_kv_heads - 1}")
         head = getattr(op, "head", None)
         kv_head = getattr(op, "kv_head", None)

@@ -1,16 +1,33 @@
 """Compiler passes and the default pipeline (explicit imports: no auto-discovery)."""
 
 from compiler.passes.assign_quant_types import assign_quant_types
+from compiler.passes.insert_head_pruning import insert_head_pruning
+from compiler.passes.insert_token_pruning import insert_token_pruning
+from compiler.passes.insert_value_pruning import insert_value_pruning
 from compiler.passes.manager import resolve_pipeline, run_pipeline
 from compiler.passes.registry import PASSES, register_pass
+from compiler.passes.split_progressive_quant import split_progressive_quant
 
-DEFAULT_PIPELINE: tuple[str, ...] = ("assign-quant-types",)
+# Order matters: the requant node must exist before token importance reads the final
+# probabilities; value top-k goes after (importance sees unpruned probabilities); head
+# importance reads the prob·V outputs.
+DEFAULT_PIPELINE: tuple[str, ...] = (
+    "assign-quant-types",
+    "split-progressive-quant",
+    "insert-token-pruning",
+    "insert-value-pruning",
+    "insert-head-pruning",
+)
 
 __all__ = [
     "DEFAULT_PIPELINE",
     "PASSES",
     "assign_quant_types",
+    "insert_head_pruning",
+    "insert_token_pruning",
+    "insert_value_pruning",
     "register_pass",
     "resolve_pipeline",
     "run_pipeline",
+    "split_progressive_quant",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.errors import SimulationError
 from compiler.ir.ops import (
     CausalMask,
     HeadConcat,
@@ -112,7 +113,14 @@ def _scale(
     f: Frame, op: Scale, args: list, ins: list[TensorType], out: TensorType
 ) -> PendingScores:
     c = f.codes.q_scale[op.head] * f.codes.k_scale[op.head] * op.factor * 2.0**SCORE_FRAC
-    m, sh = scale_multiplier(c)
+    try:
+        m, sh = scale_multiplier(c)
+    except ValueError as exc:  # inputs scaled far outside what the score format can carry
+        raise SimulationError(
+            f"layer {op.layer} head {op.head}: Q and K scales {f.codes.q_scale[op.head]:.3g} "
+            f"and {f.codes.k_scale[op.head]:.3g} are out of range for the score datapath "
+            f"({exc}); rescale the inputs"
+        ) from None
     return PendingScores(args[0], m, sh)
 
 

@@ -53,7 +53,10 @@ def random_inputs(info: GraphInfo, seed: int) -> Inputs:
 
 def load_inputs_npz(path: Path, info: GraphInfo) -> Inputs:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise SimulationError(f"{path}: not an .npz archive (a single .npy array?)")
+        with loaded as data:
             arrays = {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise SimulationError(f"{path}: no such inputs file") from None
@@ -63,13 +66,19 @@ def load_inputs_npz(path: Path, info: GraphInfo) -> Inputs:
 
 
 def check_inputs(arrays: Inputs, info: GraphInfo, source: str) -> Inputs:
-    """Every expected key present with the right shape and finite values; no stray keys."""
+    """Every expected key present with the right shape and finite values; no stray keys.
+
+    The `out{L}` and `ref{L}` arrays that `--save` writes next to the inputs are not stray:
+    they are ignored, so a saved run can be fed back as `--inputs`.
+    """
     shapes = input_shapes(info)
+    saved_outputs = {f"{kind}{layer}" for kind in ("out", "ref")
+                     for layer in range(info.num_layers)}
     missing = [name for name in shapes if name not in arrays]
     if missing:
         raise SimulationError(f"{source}: missing array(s) {', '.join(missing[:6])}"
                               f"{' ...' if len(missing) > 6 else ''}")
-    extra = sorted(set(arrays) - set(shapes))
+    extra = sorted(set(arrays) - set(shapes) - saved_outputs)
     if extra:
         raise SimulationError(f"{source}: unexpected array(s) {', '.join(extra[:6])} "
                               f"(expected q/k/v0..{info.num_layers - 1})")
@@ -84,5 +93,11 @@ def check_inputs(arrays: Inputs, info: GraphInfo, source: str) -> Inputs:
         if not np.all(np.isfinite(a)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
             raise SimulationError(f"{source}: '{name}' holds a non-finite value at {list(bad)}")
-        checked[name] = np.asarray(a, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            converted = np.asarray(a, dtype=np.float32)
+        if not np.all(np.isfinite(converted)):  # finite float64 beyond float32's range
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(converted))[0])
+            raise SimulationError(f"{source}: '{name}' holds a value outside the float32 range "
+                                  f"at {list(bad)}")
+        checked[name] = converted
     return checked

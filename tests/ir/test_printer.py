@@ -23,15 +23,15 @@ def tiny(**model):
 TINY_SUMMARIZATION = """\
 // spatten-ir model=tiny family=llama stage=summarization layers=1 heads=2 kv_heads=1 head_dim=4 seq_len=3 gen_tokens=32 causal=true
 // properties: dense
-%l0.kv0.load_k = load_k() {bits=none, head_dim=4, kv_head=0, layer=0, msb_bits=none, tokens=3} : ?[3,4]  # test:tiny/layer0/kv_head0
-%l0.kv0.load_v = load_v() {bits=none, head_dim=4, kv_head=0, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/kv_head0
-%l0.h0.load_q = load_q() {bits=none, head=0, head_dim=4, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/head0
+%l0.kv0.load_k = load_k() {bits=none, gates=[], head_dim=4, kv_head=0, layer=0, msb_bits=none, tokens=3} : ?[3,4]  # test:tiny/layer0/kv_head0
+%l0.kv0.load_v = load_v() {bits=none, gates=[], head_dim=4, kv_head=0, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/kv_head0
+%l0.h0.load_q = load_q() {bits=none, gates=[], head=0, head_dim=4, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/head0
 %l0.h0.qk = matmul_qk(%l0.h0.load_q, %l0.kv0.load_k) {head=0, kv_head=0, layer=0} : ?[3,3]  # test:tiny/layer0/head0
 %l0.h0.scale = scale(%l0.h0.qk) {factor=0.5, head=0, layer=0} : ?[3,3]  # test:tiny/layer0/head0
 %l0.h0.mask = causal_mask(%l0.h0.scale) {head=0, layer=0, q_offset=0} : ?[3,3]  # test:tiny/layer0/head0
 %l0.h0.softmax = softmax(%l0.h0.mask) {head=0, layer=0} : ?[3,3]  # test:tiny/layer0/head0
 %l0.h0.pv = matmul_pv(%l0.h0.softmax, %l0.kv0.load_v) {head=0, kv_head=0, layer=0} : ?[3,4]  # test:tiny/layer0/head0
-%l0.h1.load_q = load_q() {bits=none, head=1, head_dim=4, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/head1
+%l0.h1.load_q = load_q() {bits=none, gates=[], head=1, head_dim=4, layer=0, tokens=3} : ?[3,4]  # test:tiny/layer0/head1
 %l0.h1.qk = matmul_qk(%l0.h1.load_q, %l0.kv0.load_k) {head=1, kv_head=0, layer=0} : ?[3,3]  # test:tiny/layer0/head1
 %l0.h1.scale = scale(%l0.h1.qk) {factor=0.5, head=1, layer=0} : ?[3,3]  # test:tiny/layer0/head1
 %l0.h1.mask = causal_mask(%l0.h1.scale) {head=1, layer=0, q_offset=0} : ?[3,3]  # test:tiny/layer0/head1
@@ -43,14 +43,14 @@ TINY_SUMMARIZATION = """\
 TINY_GENERATION = """\
 // spatten-ir model=tiny family=llama stage=generation layers=1 heads=2 kv_heads=1 head_dim=4 seq_len=3 gen_tokens=2 causal=true
 // properties: dense
-%l0.kv0.load_k = load_k() {bits=none, head_dim=4, kv_head=0, layer=0, msb_bits=none, tokens=5} : ?[5,4]  # test:tiny/layer0/kv_head0
-%l0.kv0.load_v = load_v() {bits=none, head_dim=4, kv_head=0, layer=0, tokens=5} : ?[5,4]  # test:tiny/layer0/kv_head0
-%l0.h0.load_q = load_q() {bits=none, head=0, head_dim=4, layer=0, tokens=1} : ?[1,4]  # test:tiny/layer0/head0
+%l0.kv0.load_k = load_k() {bits=none, gates=[], head_dim=4, kv_head=0, layer=0, msb_bits=none, tokens=5} : ?[5,4]  # test:tiny/layer0/kv_head0
+%l0.kv0.load_v = load_v() {bits=none, gates=[], head_dim=4, kv_head=0, layer=0, tokens=5} : ?[5,4]  # test:tiny/layer0/kv_head0
+%l0.h0.load_q = load_q() {bits=none, gates=[], head=0, head_dim=4, layer=0, tokens=1} : ?[1,4]  # test:tiny/layer0/head0
 %l0.h0.qk = matmul_qk(%l0.h0.load_q, %l0.kv0.load_k) {head=0, kv_head=0, layer=0} : ?[1,5]  # test:tiny/layer0/head0
 %l0.h0.scale = scale(%l0.h0.qk) {factor=0.5, head=0, layer=0} : ?[1,5]  # test:tiny/layer0/head0
 %l0.h0.softmax = softmax(%l0.h0.scale) {head=0, layer=0} : ?[1,5]  # test:tiny/layer0/head0
 %l0.h0.pv = matmul_pv(%l0.h0.softmax, %l0.kv0.load_v) {head=0, kv_head=0, layer=0} : ?[1,4]  # test:tiny/layer0/head0
-%l0.h1.load_q = load_q() {bits=none, head=1, head_dim=4, layer=0, tokens=1} : ?[1,4]  # test:tiny/layer0/head1
+%l0.h1.load_q = load_q() {bits=none, gates=[], head=1, head_dim=4, layer=0, tokens=1} : ?[1,4]  # test:tiny/layer0/head1
 %l0.h1.qk = matmul_qk(%l0.h1.load_q, %l0.kv0.load_k) {head=1, kv_head=0, layer=0} : ?[1,5]  # test:tiny/layer0/head1
 %l0.h1.scale = scale(%l0.h1.qk) {factor=0.5, head=1, layer=0} : ?[1,5]  # test:tiny/layer0/head1
 %l0.h1.softmax = softmax(%l0.h1.scale) {head=1, layer=0} : ?[1,5]  # test:tiny/layer0/head1

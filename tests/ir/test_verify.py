@@ -126,7 +126,7 @@ def test_qk_wired_to_the_wrong_kv_head():
     g = dense()
     rewire(g, "l0.kv0.load_k", "l0.h1.qk", 1, "l0.kv1.load_k")
     assert_located(failure(g), "l0.h1.qk", "test:toy/layer0/head1",
-                   "operand 1 must be load_k of kv_head 0")
+                   "operand 1 must be load_k or load_k_msb of kv_head 0")
 
 
 def test_qk_claiming_the_wrong_kv_head():
@@ -171,7 +171,7 @@ def test_head_concat_missing_a_head():
     g = dense()
     g.nx_graph.remove_edge("l1.h3.pv", "l1.concat")
     assert_located(failure(g), "l1.concat", "test:toy/layer1",
-                   "heads lists 4 heads but has 3 operands")
+                   "head_concat needs operand ports 0..3, has [0, 1, 2]")
 
 
 def test_head_concat_operands_of_different_types():

@@ -1,0 +1,204 @@
+"""Ops the SpAtten passes insert: importance accumulators, top-k selections, value top-k,
+and the progressive-quantization K planes with their requantization decision.
+
+Importance scores and selection state persist across layers and, in the generation stage,
+across decode steps (the hardware keeps them in its accumulators / pruning-state memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from compiler.ir.ops import MatMulPV, Op, Softmax, _Load, register_op
+from compiler.ir.types import Fixed, TensorType
+
+MASK = Fixed(1, 0, signed=False)
+# Token importance: sums of UQ1.16 probabilities over queries, heads, layers and steps.
+TOKEN_IMPORTANCE = Fixed(64, 16, signed=False)
+# Head importance: sums of |output code| weighted by the head's relative V scale (UQ0.16).
+HEAD_IMPORTANCE = Fixed(64, 16, signed=False)
+
+
+def _probs_like(t: TensorType) -> bool:
+    return t.dtype is None or (not t.dtype.signed and t.dtype.width > 1)
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class TokenImportance(Op):
+    """s_t[j] += sum over heads and queries of prob[h][q][j] (operand i: head heads[i]).
+
+    With `chained`, the last operand is the previous accumulation (an earlier layer's).
+    """
+
+    KIND: ClassVar[str] = "token_importance"
+    ARITY: ClassVar[int | None] = None
+    CROSS_LAYER: ClassVar[bool] = True
+    heads: tuple[int, ...]
+    chained: bool
+
+    def arity(self, connected: int) -> int:
+        return len(self.heads) + int(self.chained)
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        dtype = TOKEN_IMPORTANCE if all(t.dtype for t in inputs) else None
+        return TensorType((inputs[0].shape[1],), dtype)
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        problems = []
+        for head, t, o in zip(self.heads, inputs, operands, strict=False):
+            if getattr(o, "head", None) != head or not _probs_like(t):
+                problems.append(f"operand for head {head} must be that head's probabilities")
+        if self.chained and not isinstance(operands[-1], TokenImportance):
+            problems.append("chained operand must be an earlier token_importance")
+        return problems
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class TokenSelect(Op):
+    """Top-k of the accumulated token importance: keep `keep` tokens (+ protected ones).
+
+    `keep_first` leading tokens and `keep_recent` most recent tokens are never pruned.
+    Tokens it drops are gone for every later layer, and for this layer in later steps.
+    """
+
+    KIND: ClassVar[str] = "token_select"
+    ARITY: ClassVar[int | None] = 1
+    keep: int
+    keep_first: int
+    keep_recent: int
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return TensorType(inputs[0].shape, MASK if inputs[0].dtype else None)
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        problems = [] if self.keep >= 1 else [f"keep={self.keep} must be >= 1"]
+        if not isinstance(operands[0], TokenImportance):
+            problems.append("operand must be a token_importance")
+        return problems
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class HeadImportance(Op):
+    """s_h[h] += sum over queries and dims of |E[h]| (operand i: matmul_pv of heads[i])."""
+
+    KIND: ClassVar[str] = "head_importance"
+    ARITY: ClassVar[int | None] = None
+    CROSS_LAYER: ClassVar[bool] = True
+    heads: tuple[int, ...]
+    num_heads: int
+    chained: bool
+
+    def arity(self, connected: int) -> int:
+        return len(self.heads) + int(self.chained)
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        dtype = HEAD_IMPORTANCE if all(t.dtype for t in inputs) else None
+        return TensorType((self.num_heads,), dtype)
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        problems = []
+        for head, o in zip(self.heads, operands, strict=False):
+            if not isinstance(o, MatMulPV) or o.head != head:
+                problems.append(f"operand for head {head} must be its matmul_pv")
+        if self.chained and not isinstance(operands[-1], HeadImportance):
+            problems.append("chained operand must be an earlier head_importance")
+        return problems
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class HeadSelect(Op):
+    """Top-k of the accumulated head importance after all heads of the layer: keep `keep`."""
+
+    KIND: ClassVar[str] = "head_select"
+    ARITY: ClassVar[int | None] = 1
+    keep: int
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return TensorType(inputs[0].shape, MASK if inputs[0].dtype else None)
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        problems = [] if self.keep >= 1 else [f"keep={self.keep} must be >= 1"]
+        if not isinstance(operands[0], HeadImportance):
+            problems.append("operand must be a head_importance")
+        return problems
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class ValueTopK(Op):
+    """Local value pruning: per query row keep the floor(keep * visible) largest probabilities
+    (at least 1; ties to the lower index), zero the rest, no renormalization."""
+
+    KIND: ClassVar[str] = "value_topk"
+    ARITY: ClassVar[int | None] = 1
+    head: int
+    keep: float
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        return [] if 0.0 < self.keep <= 1.0 else [f"keep={self.keep} outside (0, 1]"]
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class LoadKMsb(_Load):
+    """Fetch the MSB plane of K (`bits` = MSB width) and widen it on chip: code = msb << lsb_bits
+    (the bitwidth converter places the MSBs at the top of the word, LSBs zero)."""
+
+    KIND: ClassVar[str] = "load_k_msb"
+    kv_head: int
+    lsb_bits: int
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        dtype = Fixed(self.bits + self.lsb_bits, 0) if self.bits is not None else None
+        return TensorType((self.tokens, self.head_dim), dtype)
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class LoadKLsb(_Load):
+    """Fetch the LSB plane of K (`bits` unsigned bits per code), only for requantized rows."""
+
+    KIND: ClassVar[str] = "load_k_lsb"
+    kv_head: int
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        dtype = Fixed(self.bits, 0, signed=False) if self.bits is not None else None
+        return TensorType((self.tokens, self.head_dim), dtype)
+
+
+@register_op
+@dataclass(frozen=True, kw_only=True)
+class Requant(Op):
+    """Progressive quantization decision: rows whose max probability is below `threshold`
+    are recomputed once with the full K (MSB plane + LSB plane), through the same Q·K,
+    scale, mask and softmax arithmetic. Operands: MSB-only probabilities, Q, K MSB, K LSB."""
+
+    KIND: ClassVar[str] = "requant"
+    ARITY: ClassVar[int | None] = 4
+    head: int
+    kv_head: int
+    threshold: float
+    factor: float
+    causal: bool
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+    def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
+        problems = []
+        kinds = [type(o).__name__ for o in operands]
+        if not isinstance(operands[0], Softmax) or not isinstance(operands[2], LoadKMsb) \
+                or not isinstance(operands[3], LoadKLsb):
+            problems.append(f"operands must be softmax, load_q, load_k_msb, load_k_lsb; got "
+                            f"{', '.join(kinds)}")
+        if not 0.0 < self.threshold <= 1.0:
+            problems.append(f"threshold={self.threshold} outside (0, 1]")
+        return problems

@@ -1,0 +1,62 @@
+"""Cascade head pruning: accumulate head importance, select the top-k heads after layers."""
+
+from __future__ import annotations
+
+from compiler.config import Config
+from compiler.ir.graph import AttnGraph
+from compiler.ir.ops import _Load
+from compiler.ir.ops_spatten import HeadImportance, HeadSelect
+from compiler.passes.registry import register_pass
+from compiler.passes.rewrite import add_gate, heads_by_layer, nodes_by_layer, pv_node
+from compiler.passes.schedule import keep_counts, keep_fractions
+
+NAME = "insert-head-pruning"
+
+def head_keep_counts(g: AttnGraph, cfg: Config) -> list[int]:
+    h = cfg.head_pruning
+    fractions = keep_fractions(g.info.num_layers, h.keep, h.skip_first, h.keep_per_layer)
+    return keep_counts(g.info.num_heads, fractions)
+
+@register_pass(NAME, requires={"typed"}, provides={"head-pruned"})
+def insert_head_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
+    """SpAtten cascade head pruning (paper section III-B).
+
+    Precondition: a typed graph.
+    Effect (only with `head_pruning.enabled`): every layer gets a head_importance node adding
+    sum |attention output| of each head (output codes weighted by the head's V scale) to the
+    importance carried from earlier layers and steps; each layer whose keep count is below
+    the head count gets a head_select, run once after all heads of the layer. Pruned *query*
+    heads are skipped in every later layer: their Q is not fetched and their output is zero.
+    Under grouped-query attention a KV head's K and V are fetched while any query head of its
+    group is alive (the loads are gated by the mask too), so DRAM savings on K/V come only
+    when whole groups die.
+    Postcondition: head counts are non-increasing across layers.
+    """
+    h = cfg.head_pruning
+    if not h.enabled:
+        return g
+    counts = head_keep_counts(g, cfg)
+    heads = heads_by_layer(g)
+    loads = nodes_by_layer(g, _Load)
+    previous, latest_select = None, None
+    for layer in range(g.info.num_layers):
+        for load in loads.get(layer, []):
+            if latest_select is not None:
+                add_gate(g, load, "heads", latest_select, NAME)
+        imp = f"l{layer}.head_importance"
+        origin = f"{g.info.source}/layer{layer} | {NAME}"
+        g.add_node(imp, HeadImportance(layer=layer, heads=tuple(heads[layer]),
+                                       num_heads=g.info.num_heads,
+                                       chained=previous is not None), origin)
+        for port, head in enumerate(heads[layer]):
+            g.add_edge(pv_node(g, layer, head), imp, port)
+        if previous is not None:
+            g.add_edge(previous, imp, len(heads[layer]))
+        previous = imp
+        if counts[layer] < g.info.num_heads:
+            select = f"l{layer}.head_select"
+            g.add_node(select, HeadSelect(layer=layer, keep=counts[layer]), origin)
+            g.add_edge(imp, select, 0)
+            latest_select = select
+    g.retype()
+    return g

@@ -1,0 +1,58 @@
+"""Small graph-editing helpers shared by the SpAtten passes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from compiler.ir.graph import AttnGraph, node_sort_key
+from compiler.ir.ops import MatMulPV, _Load
+from compiler.ir.ops_spatten import ValueTopK
+
+
+def pv_node(g: AttnGraph, layer: int, head: int) -> str:
+    return f"l{layer}.h{head}.pv"
+
+
+def final_probs(g: AttnGraph, layer: int, head: int) -> str:
+    """The node whose probabilities reach prob·V (softmax, or requant), before value top-k."""
+    node = g.operands(pv_node(g, layer, head))[0]
+    while isinstance(g.op(node), ValueTopK):
+        node = g.operands(node)[0]
+    return node
+
+
+def insert_between(g: AttnGraph, src: str, dst: str, node: str, op, origin: str) -> None:
+    """Put `node` on the edge src -> dst (same port at dst); `node` reads src on port 0."""
+    port = g.nx_graph.edges[src, dst]["port"]
+    g.nx_graph.remove_edge(src, dst)
+    g.add_node(node, op, origin)
+    g.add_edge(src, node, 0)
+    g.add_edge(node, dst, port)
+
+
+def add_gate(g: AttnGraph, load: str, gate: str, src: str, pass_name: str) -> None:
+    """Make `load` fetch only what the mask `src` keeps (appended as its next operand)."""
+    op = g.op(load)
+    assert isinstance(op, _Load) and gate not in op.gates
+    g.set_op(load, dataclasses.replace(op, gates=(*op.gates, gate)), pass_name)
+    g.add_edge(src, load, len(op.gates))
+
+
+def nodes_by_layer(g: AttnGraph, kind: type) -> dict[int, list[str]]:
+    """Nodes of one op kind grouped by layer, each list in natural id order."""
+    out: dict[int, list[str]] = {}
+    for node in sorted(g.nx_graph.nodes, key=node_sort_key):
+        op = g.op(node)
+        if isinstance(op, kind):
+            out.setdefault(op.layer, []).append(node)
+    return out
+
+
+def heads_by_layer(g: AttnGraph) -> dict[int, list[int]]:
+    """Query heads present (not removed) in each layer."""
+    return {layer: [g.op(n).head for n in nodes]
+            for layer, nodes in nodes_by_layer(g, MatMulPV).items()}
+
+
+def origin_of(g: AttnGraph, node: str, pass_name: str) -> str:
+    return f"{g.origin(node)} | {pass_name}"

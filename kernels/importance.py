@@ -1,0 +1,86 @@
+"""Importance accumulators and selection engines of cascade pruning (integer arithmetic).
+
+Token importance adds probability codes (UQ1.16) column by column; head importance adds
+|output codes| weighted by the head's relative V scale (UQ0.16); value top-k keeps the
+largest probabilities of each query row. All selections go through the top-k engine
+(`kernels.topk`): ties to the lower index, survivors in original order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kernels.topk import topk_mask
+
+
+@njit(cache=True)
+def add_column_sums(importance: np.ndarray, positions: np.ndarray, probs: np.ndarray) -> None:
+    """importance[positions[j]] += sum_i probs[i, j] (probs: float64 holding integer codes)."""
+    for j in range(probs.shape[1]):
+        total = 0
+        for i in range(probs.shape[0]):
+            total += np.int64(probs[i, j])
+        importance[positions[j]] += total
+
+
+@njit(cache=True)
+def abs_sum(codes: np.ndarray) -> int:
+    """sum |code| over an integer array (a head's attention output codes)."""
+    total = 0
+    for i in range(codes.shape[0]):
+        for j in range(codes.shape[1]):
+            total += abs(codes[i, j])
+    return total
+
+
+@njit(cache=True)
+def select_survivors(importance: np.ndarray, protected: np.ndarray, keep: int,
+                     parallelism: int) -> tuple[np.ndarray, int]:
+    """Survivor mask of candidates: every protected one, plus the most important of the rest
+    up to `keep` in total (at least the protected ones). Returns (mask, top-k cycles)."""
+    n = importance.shape[0]
+    n_protected = 0
+    for i in range(n):
+        if protected[i]:
+            n_protected += 1
+    free = max(keep - n_protected, 0)
+    others = np.empty(n - n_protected, dtype=np.int64)
+    where = np.empty(n - n_protected, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if not protected[i]:
+            others[m] = importance[i]
+            where[m] = i
+            m += 1
+    chosen, _, cycles = topk_mask(others, free, parallelism)
+    mask = protected.copy()
+    for t in range(m):
+        if chosen[t]:
+            mask[where[t]] = True
+    return mask, cycles
+
+
+@njit(cache=True)
+def value_topk_rows(probs: np.ndarray, visible: np.ndarray, keep_num: int, keep_den: int,
+                    parallelism: int, out: np.ndarray, fetched: np.ndarray) -> int:
+    """Per row i keep the floor(visible[i] * keep) largest of probs[i, :visible[i]] (>= 1).
+
+    `keep` is the rational keep_num / keep_den (exact floor). Writes the pruned row into
+    `out`, ORs the kept columns into `fetched`, returns the number of V rows multiplied.
+    """
+    kept_total = 0
+    for i in range(probs.shape[0]):
+        n = visible[i]
+        k = max(1, (n * keep_num) // keep_den)
+        row = np.empty(n, dtype=np.int64)
+        for j in range(n):
+            row[j] = np.int64(probs[i, j])
+        mask, _, _ = topk_mask(row, k, parallelism)
+        for j in range(probs.shape[1]):
+            keep_it = j < n and mask[j]
+            out[i, j] = probs[i, j] if keep_it else 0.0
+            if keep_it:
+                fetched[j] = True
+        kept_total += min(k, n)
+    return kept_total
