@@ -89,29 +89,43 @@ def scaled_softmax(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask:
     With `has_mask`, row i sees keys j <= i + mask_offset (the causal mask). `out`, if given,
     receives the result.
     """
+    lq, lk = acc.shape
+    if has_mask and mask_offset < 0:
+        raise ValueError("scaled_softmax: a causal row would see no key")
+    rows = np.arange(lq, dtype=np.int64)
+    visible = np.minimum(rows + mask_offset + 1, lk) if has_mask else np.full(lq, lk, np.int64)
+    return scaled_softmax_visible(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
+
+
+def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
+                           exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """As `scaled_softmax`, with row i seeing keys 0..visible[i]-1 (a general causal mask:
+    key columns sorted by position, visible[i] = keys at or before query i's position)."""
     if out is None:
         out = np.empty(acc.shape, dtype=np.float64)
     if out.shape != acc.shape:
         raise ValueError(f"scaled_softmax: out {out.shape} does not match acc {acc.shape}")
-    _scaled_softmax_into(acc, m, sh, mask_offset, has_mask, exp_hi, exp_lo, recip, out)
+    visible = np.ascontiguousarray(visible, dtype=np.int64)
+    if visible.shape != (acc.shape[0],) or (len(visible) and (
+            visible.min() < 1 or visible.max() > acc.shape[1])):
+        raise ValueError("scaled_softmax: every row must see between 1 and Lk keys")
+    _scaled_softmax_into(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
     return out
 
 
 @njit(parallel=True, cache=True)
-def _scaled_softmax_into(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask: bool,
+def _scaled_softmax_into(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
                          exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
                          out: np.ndarray) -> None:
     if sh < 1 or sh > MAX_SHIFT or recip.shape[0] != RECIP_BASE:
         raise ValueError("scaled_softmax: shift or table size out of range")
-    if has_mask and mask_offset < 0:
-        raise ValueError("scaled_softmax: a causal row would see no key")
-    lq, lk = acc.shape
+    lq = acc.shape[0]
     tables = (exp_hi, exp_lo, recip)
     in_range = np.ones(lq, dtype=np.bool_)
     for i in prange(lq):
-        visible = min(i + mask_offset + 1, lk) if has_mask else lk
-        exps = np.empty(visible, dtype=np.int64)
-        in_range[i] = _softmax_row_fused(acc, i, visible, m, sh, tables, exps, out)
+        exps = np.empty(visible[i], dtype=np.int64)
+        in_range[i] = _softmax_row_fused(acc, i, visible[i], m, sh, tables, exps, out)
     if not np.all(in_range):
         raise ValueError("scaled_softmax: |acc| >= 2**QK_ACC_BITS")
 

@@ -1,7 +1,9 @@
-"""Op handlers of the simulator: one per op kind, each calling its kernel in `kernels/`.
+"""Op handlers of the simulator for the dense datapath: one per op kind, each calling its
+kernel in `kernels/`.
 
-A handler receives the frame (which query and key rows are live, the layer's codes, the
-DRAM counter), its op, its operand values and the operand and result types.
+A handler receives the frame (live query and key rows, live heads, the layer's codes, DRAM
+counters), its op, its operand values and the operand and result types. Values are numpy
+arrays of integer codes held in float64 (exact), or `PendingScores`.
 """
 
 from __future__ import annotations
@@ -26,67 +28,22 @@ from compiler.ir.ops import (
     Softmax,
 )
 from compiler.ir.types import TensorType
-from compiler.sim.buffers import BufferPool
-from compiler.sim.dram import DramCounter, row_bytes
-from compiler.sim.quantized import LayerCodes
+from compiler.sim.dram import row_bytes
+from compiler.sim.frame import Frame
 from kernels.formats import SCORE_FRAC
-from kernels.fused import pv_accumulate_f64, qk_accumulate_f64, scaled_softmax
-from kernels.mask import causal_mask
+from kernels.fused import pv_accumulate_f64, qk_accumulate_f64, scaled_softmax_visible
+from kernels.mask import mask_beyond
 from kernels.pv import requantize_output
 from kernels.scale import scale_multiplier, scale_scores
 from kernels.softmax import softmax_rows
 from kernels.tables import softmax_tables
 
-
-@dataclass
-class Frame:
-    """One execution of a layer's nodes: which query and key rows are live."""
-
-    codes: LayerCodes
-    q_rows: np.ndarray  # absolute positions of the queries computed now
-    k_rows: np.ndarray  # absolute positions of the keys in the cache now
-    dram: DramCounter
-    pool: BufferPool
-    values_fetched: int = 0
-
-    def __post_init__(self) -> None:
-        # Contiguous positions become slices: views instead of gathered copies, and BLAS sees
-        # C-contiguous operands (a gathered K^T can come out in a slow layout).
-        self.q_index = _as_index(self.q_rows)
-        self.k_index = _as_index(self.k_rows)
-
-
-def _as_index(rows: np.ndarray) -> slice | np.ndarray:
-    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:
-        return slice(int(rows[0]), int(rows[-1]) + 1)
-    return rows
-
-
 Handler = Callable[[Frame, Op, list, list[TensorType], TensorType], object]
-
-
-def _load_q(f: Frame, op: LoadQ, args: list, ins: list[TensorType], out: TensorType) -> np.ndarray:
-    f.dram.q += len(f.q_rows) * row_bytes(op.bits, op.head_dim)
-    return f.codes.q[op.head, f.q_index]
-
-
-def _load_k(f: Frame, op: LoadK, args: list, ins: list[TensorType], out: TensorType) -> np.ndarray:
-    # K lives in DRAM as separate MSB and LSB planes; without progressive quantization the
-    # engine fetches both.
-    f.dram.k_msb += len(f.k_rows) * row_bytes(op.msb_bits, op.head_dim)
-    if op.bits > op.msb_bits:
-        f.dram.k_lsb += len(f.k_rows) * row_bytes(op.bits - op.msb_bits, op.head_dim)
-    return np.ascontiguousarray(f.codes.k_t[op.kv_head][:, f.k_index]).T
-
-
-def _load_v(f: Frame, op: LoadV, args: list, ins: list[TensorType], out: TensorType) -> np.ndarray:
-    f.dram.v += len(f.k_rows) * row_bytes(op.bits, op.head_dim)
-    return f.codes.v[op.kv_head, f.k_index]
 
 
 @dataclass(frozen=True)
 class PendingScores:
-    """Score codes not yet materialized: scale (m, sh), then an optional causal mask.
+    """Score codes not yet materialized: scale (m, sh), then optionally the causal mask.
 
     Scale and mask handlers return this instead of a matrix so that the softmax handler can
     run the fused kernel (one pass over memory, bit-identical to the chain); any other
@@ -96,73 +53,96 @@ class PendingScores:
     acc: np.ndarray  # exact integer Q·K^T accumulator, held in float64
     m: int
     sh: int
-    mask_offset: int | None = None
+    visible: np.ndarray | None = None  # with the causal mask: keys seen by each row
 
     def materialize(self) -> np.ndarray:
         scores = scale_scores(self.acc.astype(np.int64), self.m, self.sh)
-        return scores if self.mask_offset is None else causal_mask(scores, self.mask_offset)
+        return scores if self.visible is None else mask_beyond(scores, self.visible)
 
 
-def _qk(f: Frame, op: MatMulQK, args: list, ins: list[TensorType], out: TensorType) -> np.ndarray:
-    q_bits, k_bits = (t.dtype.width for t in ins)
-    out = f.pool.take((args[0].shape[0], args[1].shape[0]))
-    return qk_accumulate_f64(args[0], args[1], q_bits, k_bits, out=out)
+@dataclass(frozen=True)
+class PrunedProbs:
+    """Probabilities after local value pruning, with the V rows (key columns) they use."""
+
+    probs: np.ndarray
+    fetched: np.ndarray  # bool per key column
 
 
-def _scale(
-    f: Frame, op: Scale, args: list, ins: list[TensorType], out: TensorType
-) -> PendingScores:
-    c = f.codes.q_scale[op.head] * f.codes.k_scale[op.head] * op.factor * 2.0**SCORE_FRAC
+def score_multiplier(f: Frame, head: int, factor: float) -> tuple[int, int]:
+    """(M, sh) of head's score scaling: c = s_q * s_k * factor * 2**SCORE_FRAC."""
+    c = f.codes.q_scale[head] * f.codes.k_scale[head] * factor * 2.0**SCORE_FRAC
     try:
-        m, sh = scale_multiplier(c)
+        return scale_multiplier(c)
     except ValueError as exc:  # inputs scaled far outside what the score format can carry
         raise SimulationError(
-            f"layer {op.layer} head {op.head}: Q and K scales {f.codes.q_scale[op.head]:.3g} "
-            f"and {f.codes.k_scale[op.head]:.3g} are out of range for the score datapath "
+            f"layer {f.layer} head {head}: Q and K scales {f.codes.q_scale[head]:.3g} "
+            f"and {f.codes.k_scale[head]:.3g} are out of range for the score datapath "
             f"({exc}); rescale the inputs"
         ) from None
-    return PendingScores(args[0], m, sh)
 
 
-def _mask(
-    f: Frame, op: CausalMask, args: list, ins: list[TensorType], out: TensorType
-) -> PendingScores:
-    offset = int(f.q_rows[0]) - int(f.k_rows[0]) + op.q_offset
-    return dataclasses.replace(args[0], mask_offset=offset)
+def _load_q(f: Frame, op: LoadQ, args: list, ins: list, out: TensorType) -> np.ndarray:
+    f.dram.q += len(f.q_rows) * row_bytes(op.bits, op.head_dim)
+    return f.codes.q[op.head, f.q_index]
 
 
-def _softmax(
-    f: Frame, op: Softmax, args: list, ins: list[TensorType], out: TensorType
-) -> np.ndarray:
+def _load_k(f: Frame, op: LoadK, args: list, ins: list, out: TensorType) -> np.ndarray:
+    # K lives in DRAM as separate MSB and LSB planes; without progressive quantization the
+    # engine fetches both.
+    f.dram.k_msb += len(f.k_rows) * row_bytes(op.msb_bits, op.head_dim)
+    if op.bits > op.msb_bits:
+        f.dram.k_lsb += len(f.k_rows) * row_bytes(op.bits - op.msb_bits, op.head_dim)
+    return np.ascontiguousarray(f.codes.k_t[op.kv_head][:, f.k_index]).T
+
+
+def _load_v(f: Frame, op: LoadV, args: list, ins: list, out: TensorType) -> np.ndarray:
+    # V rows are counted when prob·V uses them (local value pruning fetches fewer).
+    return f.codes.v[op.kv_head, f.k_index]
+
+
+def _qk(f: Frame, op: MatMulQK, args: list, ins: list, out: TensorType) -> np.ndarray:
+    q_bits, k_bits = (t.dtype.width for t in ins)
+    buffer = f.pool.take((args[0].shape[0], args[1].shape[0]))
+    return qk_accumulate_f64(args[0], args[1], q_bits, k_bits, out=buffer)
+
+
+def _scale(f: Frame, op: Scale, args: list, ins: list, out: TensorType) -> PendingScores:
+    return PendingScores(args[0], *score_multiplier(f, op.head, op.factor))
+
+
+def _mask(f: Frame, op: CausalMask, args: list, ins: list, out: TensorType) -> PendingScores:
+    return dataclasses.replace(args[0], visible=f.visible)
+
+
+def _softmax(f: Frame, op: Softmax, args: list, ins: list, out: TensorType) -> np.ndarray:
     scores = args[0]
     if isinstance(scores, PendingScores):
-        masked = scores.mask_offset is not None
-        return scaled_softmax(
-            scores.acc,
-            scores.m,
-            scores.sh,
-            scores.mask_offset if masked else 0,
-            masked,
-            *softmax_tables(),
-            out=f.pool.take(scores.acc.shape),
-        )
+        visible = scores.visible if scores.visible is not None \
+            else np.full(scores.acc.shape[0], scores.acc.shape[1], dtype=np.int64)
+        return scaled_softmax_visible(scores.acc, scores.m, scores.sh, visible,
+                                      *softmax_tables(), out=f.pool.take(scores.acc.shape))
     return softmax_rows(scores, *softmax_tables()).astype(np.float64)
 
 
-def _pv(f: Frame, op: MatMulPV, args: list, ins: list[TensorType], out: TensorType) -> np.ndarray:
+def _pv(f: Frame, op: MatMulPV, args: list, ins: list, out: TensorType) -> np.ndarray:
     probs, v = args
-    f.values_fetched += _visible_pairs(f)
+    kv = op.kv_head
+    if isinstance(probs, PrunedProbs):
+        used, probs = probs.fetched, probs.probs
+    else:  # every visible key's V row is multiplied
+        used = np.arange(len(f.k_rows)) < int(f.visible.max())
+        f.values_fetched += int(f.visible.sum())
+    f.v_fetch[kv] = f.v_fetch[kv] | used if kv in f.v_fetch else used
     acc = pv_accumulate_f64(probs, v, ins[1].dtype.width).astype(np.int64)
     return requantize_output(acc, out.dtype.width)
 
 
-def _concat(
-    f: Frame, op: HeadConcat, args: list, ins: list[TensorType], out: TensorType
-) -> np.ndarray:
-    return np.stack(args)
+def _concat(f: Frame, op: HeadConcat, args: list, ins: list, out: TensorType) -> np.ndarray:
+    shape = (len(f.q_rows), f.codes.q.shape[2])
+    return np.stack([a if a is not None else np.zeros(shape, dtype=np.int64) for a in args])
 
 
-HANDLERS: dict[type[Op], Handler] = {
+DENSE_HANDLERS: dict[type[Op], Handler] = {
     LoadQ: _load_q,
     LoadK: _load_k,
     LoadV: _load_v,
@@ -175,14 +155,10 @@ HANDLERS: dict[type[Op], Handler] = {
 }
 
 
-def _visible_pairs(f: Frame) -> int:
-    """(query, key) pairs whose V row the prob·V engine multiplies."""
-    visible = np.minimum(f.q_rows + 1, len(f.k_rows)) if f.codes.causal else len(f.k_rows)
-    return int(np.sum(np.broadcast_to(visible, f.q_rows.shape)))
-
-
 def buffers_of(value: object) -> list[np.ndarray]:
     """Arrays a value keeps alive (a pending score matrix aliases its accumulator)."""
     if isinstance(value, PendingScores):
         return [value.acc]
+    if isinstance(value, PrunedProbs):
+        return [value.probs]
     return [value] if isinstance(value, np.ndarray) else []

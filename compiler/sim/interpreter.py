@@ -1,10 +1,11 @@
 """`simulate(graph)`: run a typed attention IR through the bit-accurate Numba kernels.
 
 An interpreter: the graph is first turned into a per-layer program (nodes in canonical order
-with their handler, operands and types), then every frame (a layer's execution over some
-query rows) runs that program. Summarization runs each layer once over all queries;
-generation runs `gen_tokens` decode steps, each one query per head at position
-`seq_len + t` against the KV cache of positions `0..seq_len + t`.
+with their handler, operands and types), then every frame (one layer's execution over some
+query rows) runs that program. Summarization is one step over all tokens; generation runs
+`gen_tokens` decode steps, each one query per head at position `seq_len + t` against the KV
+cache of positions `0..seq_len + t`, layer after layer. Cascade pruning state (which tokens
+and heads each layer still sees, and the importance scores) carries across layers and steps.
 """
 
 from __future__ import annotations
@@ -19,14 +20,20 @@ from tqdm import tqdm
 from compiler.errors import SimulationError
 from compiler.ir.graph import AttnGraph, GraphInfo
 from compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV, Op
+from compiler.ir.ops_spatten import LoadKLsb
 from compiler.ir.types import TensorType
 from compiler.sim.buffers import BufferPool
-from compiler.sim.dram import DramCounter, dense_baseline_bytes
-from compiler.sim.handlers import HANDLERS, Frame, Handler, buffers_of
+from compiler.sim.dram import DramCounter, dense_baseline_bytes, row_bytes
+from compiler.sim.frame import Frame, PruningState
+from compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
+from compiler.sim.handlers_spatten import SPATTEN_HANDLERS
 from compiler.sim.inputs import Inputs, check_inputs, random_inputs
-from compiler.sim.quantized import quantize_layer
+from compiler.sim.quantized import LayerCodes, quantize_layer
+from compiler.sim.reference import reference_rows
 from compiler.sim.result import LayerRecord, SimResult
-from kernels.reference import attention_float
+
+HANDLERS: dict[type[Op], Handler] = {**DENSE_HANDLERS, **SPATTEN_HANDLERS}
+EXTERNAL = -1  # operand produced by an earlier layer: its effect lives in the pruning state
 
 
 @dataclass(frozen=True)
@@ -43,20 +50,21 @@ class Instruction:
 def compile_program(g: AttnGraph) -> list[list[Instruction]]:
     """Per layer, the instructions in canonical order (resolved once, run every frame)."""
     layers: list[list[Instruction]] = [[] for _ in range(g.info.num_layers)]
-    index: dict[str, int] = {}
+    index: dict[str, tuple[int, int]] = {}
     for node in g.nodes():
         op = g.op(node)
         handler = HANDLERS.get(type(op))
         if handler is None:
             raise SimulationError(f"no simulator kernel for op '{op.KIND}' (node %{node})")
         program = layers[op.layer]
-        operands = tuple(index[src] for src in g.operands(node))
-        index[node] = len(program)
+        operands = tuple(index[src][1] if index[src][0] == op.layer else EXTERNAL
+                         for src in g.operands(node))
+        index[node] = (op.layer, len(program))
         program.append(Instruction(node, op, handler, operands, g.operand_types(node),
                                    g.output_type(node)))
     for layer, program in enumerate(layers):
-        if not program or not isinstance(program[-1].op, HeadConcat):
-            raise SimulationError(f"layer {layer} does not end in a head_concat")
+        if not any(isinstance(i.op, HeadConcat) for i in program):
+            raise SimulationError(f"layer {layer} has no head_concat")
     return [_with_liveness(program) for program in layers]
 
 
@@ -66,115 +74,167 @@ def _with_liveness(program: list[Instruction]) -> list[Instruction]:
         for operand in ins.operands:
             last_use[operand] = i
     return [dataclasses.replace(ins, dying=tuple(sorted(
-        {o for o in ins.operands if last_use[o] == i}))) for i, ins in enumerate(program)]
+        {o for o in ins.operands if o != EXTERNAL and last_use[o] == i})))
+        for i, ins in enumerate(program)]
 
 
-def _run_frame(program: list[Instruction], frame: Frame) -> np.ndarray:
+def _skipped(ins: Instruction, frame: Frame, group_size: int) -> bool:
+    """Work of pruned heads is not done: their Q, their chain, and K/V of dead groups."""
+    head = getattr(ins.op, "head", None)
+    if head is not None:
+        return not frame.heads_alive[head]
+    kv_head = getattr(ins.op, "kv_head", None)
+    return kv_head is not None and not frame.group_alive(kv_head, group_size)
+
+
+def _run_frame(program: list[Instruction], frame: Frame, group_size: int) -> np.ndarray:
     values: list = []
+    output = None
     for ins in program:
-        args = [values[i] for i in ins.operands]
+        if _skipped(ins, frame, group_size):
+            values.append(None)
+            continue
+        args = [values[i] if i != EXTERNAL else None for i in ins.operands]
         result = ins.handler(frame, ins.op, args, ins.in_types, ins.out_type)
         values.append(result)
+        if isinstance(ins.op, HeadConcat):
+            output = result
         kept = {id(a) for a in buffers_of(result)}
         for i in ins.dying:
             for array in buffers_of(values[i]):
                 if id(array) not in kept:
                     frame.pool.give_back(array)
             values[i] = None
-    return values[-1]
+    return output
 
 
 def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
-             reference: bool = True, progress: bool = False) -> SimResult:
+             reference: bool = True, progress: bool = False,
+             topk_parallelism: int = 16) -> SimResult:
     """Simulate every layer of `g` (a typed graph) on `inputs` or seeded random inputs.
 
-    `reference=True` also runs the float64 reference on the same rows and records the
-    relative error; `progress=True` shows a progress bar once a run passes one second.
+    `reference=True` also runs the float64 reference on the same surviving rows and heads
+    and records the relative error; `progress=True` shows a progress bar once a run passes
+    one second; `topk_parallelism` sets the top-k engine's comparators (its cycle count).
     """
     if "typed" not in g.properties:
         raise SimulationError("graph has no fixed-point types: run 'assign-quant-types' first")
     # One BLAS thread: OpenBLAS workers spinning between calls starve the Numba kernels'
     # threads on a small machine (measured: 8 ms instead of 0.5 ms per head on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _simulate(g, inputs, seed, reference, progress)
+        return _Run(g, inputs, seed, reference, topk_parallelism).run(progress)
 
 
-def _simulate(g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool,
-              progress: bool) -> SimResult:
-    info = g.info
-    used_seed = seed if inputs is None else None  # reported as null for user inputs
-    inputs = check_inputs(inputs, info, "inputs") if inputs is not None \
-        else random_inputs(info, seed)
-    programs = compile_program(g)
-    plan = _schedule(info)
-    bits = _load_bits(programs)
-    result = SimResult(info, used_seed, [], {},
-                       dense_baseline_bytes(info), inputs, {}, {})
-    dram = DramCounter()
-    pool = BufferPool()
-    with tqdm(total=info.num_layers * len(plan), desc="simulate", unit="layer-step",
-              disable=not progress, delay=1.0, leave=False) as bar:
-        for layer, program in enumerate(programs):
-            record = _simulate_layer(layer, program, plan, inputs, bits, (dram, pool), result,
-                                     bar)
-            if reference:
-                ref = _reference_layer(inputs, layer, info, plan)
-                result.references[f"ref{layer}"] = ref
-                record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"], ref)
-            result.layers.append(record)
-    result.dram_bytes = dram.as_dict()
-    return result
+class _Run:
+    """One simulation: programs, codes, pruning state, counters and the result."""
 
+    def __init__(self, g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool,
+                 topk_parallelism: int) -> None:
+        info = self.info = g.info
+        used_seed = seed if inputs is None else None  # reported as null for user inputs
+        inputs = check_inputs(inputs, info, "inputs") if inputs is not None \
+            else random_inputs(info, seed)
+        self.programs = compile_program(g)
+        self.bits = _load_bits(self.programs)
+        self.reference = reference
+        self.topk_parallelism = topk_parallelism
+        self.codes = [quantize_layer(inputs, layer, info, self.bits)
+                      for layer in range(info.num_layers)]
+        self.state = PruningState.fresh(info)
+        self.dram = DramCounter()
+        self.pool = BufferPool()
+        self.result = SimResult(info, used_seed, [], {}, dense_baseline_bytes(info), inputs,
+                                {}, {})
+        shape = (info.num_heads, info.context, info.head_dim)
+        self.out_codes = [np.zeros(shape, dtype=np.int64) for _ in range(info.num_layers)]
+        self.refs = [np.zeros(shape) for _ in range(info.num_layers)] if reference else []
+        self.records = [LayerRecord(layer, 0, [], [], 0, 0.0) for layer in range(
+            info.num_layers)]
+        self.requant = np.zeros((info.num_layers, 2), dtype=np.int64)
 
-def _simulate_layer(layer: int, program: list[Instruction], plan: list, inputs: Inputs,
-                    bits: dict[str, int], env: tuple[DramCounter, BufferPool],
-                    result: SimResult, bar: tqdm) -> LayerRecord:
-    info = result.info
-    codes = quantize_layer(inputs, layer, info, bits)
-    out_codes = np.zeros((info.num_heads, info.context, info.head_dim), dtype=np.int64)
-    values = 0
-    for q_rows, k_rows in plan:
-        frame = Frame(codes, q_rows, k_rows, *env)
-        out_codes[:, q_rows] = _run_frame(program, frame)
-        values += frame.values_fetched
-        bar.update()
-    result.out_codes[f"out{layer}"] = out_codes
-    result.outputs[f"out{layer}"] = (out_codes * codes.v_scale[:, None, None]).astype(np.float32)
-    tokens = info.context
-    return LayerRecord(layer, tokens, list(range(tokens)), list(range(info.num_heads)),
-                       values, 0.0)
+    def run(self, progress: bool) -> SimResult:
+        info = self.info
+        steps = _steps(info)
+        with tqdm(total=info.num_layers * len(steps), desc="simulate", unit="layer-step",
+                  disable=not progress, delay=1.0, leave=False) as bar:
+            for q_end, end, step_query in steps:
+                for layer in range(info.num_layers):
+                    self._run_layer(layer, q_end, end, step_query)
+                    bar.update()
+        return self._finish()
+
+    def _run_layer(self, layer: int, q_end: tuple[int, int], end: int,
+                   step_query: int | None) -> None:
+        k_rows = self.state.visible_tokens(layer, end)
+        q_rows = k_rows[(k_rows >= q_end[0]) & (k_rows < q_end[1])]
+        heads = self.state.alive_heads(layer)
+        codes: LayerCodes = self.codes[layer]
+        frame = Frame(codes, layer, q_rows, k_rows, heads, self.state, self.dram, self.pool,
+                      self.topk_parallelism, step_query)
+        out = _run_frame(self.programs[layer], frame, self.info.group_size)
+        self.out_codes[layer][:, q_rows] = out
+        self._account(frame)
+        record = self.records[layer]
+        record.tokens_in = len(k_rows)
+        record.heads_in = int(heads.sum())
+        record.values_fetched += frame.values_fetched
+        record.topk_cycles += frame.topk_cycles
+        self.requant[layer] += (frame.requant_rows, frame.prob_rows)
+        if self.reference:
+            reference_rows(self.result.inputs, layer, self.info, q_rows, k_rows, heads,
+                           self.refs[layer])
+
+    def _account(self, frame: Frame) -> None:
+        """V rows and K LSB planes are fetched on demand: count them once per frame."""
+        d = self.info.head_dim
+        for used in frame.v_fetch.values():
+            self.dram.v += int(used.sum()) * row_bytes(self.bits["v"], d)
+        if frame.k_lsb_fetch:
+            lsb = row_bytes(self.bits["k_lsb"], d)
+            self.dram.k_lsb += len(frame.k_lsb_fetch) * len(frame.k_rows) * lsb
+
+    def _finish(self) -> SimResult:
+        info, result = self.info, self.result
+        end = info.context
+        for layer, record in enumerate(self.records):
+            record.kept_tokens = [int(t) for t in np.flatnonzero(
+                self.state.token_dropped_at[:end] > layer)]
+            record.heads_kept = [int(h) for h in np.flatnonzero(
+                self.state.head_dropped_at > layer)]
+            redone, rows = self.requant[layer]
+            record.requant_fraction = float(redone / rows) if rows else 0.0
+            codes = self.codes[layer]
+            result.out_codes[f"out{layer}"] = self.out_codes[layer]
+            result.outputs[f"out{layer}"] = (self.out_codes[layer]
+                                             * codes.v_scale[:, None, None]).astype(np.float32)
+            if self.reference:
+                result.references[f"ref{layer}"] = self.refs[layer]
+                record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"],
+                                                   self.refs[layer])
+        result.layers = self.records
+        result.dram_bytes = self.dram.as_dict()
+        return result
 
 
 def _load_bits(programs: list[list[Instruction]]) -> dict[str, int]:
     bits = {}
-    for kind, key in ((LoadQ, "q"), (LoadK, "k"), (LoadV, "v")):
+    for kind, key in ((LoadQ, "q"), (LoadK, "k"), (LoadV, "v"), (LoadKLsb, "k_lsb")):
         widths = {i.op.bits for p in programs for i in p if isinstance(i.op, kind)}
-        if len(widths) != 1:
+        if len(widths) > 1:
             raise SimulationError(f"{kind.KIND} nodes disagree on bit width: {sorted(widths)}")
-        bits[key] = widths.pop()
+        if widths:
+            bits[key] = widths.pop()
+    if "k" not in bits:  # progressive quantization: K is the two planes together
+        msb = {i.op.bits for p in programs for i in p if i.op.KIND == "load_k_msb"}
+        bits["k"] = msb.pop() + bits["k_lsb"]
     return bits
 
 
-def _schedule(info: GraphInfo) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(query positions, key positions) of each execution of a layer."""
+def _steps(info: GraphInfo) -> list[tuple[tuple[int, int], int, int | None]]:
+    """Per step: (query position range, sequence length, the step's own token or None)."""
     if info.stage == "summarization":
-        rows = np.arange(info.seq_len)
-        return [(rows, rows)]
-    return [(np.array([p]), np.arange(p + 1))
-            for p in range(info.seq_len, info.seq_len + info.gen_tokens)]
-
-
-def _reference_layer(inputs: Inputs, layer: int, info: GraphInfo,
-                     plan: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    ref = np.zeros((info.num_heads, info.context, info.head_dim))
-    q, k, v = (inputs[f"{t}{layer}"] for t in "qkv")
-    for head in range(info.num_heads):
-        kv = head // info.group_size
-        for q_rows, k_rows in plan:
-            offset = int(q_rows[0]) - int(k_rows[0])
-            ref[head, q_rows] = attention_float(q[head, q_rows], k[kv, k_rows], v[kv, k_rows],
-                                                causal=info.causal, q_offset=offset)
-    return ref
+        return [((0, info.seq_len), info.seq_len, None)]
+    return [((p, p + 1), p + 1, p) for p in range(info.seq_len, info.seq_len + info.gen_tokens)]
 
 
 def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:

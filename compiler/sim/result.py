@@ -19,13 +19,15 @@ class LayerRecord:
     values_fetched: int
     requant_fraction: float
     rel_err_vs_float: float | None = None
+    heads_in: int = 0
+    topk_cycles: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "layer": self.layer, "tokens_in": self.tokens_in, "kept_tokens": self.kept_tokens,
-            "heads_kept": self.heads_kept, "values_fetched": self.values_fetched,
-            "requant_fraction": self.requant_fraction,
-            "rel_err_vs_float": self.rel_err_vs_float,
+            "heads_in": self.heads_in, "heads_kept": self.heads_kept,
+            "values_fetched": self.values_fetched, "requant_fraction": self.requant_fraction,
+            "topk_cycles": self.topk_cycles, "rel_err_vs_float": self.rel_err_vs_float,
         }
 
 

@@ -1,0 +1,93 @@
+"""Execution state of the simulator: pruning state across layers and steps, and the frame of
+one layer's execution (which queries, keys and heads are live, and what it fetched)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.ir.graph import GraphInfo
+from compiler.sim.buffers import BufferPool
+from compiler.sim.dram import DramCounter
+from compiler.sim.quantized import LayerCodes
+
+
+@dataclass
+class PruningState:
+    """What cascade pruning remembers between layers and generation steps.
+
+    A token is visible to layer l while l < token_dropped_at[token]: a token_select after
+    layer l sets it to l, so the token is gone from every later layer of this step and from
+    layer l onwards in later steps (layers before l still see it, which keeps per-layer
+    key counts constant across steps as in SpAtten's GPT-2 traces). Heads follow the same
+    rule with head_dropped_at. Importances are integer accumulators (docs/numerics.md).
+    """
+
+    token_dropped_at: np.ndarray
+    token_importance: np.ndarray
+    head_dropped_at: np.ndarray
+    head_importance: np.ndarray
+
+    @classmethod
+    def fresh(cls, info: GraphInfo) -> PruningState:
+        never = info.num_layers
+        return cls(np.full(info.context, never, dtype=np.int64),
+                   np.zeros(info.context, dtype=np.int64),
+                   np.full(info.num_heads, never, dtype=np.int64),
+                   np.zeros(info.num_heads, dtype=np.int64))
+
+    def visible_tokens(self, layer: int, end: int) -> np.ndarray:
+        """Positions < end that layer `layer` still sees, ascending."""
+        return np.flatnonzero(self.token_dropped_at[:end] > layer)
+
+    def alive_heads(self, layer: int) -> np.ndarray:
+        return self.head_dropped_at > layer
+
+
+@dataclass
+class Frame:
+    """One execution of a layer's program over some query rows."""
+
+    codes: LayerCodes
+    layer: int
+    q_rows: np.ndarray  # absolute positions of the queries computed now
+    k_rows: np.ndarray  # absolute positions of the keys visible now (ascending)
+    heads_alive: np.ndarray  # bool per query head
+    state: PruningState
+    dram: DramCounter
+    pool: BufferPool
+    topk_parallelism: int
+    step_query: int | None  # generation: the position of this step's own token
+    values_fetched: int = 0
+    prob_rows: int = 0  # (query, head) rows that went through the requant decision
+    requant_rows: int = 0  # ... of which were recomputed with the full K
+    topk_cycles: int = 0
+    v_fetch: dict[int, np.ndarray] = field(default_factory=dict)  # kv head -> rows used
+    k_lsb_fetch: set[int] = field(default_factory=set)  # kv heads whose LSB plane was read
+
+    def __post_init__(self) -> None:
+        # Contiguous positions become slices: views instead of gathered copies, and BLAS sees
+        # C-contiguous operands (a gathered K^T can come out in a slow layout).
+        self.q_index = _as_index(self.q_rows)
+        self.k_index = _as_index(self.k_rows)
+        # Causal visibility by position: query i sees the keys at or before its position.
+        if self.codes.causal:
+            self.visible = np.searchsorted(self.k_rows, self.q_rows, side="right")
+        else:
+            self.visible = np.full(len(self.q_rows), len(self.k_rows), dtype=np.int64)
+        self.visible = self.visible.astype(np.int64)
+
+    @property
+    def end(self) -> int:
+        """Length of the sequence so far (the token protections count from here)."""
+        return int(max(self.q_rows[-1], self.k_rows[-1])) + 1
+
+    def group_alive(self, kv_head: int, group_size: int) -> bool:
+        return bool(self.heads_alive[kv_head * group_size:(kv_head + 1) * group_size].any())
+
+
+def _as_index(rows: np.ndarray) -> slice | np.ndarray:
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows

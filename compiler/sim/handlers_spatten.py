@@ -1,0 +1,124 @@
+"""Op handlers of the SpAtten techniques: K planes and the requant decision, value top-k,
+token and head importance and their top-k selections (which update the pruning state)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.ops import Op
+from compiler.ir.ops_spatten import (
+    HeadImportance,
+    HeadSelect,
+    LoadKLsb,
+    LoadKMsb,
+    Requant,
+    TokenImportance,
+    TokenSelect,
+    ValueTopK,
+)
+from compiler.ir.types import TensorType
+from compiler.passes.schedule import as_ratio
+from compiler.sim.dram import row_bytes
+from compiler.sim.frame import Frame
+from compiler.sim.handlers import Handler, PrunedProbs, score_multiplier
+from kernels.formats import PROB_FRAC
+from kernels.fused import qk_accumulate_f64, scaled_softmax_visible
+from kernels.importance import abs_sum, add_column_sums, select_survivors, value_topk_rows
+from kernels.tables import softmax_tables
+
+
+def _load_k_msb(f: Frame, op: LoadKMsb, args: list, ins: list, out: TensorType) -> np.ndarray:
+    f.dram.k_msb += len(f.k_rows) * row_bytes(op.bits, op.head_dim)
+    return np.ascontiguousarray(f.codes.k_msb_t[op.kv_head][:, f.k_index]).T
+
+
+def _load_k_lsb(f: Frame, op: LoadKLsb, args: list, ins: list, out: TensorType) -> np.ndarray:
+    # Counted by the requant decision, and only for KV heads that needed the LSBs.
+    return np.ascontiguousarray(f.codes.k_lsb_t[op.kv_head][:, f.k_index]).T
+
+
+def threshold_code(threshold: float) -> int:
+    """The requant threshold as a probability code (UQ1.16, round half up)."""
+    return int(np.floor(threshold * (1 << PROB_FRAC) + 0.5))
+
+
+def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> np.ndarray:
+    probs, q, k_msb, k_lsb = args
+    f.prob_rows += probs.shape[0]
+    rows = np.flatnonzero(probs.max(axis=1) < threshold_code(op.threshold))
+    if len(rows) == 0:
+        return probs
+    f.requant_rows += len(rows)
+    f.k_lsb_fetch.add(op.kv_head)
+    k_full = k_msb + k_lsb  # the LSBs land in the low bits of the widened MSB word
+    q_bits, k_bits = ins[1].dtype.width, ins[2].dtype.width
+    acc = qk_accumulate_f64(np.ascontiguousarray(q[rows]), k_full, q_bits, k_bits)
+    visible = f.visible[rows] if op.causal else np.full(len(rows), acc.shape[1], np.int64)
+    m, sh = score_multiplier(f, op.head, op.factor)
+    redone = scaled_softmax_visible(acc, m, sh, visible, *softmax_tables())
+    result = f.pool.take(probs.shape)
+    np.copyto(result, probs)
+    result[rows] = redone
+    return result
+
+
+def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType) -> PrunedProbs:
+    probs = args[0]
+    keep = as_ratio(op.keep)
+    pruned = f.pool.take(probs.shape)
+    fetched = np.zeros(probs.shape[1], dtype=np.bool_)
+    f.values_fetched += value_topk_rows(probs, f.visible, keep.numerator, keep.denominator,
+                                        f.topk_parallelism, pruned, fetched)
+    return PrunedProbs(pruned, fetched)
+
+
+def _token_importance(f: Frame, op: TokenImportance, args: list, ins: list,
+                      out: TensorType) -> None:
+    for probs in args[:len(op.heads)]:
+        if probs is not None:  # None: a pruned head
+            add_column_sums(f.state.token_importance, f.k_rows, probs)
+
+
+def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorType) -> None:
+    candidates = f.k_rows
+    if len(candidates) <= op.keep:
+        return
+    end = f.end
+    protected = (candidates < op.keep_first) | (candidates >= end - op.keep_recent)
+    if f.step_query is not None:  # a decode step never prunes its own token
+        protected |= candidates == f.step_query
+    survivors, cycles = select_survivors(f.state.token_importance[candidates], protected,
+                                         op.keep, f.topk_parallelism)
+    f.topk_cycles += cycles
+    f.state.token_dropped_at[candidates[~survivors]] = op.layer
+
+
+def _head_importance(f: Frame, op: HeadImportance, args: list, ins: list,
+                     out: TensorType) -> None:
+    weights = f.codes.v_weights()
+    for head, codes in zip(op.heads, args[:len(op.heads)], strict=True):
+        if codes is not None:
+            f.state.head_importance[head] += abs_sum(codes) * int(weights[head])
+
+
+def _head_select(f: Frame, op: HeadSelect, args: list, ins: list, out: TensorType) -> None:
+    alive = np.flatnonzero(f.heads_alive)
+    if len(alive) <= op.keep:
+        return
+    survivors, cycles = select_survivors(f.state.head_importance[alive],
+                                         np.zeros(len(alive), dtype=np.bool_), op.keep,
+                                         f.topk_parallelism)
+    f.topk_cycles += cycles
+    f.state.head_dropped_at[alive[~survivors]] = op.layer
+
+
+SPATTEN_HANDLERS: dict[type[Op], Handler] = {
+    LoadKMsb: _load_k_msb,
+    LoadKLsb: _load_k_lsb,
+    Requant: _requant,
+    ValueTopK: _value_topk,
+    TokenImportance: _token_importance,
+    TokenSelect: _token_select,
+    HeadImportance: _head_importance,
+    HeadSelect: _head_select,
+}
