@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.formats import (
+    PROB_FRAC,
     PROB_ONE,
     QK_ACC_BITS,
     RECIP_BASE,
@@ -99,9 +100,13 @@ def scaled_softmax(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask:
 
 def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
                            exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
-                           out: np.ndarray | None = None) -> np.ndarray:
+                           out: np.ndarray | None = None, threads: bool = True) -> np.ndarray:
     """As `scaled_softmax`, with row i seeing keys 0..visible[i]-1 (a general causal mask:
-    key columns sorted by position, visible[i] = keys at or before query i's position)."""
+    key columns sorted by position, visible[i] = keys at or before query i's position).
+
+    `threads=False` runs one thread without the GIL (for callers that run several heads in
+    parallel themselves); the result is the same.
+    """
     if out is None:
         out = np.empty(acc.shape, dtype=np.float64)
     if out.shape != acc.shape:
@@ -110,8 +115,22 @@ def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray
     if visible.shape != (acc.shape[0],) or (len(visible) and (
             visible.min() < 1 or visible.max() > acc.shape[1])):
         raise ValueError("scaled_softmax: every row must see between 1 and Lk keys")
-    _scaled_softmax_into(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
+    kernel = _scaled_softmax_into if threads else _scaled_softmax_into_serial
+    kernel(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _scaled_softmax_into_serial(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
+                                exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
+                                out: np.ndarray) -> None:
+    if sh < 1 or sh > MAX_SHIFT or recip.shape[0] != RECIP_BASE:
+        raise ValueError("scaled_softmax: shift or table size out of range")
+    tables = (exp_hi, exp_lo, recip)
+    for i in range(acc.shape[0]):
+        exps = np.empty(visible[i], dtype=np.int64)
+        if not _softmax_row_fused(acc, i, visible[i], m, sh, tables, exps, out):
+            raise ValueError("scaled_softmax: |acc| >= 2**QK_ACC_BITS")
 
 
 @njit(parallel=True, cache=True)
@@ -142,3 +161,17 @@ def pv_accumulate_f64(probs: np.ndarray, v: np.ndarray, v_bits: int,
 def sym_max(bits: int) -> int:
     """Largest magnitude of a `bits`-wide symmetric code."""
     return (1 << (bits - 1)) - 1
+
+
+@njit(cache=True, nogil=True)
+def requantize_f64(acc: np.ndarray, v_bits: int) -> np.ndarray:
+    """`kernels.pv.requantize_output` of an exact float64 accumulator, one thread, no GIL:
+    out = sat((acc + 2**(PROB_FRAC-1)) >> PROB_FRAC) to +-(2**(v_bits-1) - 1)."""
+    hi = (1 << (v_bits - 1)) - 1
+    half = 1 << (PROB_FRAC - 1)
+    out = np.empty(acc.shape, dtype=np.int64)
+    for i in range(acc.shape[0]):
+        for t in range(acc.shape[1]):
+            x = (np.int64(acc[i, t]) + half) >> PROB_FRAC
+            out[i, t] = min(max(x, -hi), hi)
+    return out

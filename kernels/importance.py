@@ -14,7 +14,7 @@ from numba import njit
 from kernels.topk import topk_mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def add_column_sums(importance: np.ndarray, positions: np.ndarray, probs: np.ndarray) -> None:
     """importance[positions[j]] += sum_i probs[i, j] (probs: float64 holding integer codes)."""
     for j in range(probs.shape[1]):
@@ -24,7 +24,7 @@ def add_column_sums(importance: np.ndarray, positions: np.ndarray, probs: np.nda
         importance[positions[j]] += total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def abs_sum(codes: np.ndarray) -> int:
     """sum |code| over an integer array (a head's attention output codes)."""
     total = 0
@@ -34,7 +34,7 @@ def abs_sum(codes: np.ndarray) -> int:
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def select_survivors(importance: np.ndarray, protected: np.ndarray, keep: int,
                      parallelism: int) -> tuple[np.ndarray, int]:
     """Survivor mask of candidates: every protected one, plus the most important of the rest
@@ -61,7 +61,7 @@ def select_survivors(importance: np.ndarray, protected: np.ndarray, keep: int,
     return mask, cycles
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def value_topk_rows(probs: np.ndarray, visible: np.ndarray, keep_num: int, keep_den: int,
                     parallelism: int, out: np.ndarray, fetched: np.ndarray) -> int:
     """Per row i keep the floor(visible[i] * keep) largest of probs[i, :visible[i]] (>= 1).

@@ -70,7 +70,8 @@ def _quantize_rows_into(x: np.ndarray, scales: np.ndarray, qmax: int, out: np.nd
                 out[h, t, j] = min(max(code, -qmax), qmax)
 
 
-def quantize_heads(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def quantize_heads(x: np.ndarray, bits: int, out: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """`quantize_symmetric` applied to each x[h] (one scale per head), in one pass.
 
     Returns (codes as float64 holding exact integers [H, T, d], scales float64 [H]);
@@ -84,6 +85,7 @@ def quantize_heads(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     qmax = 2 ** (bits - 1) - 1
     amax = np.max(np.abs(x), axis=(1, 2)).astype(np.float64)
     scales = np.where(amax > 0.0, amax / qmax, 1.0)
-    out = np.empty(x.shape, dtype=np.float64)
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float64)
     _quantize_rows_into(x, scales, qmax, out)
     return out, scales

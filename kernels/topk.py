@@ -21,7 +21,7 @@ TOPK_ROUND_OVERHEAD = 3
 PIVOT_SEED = 0x2545F491
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _xorshift32(state: int) -> int:
     state ^= (state << 13) & 0xFFFFFFFF
     state ^= state >> 17
@@ -29,7 +29,7 @@ def _xorshift32(state: int) -> int:
     return state & 0xFFFFFFFF
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def kth_largest(values: np.ndarray, k: int, parallelism: int) -> tuple[int, int, int, int]:
     """(theta, num_eq, rounds, cycles) for the k-th largest of int64 `values` (1 <= k <= n)."""
     n = values.shape[0]
@@ -66,7 +66,7 @@ def kth_largest(values: np.ndarray, k: int, parallelism: int) -> tuple[int, int,
         size = out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def topk_mask(values: np.ndarray, k: int, parallelism: int) -> tuple[np.ndarray, int, int]:
     """Boolean mask of the k largest (ties to the lower index), quick-select rounds, cycles."""
     n = values.shape[0]

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise CompilerError(f"--save {args.save}: directory {args.save.parent} does not exist")
     compiled = compile_model(args.model, args.config)
     inputs = load_inputs_npz(args.inputs, compiled.graph.info) if args.inputs else None
-    result = simulate(compiled.graph, inputs, seed=args.seed, progress=sys.stderr.isatty())
+    result = simulate(compiled.graph, inputs, seed=args.seed, progress=sys.stderr.isatty(),
+                      topk_parallelism=compiled.config.hardware.topk_parallelism)
     if args.save is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **result.arrays_to_save())
@@ -58,12 +59,13 @@ def summary_text(result: SimResult) -> str:
              else f"generation, {i.gen_tokens} steps after a {i.seq_len}-token prompt")
     lines = [f"{i.model}: {i.num_layers} layers x {i.num_heads} heads "
              f"({i.num_kv_heads} KV heads), head_dim {i.head_dim}, {stage}",
-             f"{'layer':>5} {'tokens in':>9} {'kept':>6} {'heads':>5} {'V rows':>10} "
+             f"{'layer':>5} {'tokens in':>9} {'kept':>6} {'heads':>9} {'V rows':>10} "
              f"{'requant':>7} {'rel err':>9}"]
     for r in result.layers:
         err = f"{r.rel_err_vs_float:9.2e}" if r.rel_err_vs_float is not None else f"{'-':>9}"
+        heads = f"{r.heads_in}->{len(r.heads_kept)}"
         lines.append(f"{r.layer:5d} {r.tokens_in:9d} {len(r.kept_tokens):6d} "
-                     f"{len(r.heads_kept):5d} {r.values_fetched:10d} "
+                     f"{heads:>9} {r.values_fetched:10d} "
                      f"{r.requant_fraction:7.1%} {err}")
     d = result.dram_bytes
     lines.append(f"DRAM read: {d['total']:,} bytes (q {d['q']:,}, k_msb {d['k_msb']:,}, "

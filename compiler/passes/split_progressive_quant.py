@@ -5,7 +5,7 @@ from __future__ import annotations
 from compiler.config import Config
 from compiler.ir.graph import AttnGraph
 from compiler.ir.ops import LoadK, MatMulQK, Scale, Softmax
-from compiler.ir.ops_spatten import LoadKLsb, LoadKMsb, Requant
+from compiler.ir.ops_spatten import LoadKLsb, LoadKMsb, Requant, TokenImportance
 from compiler.passes.registry import register_pass
 from compiler.passes.rewrite import insert_between, nodes_by_layer, origin_of
 
@@ -64,9 +64,16 @@ def _insert_requant(g: AttnGraph, softmax: str, threshold: float) -> None:
     requant = Requant(layer=qk_op.layer, head=qk_op.head, kv_head=qk_op.kv_head,
                       threshold=threshold, factor=scale.factor, causal=causal)
     users = g.users(softmax)
-    assert len(users) == 1, f"{softmax} feeds {users}, expected only matmul_pv"
+    # token importance (when token pruning ran first) must read the final probabilities too
+    readers = [u for u in users if isinstance(g.op(u), TokenImportance)]
+    path = [u for u in users if u not in readers]
+    assert len(path) == 1, f"{softmax} feeds {users}, expected one path to matmul_pv"
     node = f"{head_prefix}.requant"
-    insert_between(g, softmax, users[0], node, requant, origin_of(g, softmax, NAME))
+    insert_between(g, softmax, path[0], node, requant, origin_of(g, softmax, NAME))
+    for reader in readers:
+        port = g.nx_graph.edges[softmax, reader]["port"]
+        g.nx_graph.remove_edge(softmax, reader)
+        g.add_edge(node, reader, port)
     g.add_edge(q_load, node, 1)
     g.add_edge(k_msb, node, 2)
     g.add_edge(k_lsb, node, 3)

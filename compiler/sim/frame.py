@@ -3,6 +3,7 @@ one layer's execution (which queries, keys and heads are live, and what it fetch
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,7 @@ class Frame:
     topk_cycles: int = 0
     v_fetch: dict[int, np.ndarray] = field(default_factory=dict)  # kv head -> rows used
     k_lsb_fetch: set[int] = field(default_factory=set)  # kv heads whose LSB plane was read
+    in_worker: bool = False  # running one head in a worker thread: single-threaded kernels
 
     def __post_init__(self) -> None:
         # Contiguous positions become slices: views instead of gathered copies, and BLAS sees
@@ -77,6 +79,24 @@ class Frame:
         else:
             self.visible = np.full(len(self.q_rows), len(self.k_rows), dtype=np.int64)
         self.visible = self.visible.astype(np.int64)
+
+    def fork(self) -> Frame:
+        """A frame for one head's chain in a worker thread: same rows, own counters."""
+        return dataclasses.replace(self, dram=DramCounter(), values_fetched=0, prob_rows=0,
+                                   requant_rows=0, topk_cycles=0, v_fetch={},
+                                   k_lsb_fetch=set(), in_worker=True)
+
+    def merge(self, other: Frame) -> None:
+        """Add what a forked frame counted."""
+        for name in ("q", "k_msb", "k_lsb", "v"):
+            setattr(self.dram, name, getattr(self.dram, name) + getattr(other.dram, name))
+        self.values_fetched += other.values_fetched
+        self.prob_rows += other.prob_rows
+        self.requant_rows += other.requant_rows
+        self.topk_cycles += other.topk_cycles
+        for kv, used in other.v_fetch.items():
+            self.v_fetch[kv] = self.v_fetch[kv] | used if kv in self.v_fetch else used
+        self.k_lsb_fetch |= other.k_lsb_fetch
 
     @property
     def end(self) -> int:

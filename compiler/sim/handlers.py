@@ -31,9 +31,13 @@ from compiler.ir.types import TensorType
 from compiler.sim.dram import row_bytes
 from compiler.sim.frame import Frame
 from kernels.formats import SCORE_FRAC
-from kernels.fused import pv_accumulate_f64, qk_accumulate_f64, scaled_softmax_visible
+from kernels.fused import (
+    pv_accumulate_f64,
+    qk_accumulate_f64,
+    requantize_f64,
+    scaled_softmax_visible,
+)
 from kernels.mask import mask_beyond
-from kernels.pv import requantize_output
 from kernels.scale import scale_multiplier, scale_scores
 from kernels.softmax import softmax_rows
 from kernels.tables import softmax_tables
@@ -120,7 +124,8 @@ def _softmax(f: Frame, op: Softmax, args: list, ins: list, out: TensorType) -> n
         visible = scores.visible if scores.visible is not None \
             else np.full(scores.acc.shape[0], scores.acc.shape[1], dtype=np.int64)
         return scaled_softmax_visible(scores.acc, scores.m, scores.sh, visible,
-                                      *softmax_tables(), out=f.pool.take(scores.acc.shape))
+                                      *softmax_tables(), out=f.pool.take(scores.acc.shape),
+                                      threads=not f.in_worker)
     return softmax_rows(scores, *softmax_tables()).astype(np.float64)
 
 
@@ -133,8 +138,8 @@ def _pv(f: Frame, op: MatMulPV, args: list, ins: list, out: TensorType) -> np.nd
         used = np.arange(len(f.k_rows)) < int(f.visible.max())
         f.values_fetched += int(f.visible.sum())
     f.v_fetch[kv] = f.v_fetch[kv] | used if kv in f.v_fetch else used
-    acc = pv_accumulate_f64(probs, v, ins[1].dtype.width).astype(np.int64)
-    return requantize_output(acc, out.dtype.width)
+    acc = pv_accumulate_f64(probs, v, ins[1].dtype.width)
+    return requantize_f64(acc, out.dtype.width)
 
 
 def _concat(f: Frame, op: HeadConcat, args: list, ins: list, out: TensorType) -> np.ndarray:

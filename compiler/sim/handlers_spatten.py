@@ -55,7 +55,8 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
     acc = qk_accumulate_f64(np.ascontiguousarray(q[rows]), k_full, q_bits, k_bits)
     visible = f.visible[rows] if op.causal else np.full(len(rows), acc.shape[1], np.int64)
     m, sh = score_multiplier(f, op.head, op.factor)
-    redone = scaled_softmax_visible(acc, m, sh, visible, *softmax_tables())
+    redone = scaled_softmax_visible(acc, m, sh, visible, *softmax_tables(),
+                                    threads=not f.in_worker)
     result = f.pool.take(probs.shape)
     np.copyto(result, probs)
     result[rows] = redone

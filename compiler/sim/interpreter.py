@@ -11,6 +11,9 @@ and heads each layer still sees, and the importance scores) carries across layer
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +31,7 @@ from compiler.sim.frame import Frame, PruningState
 from compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
 from compiler.sim.handlers_spatten import SPATTEN_HANDLERS
 from compiler.sim.inputs import Inputs, check_inputs, random_inputs
-from compiler.sim.quantized import LayerCodes, quantize_layer
+from compiler.sim.quantized import LayerCodes, quantize_layer, release
 from compiler.sim.reference import reference_rows
 from compiler.sim.result import LayerRecord, SimResult
 
@@ -44,11 +47,24 @@ class Instruction:
     operands: tuple[int, ...]  # indices of earlier instructions of the same layer
     in_types: list[TensorType]
     out_type: TensorType
+    index: int  # position in the layer's value list
     dying: tuple[int, ...] = ()  # operands whose value is dead after this instruction
 
 
-def compile_program(g: AttnGraph) -> list[list[Instruction]]:
-    """Per layer, the instructions in canonical order (resolved once, run every frame)."""
+@dataclass(frozen=True)
+class LayerProgram:
+    """A layer's instructions in three phases: shared loads, one chain per query head (the
+    chains are independent and may run in parallel), then the layer-wide rest (head concat,
+    importance, selections) in canonical order."""
+
+    size: int
+    prologue: list[Instruction]
+    chains: list[list[Instruction]]
+    epilogue: list[Instruction]
+
+
+def compile_program(g: AttnGraph) -> list[LayerProgram]:
+    """Per layer, the instructions resolved once (handler, operands, types) and phased."""
     layers: list[list[Instruction]] = [[] for _ in range(g.info.num_layers)]
     index: dict[str, tuple[int, int]] = {}
     for node in g.nodes():
@@ -61,21 +77,44 @@ def compile_program(g: AttnGraph) -> list[list[Instruction]]:
                          for src in g.operands(node))
         index[node] = (op.layer, len(program))
         program.append(Instruction(node, op, handler, operands, g.operand_types(node),
-                                   g.output_type(node)))
+                                   g.output_type(node), len(program)))
     for layer, program in enumerate(layers):
         if not any(isinstance(i.op, HeadConcat) for i in program):
             raise SimulationError(f"layer {layer} has no head_concat")
-    return [_with_liveness(program) for program in layers]
+    return [_phase(program) for program in layers]
 
 
-def _with_liveness(program: list[Instruction]) -> list[Instruction]:
+def _phase(program: list[Instruction]) -> LayerProgram:
+    """Split into phases; a value is released only by the phase or chain that made it."""
+    group: list[object] = []
+    for ins in program:
+        head = getattr(ins.op, "head", None)
+        if head is not None:
+            group.append(head)
+        elif all(o == EXTERNAL for o in ins.operands):
+            group.append("prologue")
+        else:
+            group.append("epilogue")
+    for i, ins in enumerate(program):  # chains read only loads and their own values
+        for o in ins.operands:
+            if o != EXTERNAL and group[o] not in (group[i], "prologue") \
+                    and group[i] != "epilogue":
+                raise SimulationError(f"%{ins.node} reads %{program[o].node} across heads")
     last_use: dict[int, int] = {}
     for i, ins in enumerate(program):
-        for operand in ins.operands:
-            last_use[operand] = i
-    return [dataclasses.replace(ins, dying=tuple(sorted(
-        {o for o in ins.operands if o != EXTERNAL and last_use[o] == i})))
+        for o in ins.operands:
+            last_use[o] = i
+    phased = [dataclasses.replace(ins, dying=tuple(sorted(
+        {o for o in ins.operands if o != EXTERNAL and last_use[o] == i
+         and (group[o] == group[i] or group[i] == "epilogue")})))
         for i, ins in enumerate(program)]
+    heads = sorted({g for g in group if not isinstance(g, str)})
+    return LayerProgram(
+        size=len(program),
+        prologue=[p for p, g in zip(phased, group, strict=True) if g == "prologue"],
+        chains=[[p for p, g in zip(phased, group, strict=True) if g == h] for h in heads],
+        epilogue=[p for p, g in zip(phased, group, strict=True) if g == "epilogue"],
+    )
 
 
 def _skipped(ins: Instruction, frame: Frame, group_size: int) -> bool:
@@ -87,25 +126,45 @@ def _skipped(ins: Instruction, frame: Frame, group_size: int) -> bool:
     return kv_head is not None and not frame.group_alive(kv_head, group_size)
 
 
-def _run_frame(program: list[Instruction], frame: Frame, group_size: int) -> np.ndarray:
-    values: list = []
-    output = None
-    for ins in program:
+def _run(instructions: list[Instruction], values: list, frame: Frame, group_size: int) -> None:
+    for ins in instructions:
+        i = ins.index
         if _skipped(ins, frame, group_size):
-            values.append(None)
             continue
-        args = [values[i] if i != EXTERNAL else None for i in ins.operands]
+        args = [values[o] if o != EXTERNAL else None for o in ins.operands]
         result = ins.handler(frame, ins.op, args, ins.in_types, ins.out_type)
-        values.append(result)
-        if isinstance(ins.op, HeadConcat):
-            output = result
+        values[i] = result
         kept = {id(a) for a in buffers_of(result)}
-        for i in ins.dying:
-            for array in buffers_of(values[i]):
+        for o in ins.dying:
+            for array in buffers_of(values[o]):
                 if id(array) not in kept:
                     frame.pool.give_back(array)
-            values[i] = None
-    return output
+            values[o] = None
+
+
+# Below this many (query, key) pairs per head a worker thread costs more than it saves.
+PARALLEL_MIN_PAIRS = 4096
+
+
+def _run_frame(program: LayerProgram, frame: Frame, group_size: int,
+               workers: ThreadPoolExecutor | None) -> np.ndarray:
+    values: list = [None] * program.size
+    _run(program.prologue, values, frame, group_size)
+    chains = [c for c in program.chains if not _skipped(c[0], frame, group_size)]
+    if workers is not None and len(chains) > 1 \
+            and len(frame.q_rows) * len(frame.k_rows) >= PARALLEL_MIN_PAIRS:
+        forks = [frame.fork() for _ in chains]
+        jobs = [workers.submit(_run, chain, values, fork, group_size)
+                for chain, fork in zip(chains, forks, strict=True)]
+        for job, fork in zip(jobs, forks, strict=True):
+            job.result()
+            frame.merge(fork)
+    else:
+        for chain in chains:
+            _run(chain, values, frame, group_size)
+    _run(program.epilogue, values, frame, group_size)
+    concat = next(ins for ins in program.epilogue if isinstance(ins.op, HeadConcat))
+    return values[concat.index]
 
 
 def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
@@ -138,11 +197,16 @@ class _Run:
         self.bits = _load_bits(self.programs)
         self.reference = reference
         self.topk_parallelism = topk_parallelism
-        self.codes = [quantize_layer(inputs, layer, info, self.bits)
-                      for layer in range(info.num_layers)]
         self.state = PruningState.fresh(info)
         self.dram = DramCounter()
         self.pool = BufferPool()
+        # Generation revisits every layer at every step: quantize once up front. A
+        # summarization run needs each layer once: quantize on the way, reusing buffers.
+        self.codes: list[LayerCodes | None] = [None] * info.num_layers
+        self.scales: list[np.ndarray | None] = [None] * info.num_layers
+        if info.stage == "generation":
+            self.codes = [quantize_layer(inputs, layer, info, self.bits)
+                          for layer in range(info.num_layers)]
         self.result = SimResult(info, used_seed, [], {}, dense_baseline_bytes(info), inputs,
                                 {}, {})
         shape = (info.num_heads, info.context, info.head_dim)
@@ -155,8 +219,13 @@ class _Run:
     def run(self, progress: bool) -> SimResult:
         info = self.info
         steps = _steps(info)
-        with tqdm(total=info.num_layers * len(steps), desc="simulate", unit="layer-step",
-                  disable=not progress, delay=1.0, leave=False) as bar:
+        # Heads run in parallel threads (BLAS and the kernels release the GIL), each with
+        # single-threaded kernels: no thread pool fights another for the cores.
+        workers = min(2, os.cpu_count() or 1)
+        bar = tqdm(total=info.num_layers * len(steps), desc="simulate", unit="layer-step",
+                   disable=not progress, delay=1.0, leave=False)
+        with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool, bar:
+            self.workers = pool
             for q_end, end, step_query in steps:
                 for layer in range(info.num_layers):
                     self._run_layer(layer, q_end, end, step_query)
@@ -168,10 +237,13 @@ class _Run:
         k_rows = self.state.visible_tokens(layer, end)
         q_rows = k_rows[(k_rows >= q_end[0]) & (k_rows < q_end[1])]
         heads = self.state.alive_heads(layer)
-        codes: LayerCodes = self.codes[layer]
+        codes = self.codes[layer]
+        if codes is None:
+            codes = quantize_layer(self.result.inputs, layer, self.info, self.bits, self.pool)
+        self.scales[layer] = codes.v_scale
         frame = Frame(codes, layer, q_rows, k_rows, heads, self.state, self.dram, self.pool,
                       self.topk_parallelism, step_query)
-        out = _run_frame(self.programs[layer], frame, self.info.group_size)
+        out = _run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
         self.out_codes[layer][:, q_rows] = out
         self._account(frame)
         record = self.records[layer]
@@ -183,6 +255,8 @@ class _Run:
         if self.reference:
             reference_rows(self.result.inputs, layer, self.info, q_rows, k_rows, heads,
                            self.refs[layer])
+        if self.codes[layer] is None:
+            release(codes, self.pool)
 
     def _account(self, frame: Frame) -> None:
         """V rows and K LSB planes are fetched on demand: count them once per frame."""
@@ -203,10 +277,9 @@ class _Run:
                 self.state.head_dropped_at > layer)]
             redone, rows = self.requant[layer]
             record.requant_fraction = float(redone / rows) if rows else 0.0
-            codes = self.codes[layer]
             result.out_codes[f"out{layer}"] = self.out_codes[layer]
-            result.outputs[f"out{layer}"] = (self.out_codes[layer]
-                                             * codes.v_scale[:, None, None]).astype(np.float32)
+            result.outputs[f"out{layer}"] = (self.out_codes[layer] * self.scales[layer][
+                :, None, None]).astype(np.float32)
             if self.reference:
                 result.references[f"ref{layer}"] = self.refs[layer]
                 record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"],
@@ -216,16 +289,17 @@ class _Run:
         return result
 
 
-def _load_bits(programs: list[list[Instruction]]) -> dict[str, int]:
+def _load_bits(programs: list[LayerProgram]) -> dict[str, int]:
     bits = {}
+    loads = [i.op for p in programs for i in p.prologue + [c for ch in p.chains for c in ch]]
     for kind, key in ((LoadQ, "q"), (LoadK, "k"), (LoadV, "v"), (LoadKLsb, "k_lsb")):
-        widths = {i.op.bits for p in programs for i in p if isinstance(i.op, kind)}
+        widths = {op.bits for op in loads if isinstance(op, kind)}
         if len(widths) > 1:
             raise SimulationError(f"{kind.KIND} nodes disagree on bit width: {sorted(widths)}")
         if widths:
             bits[key] = widths.pop()
     if "k" not in bits:  # progressive quantization: K is the two planes together
-        msb = {i.op.bits for p in programs for i in p if i.op.KIND == "load_k_msb"}
+        msb = {op.bits for op in loads if op.KIND == "load_k_msb"}
         bits["k"] = msb.pop() + bits["k_lsb"]
     return bits
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.ir.graph import GraphInfo
+from compiler.sim.buffers import BufferPool
 from compiler.sim.inputs import Inputs
 from kernels.quantize import quantize_heads
 
@@ -40,13 +41,22 @@ class LayerCodes:
         return np.floor(self.v_scale / self.v_scale.max() * 65536 + 0.5).astype(np.int64)
 
 
-def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, int]
-                   ) -> LayerCodes:
-    q, q_scale = quantize_heads(inputs[f"q{layer}"], bits["q"])
-    k, k_scale = quantize_heads(inputs[f"k{layer}"], bits["k"])
-    v, v_scale = quantize_heads(inputs[f"v{layer}"], bits["v"])
+def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, int],
+                   pool: BufferPool | None = None) -> LayerCodes:
+    """Codes of one layer; with `pool`, written into reusable buffers (see `release`)."""
+    def buffer(shape: tuple[int, ...]) -> np.ndarray | None:
+        return pool.take(shape) if pool is not None else None
+
+    x_q, x_k, x_v = (inputs[f"{t}{layer}"] for t in "qkv")
+    q, q_scale = quantize_heads(x_q, bits["q"], out=buffer(x_q.shape))
+    k, k_scale = quantize_heads(x_k, bits["k"], out=buffer(x_k.shape))
+    v, v_scale = quantize_heads(x_v, bits["v"], out=buffer(x_v.shape))
     kv_of_head = np.arange(info.num_heads) // info.group_size
-    k_t = np.ascontiguousarray(k.transpose(0, 2, 1))
+    k_t = buffer((k.shape[0], k.shape[2], k.shape[1]))
+    k_t = np.ascontiguousarray(k.transpose(0, 2, 1)) if k_t is None else k_t
+    np.copyto(k_t, k.transpose(0, 2, 1))
+    if pool is not None:
+        pool.give_back(k)
     planes = {}
     lsb_bits = bits.get("k_lsb")
     if lsb_bits:
@@ -58,3 +68,9 @@ def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, 
         k_scale=k_scale[kv_of_head], v_scale=v_scale[kv_of_head],
         causal=info.causal and info.stage == "summarization", **planes,
     )
+
+
+def release(codes: LayerCodes, pool: BufferPool) -> None:
+    """Hand a layer's code buffers back once no frame needs them."""
+    for array in (codes.q, codes.k_t, codes.v):
+        pool.give_back(array)

@@ -90,7 +90,7 @@ def test_text_summary(capsys, small: Path) -> None:
     assert "max |y_sim - y_float| / max |y_float| = " in out
     layer_lines = [line for line in out.splitlines() if line[:5].strip().isdigit()]
     assert [int(line.split()[0]) for line in layer_lines] == list(range(12))
-    assert all(line.split()[1:5] == ["16", "16", "12", str(12 * 16 * 16)]
+    assert all(line.split()[1:5] == ["16", "16", "12->12", str(12 * 16 * 16)]
                for line in layer_lines)
 
 
