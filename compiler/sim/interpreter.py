@@ -31,7 +31,7 @@ from compiler.sim.frame import Frame, PruningState
 from compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
 from compiler.sim.handlers_spatten import SPATTEN_HANDLERS
 from compiler.sim.inputs import Inputs, check_inputs, random_inputs
-from compiler.sim.quantized import LayerCodes, quantize_layer, release
+from compiler.sim.quantized import LayerCodes, largest_v_scale, quantize_layer, release
 from compiler.sim.reference import reference_rows
 from compiler.sim.result import LayerRecord, SimResult
 
@@ -204,8 +204,10 @@ class _Run:
         # summarization run needs each layer once: quantize on the way, reusing buffers.
         self.codes: list[LayerCodes | None] = [None] * info.num_layers
         self.scales: list[np.ndarray | None] = [None] * info.num_layers
+        self.v_scale_ref = largest_v_scale(inputs, info, self.bits["v"])
         if info.stage == "generation":
-            self.codes = [quantize_layer(inputs, layer, info, self.bits)
+            self.codes = [quantize_layer(inputs, layer, info, self.bits,
+                                         v_scale_ref=self.v_scale_ref)
                           for layer in range(info.num_layers)]
         self.result = SimResult(info, used_seed, [], {}, dense_baseline_bytes(info), inputs,
                                 {}, {})
@@ -239,7 +241,8 @@ class _Run:
         heads = self.state.alive_heads(layer)
         codes = self.codes[layer]
         if codes is None:
-            codes = quantize_layer(self.result.inputs, layer, self.info, self.bits, self.pool)
+            codes = quantize_layer(self.result.inputs, layer, self.info, self.bits, self.pool,
+                                   self.v_scale_ref)
         self.scales[layer] = codes.v_scale
         frame = Frame(codes, layer, q_rows, k_rows, heads, self.state, self.dram, self.pool,
                       self.topk_parallelism, step_query)

@@ -34,15 +34,23 @@ class LayerCodes:
     causal: bool
     k_msb_t: np.ndarray | None = None
     k_lsb_t: np.ndarray | None = None
+    v_scale_ref: float = 1.0  # the largest V scale of the whole model
 
     def v_weights(self) -> np.ndarray:
-        """Each head's V scale relative to the layer's largest, as UQ0.16 integers: head
-        importance adds |output codes| * weight, so heads with different scales compare."""
-        return np.floor(self.v_scale / self.v_scale.max() * 65536 + 0.5).astype(np.int64)
+        """Each head's V scale relative to the model's largest, as UQ0.16 integers: head
+        importance adds |output codes| * weight, i.e. |attention output| in one unit for
+        every head and layer (SpAtten sums |E| in real units across layers)."""
+        return np.floor(self.v_scale / self.v_scale_ref * 65536 + 0.5).astype(np.int64)
+
+
+def largest_v_scale(inputs: Inputs, info: GraphInfo, v_bits: int) -> float:
+    """max over layers and KV heads of the V scale (max|v| / (2**(v_bits-1) - 1))."""
+    amax = max(float(np.max(np.abs(inputs[f"v{layer}"]))) for layer in range(info.num_layers))
+    return amax / ((1 << (v_bits - 1)) - 1) if amax > 0 else 1.0
 
 
 def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, int],
-                   pool: BufferPool | None = None) -> LayerCodes:
+                   pool: BufferPool | None = None, v_scale_ref: float = 1.0) -> LayerCodes:
     """Codes of one layer; with `pool`, written into reusable buffers (see `release`)."""
     def buffer(shape: tuple[int, ...]) -> np.ndarray | None:
         return pool.take(shape) if pool is not None else None
@@ -66,7 +74,8 @@ def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, 
     return LayerCodes(
         q=q, k_t=k_t, v=v, q_scale=q_scale,
         k_scale=k_scale[kv_of_head], v_scale=v_scale[kv_of_head],
-        causal=info.causal and info.stage == "summarization", **planes,
+        causal=info.causal and info.stage == "summarization", v_scale_ref=v_scale_ref,
+        **planes,
     )
 
 
