@@ -8,6 +8,7 @@ type flowing along them. The graph-level `GraphInfo` says which model and stage 
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,8 +103,27 @@ class AttnGraph:
         return self.op(node_id).infer(self.operand_types(node_id))
 
     def nodes(self) -> Iterator[str]:
-        """Nodes in canonical order: topological, grouped by layer then head (deterministic)."""
-        return iter(nx.lexicographical_topological_sort(self.nx_graph, key=self._order_key))
+        """Nodes in canonical order: topological, grouped by layer then head (deterministic).
+
+        Kahn's algorithm taking the smallest ready node by `_order_key` (what
+        networkx.lexicographical_topological_sort does, with each key computed once).
+        """
+        succ = self.nx_graph._succ
+        indegree = dict(self.nx_graph.in_degree())
+        keys = {n: self._order_key(n) for n in indegree}
+        ready = [(keys[n], n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        emitted = 0
+        while ready:
+            _, node = heapq.heappop(ready)
+            emitted += 1
+            yield node
+            for user in succ[node]:
+                indegree[user] -= 1
+                if indegree[user] == 0:
+                    heapq.heappush(ready, (keys[user], user))
+        if emitted != len(indegree):
+            raise nx.NetworkXUnfeasible("graph contains a cycle")
 
     def _order_key(self, node_id: str) -> tuple:
         """Layer first; a KV head's loads just before the first query head that reads them."""

@@ -22,11 +22,12 @@ def verify(g: AttnGraph) -> None:
         cycle = cycle[start:] + cycle[:start]
         path = " -> ".join([*cycle, cycle[0]])
         raise IRVerificationError(_describe(g, cycle[0], [f"graph has a cycle: {path}"]))
-    for node in g.nodes():
+    order = list(g.nodes())  # canonical order: the first error reported is deterministic
+    for node in order:
         problems = _node_problems(g, node)
         if problems:
             raise IRVerificationError(_describe(g, node, problems))
-    _check_stage(g)
+    _check_stage(g, order)
 
 
 def _node_problems(g: AttnGraph, node: str) -> list[str]:
@@ -56,10 +57,10 @@ def _node_problems(g: AttnGraph, node: str) -> list[str]:
     return problems
 
 
-def _check_stage(g: AttnGraph) -> None:
+def _check_stage(g: AttnGraph, order: list[str]) -> None:
     """Graph-level invariants tied to the model: head counts and GQA sharing."""
     info = g.info
-    for node in g.nodes():
+    for node in order:
         op = g.op(node)
         problems = []
         if not 0 <= op.layer < info.num_layers:
