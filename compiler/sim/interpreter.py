@@ -289,6 +289,7 @@ class _Run:
                                                    self.refs[layer])
         result.layers = self.records
         result.dram_bytes = self.dram.as_dict()
+        result.pruning_state = self.state
         return result
 
 

@@ -42,6 +42,7 @@ class SimResult:
     outputs: dict[str, np.ndarray]  # out{L}: dequantized float32 [heads, tokens, d]
     out_codes: dict[str, np.ndarray]  # out{L}: integer output codes (V's scale)
     references: dict[str, np.ndarray] = field(default_factory=dict)  # ref{L}
+    pruning_state: object = None  # the final PruningState (token / head drops, importances)
 
     @property
     def rel_err_vs_float(self) -> float | None:

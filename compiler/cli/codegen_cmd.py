@@ -1,0 +1,60 @@
+"""`spatten compile` (emit the Vitis HLS project) and `spatten csim` (g++ C-simulation)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from compiler.codegen.csim import run_csim
+from compiler.codegen.project import project_files, write_project
+from compiler.driver import compile_model
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+               model_help: str) -> None:
+    p = sub.add_parser(
+        "compile", parents=[common], help="emit a Vitis HLS project",
+        description="Compile MODEL's attention into a Vitis HLS project in DIR: sources, "
+                    "testbench with golden vectors from the simulator, tcl/cfg flows.",
+    )
+    p.add_argument("model", metavar="MODEL", help=model_help)
+    p.add_argument("--config", metavar="FILE", help="TOML configuration")
+    p.add_argument("-o", "--output", metavar="DIR", type=Path, required=True,
+                   help="project directory to create")
+    p.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+    p.add_argument("--seed", type=int, default=0, help="seed of the golden vectors' inputs")
+    p.add_argument("--dump-ir-after-all", metavar="DIR", type=Path,
+                   help="write NN-pass-name.ir.txt into DIR after every pass")
+    p.set_defaults(run=run_compile)
+    c = sub.add_parser(
+        "csim", parents=[common], help="C-simulate an emitted project with g++",
+        description="Build DIR's testbench with g++ and the ap_types headers and compare the "
+                    "design with the simulator's golden vectors, bit for bit.",
+    )
+    c.add_argument("project", metavar="DIR", type=Path, help="a directory from spatten compile")
+    c.set_defaults(run=run_csim_cmd)
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    compiled = compile_model(args.model, args.config, dump_dir=args.dump_ir_after_all)
+    files = project_files(compiled.graph, compiled.config, seed=args.seed)
+    write_project(files, args.output, args.force)
+    print(f"wrote {args.output} ({len(files)} files) in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def run_csim_cmd(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = run_csim(args.project)
+    for line in result.output.splitlines():
+        if line.strip() and not line.startswith(("layer ", "pruning state")):
+            continue
+        print(line)
+    for warning in result.stream_warnings:
+        print(f"stream warning: {warning}")
+    print(f"{result.passed} passed, {result.failed} failed")
+    print(f"csim took {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    return 0 if result.ok else 1

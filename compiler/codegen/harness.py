@@ -1,0 +1,46 @@
+"""ctypes harness: the emitted design as a shared library, run on golden vectors in-process.
+
+Building takes a few seconds; the library is cached by a hash of its sources, so many inputs
+(seeds) can be compared against the simulator with one build.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compiler.codegen.toolchain import build_shared
+from compiler.codegen.vectors import GoldenVectors
+
+
+@dataclass(frozen=True)
+class DesignRun:
+    out: np.ndarray  # int16 output codes, like GoldenVectors.arrays["out"]
+    state: np.ndarray  # int64 final pruning state, like GoldenVectors.arrays["state"]
+    requants: np.ndarray  # int64 per layer: rows recomputed with the K LSBs
+
+
+class DesignLibrary:
+    def __init__(self, project: Path, cache_dir: Path) -> None:
+        project = Path(project)
+        sources = [*sorted((project / "src").glob("*.cpp")), project / "tb" / "ctypes_api.cpp"]
+        includes = [project / "src" / "engines", project / "src", project / "tb"]
+        self.path = build_shared(sources, includes, Path(cache_dir), "spatten_design")
+        self._lib = ctypes.CDLL(str(self.path))
+        i16 = np.ctypeslib.ndpointer(np.int16, flags="C_CONTIGUOUS")
+        i64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
+        self._run = self._lib.spatten_run_model
+        self._run.argtypes = [i16, i16, i16, i16, i64, i64, i64, i16, i64, i64]
+        self._run.restype = ctypes.c_int
+
+    def run(self, vectors: GoldenVectors) -> DesignRun:
+        a = {k: np.ascontiguousarray(v) for k, v in vectors.arrays.items()}
+        out = np.zeros_like(a["out"])
+        state = np.zeros_like(a["state"])
+        requants = np.zeros(a["mult"].shape[0], dtype=np.int64)
+        self._run(a["q"], a["k_msb"], a["k_lsb"], a["v"], a["mult"], a["shift"], a["v_weight"],
+                  out, state, requants)
+        return DesignRun(out, state, requants)

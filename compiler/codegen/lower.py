@@ -1,0 +1,156 @@
+"""Lowering: a compiled IR and its config become the render context of the HLS project.
+
+Every decision is made here (engine parameters, keep schedules, widths, interface depths,
+pragmas' factors); the templates only substitute. The context is frozen and holds only
+strings, integers, booleans and lists of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.codegen.tiling import TilePlan, plan_tiles
+from compiler.config import Config
+from compiler.errors import CodegenError
+from compiler.ir.graph import AttnGraph
+from compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
+from compiler.ir.printer import format_value
+from compiler.passes.schedule import as_ratio
+from compiler.sim.handlers_spatten import threshold_code
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Per-engine parameters, each traceable to the IR nodes it implements."""
+
+    name: str
+    nodes: str  # an example IR node id, with the count of nodes it stands for
+    params: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    top: str
+    model: str
+    stage: str
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    group: int
+    head_dim: int
+    max_ctx: int
+    seq_len: int
+    gen_tokens: int
+    q_bits: int
+    k_msb_bits: int
+    k_lsb_bits: int
+    v_bits: int
+    causal: bool
+    progressive: bool
+    token_pruning: bool
+    head_pruning: bool
+    value_pruning: bool
+    keep_first: int
+    keep_recent: int
+    value_keep_num: int
+    value_keep_den: int
+    threshold_code: int
+    topk_parallelism: int
+    token_keep: list[int]
+    head_keep: list[int]
+    part: str
+    clock_mhz: float
+    clock_period_ns: str
+    qk_lanes: int
+    pv_lanes: int
+    tiles: TilePlan
+    engines: list[EngineParams]
+    config_toml: str
+
+
+def lower_to_engines(g: AttnGraph, cfg: Config) -> ProjectContext:
+    """Map the compiled IR onto the SpAtten engines and fix every parameter of the design."""
+    if "typed" not in g.properties:
+        raise CodegenError("the graph has no fixed-point types: compile with the default pipeline")
+    info, q, hw = g.info, cfg.quantization, cfg.hardware
+    if info.head_dim > hw.head_dim:
+        raise CodegenError(f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = "
+                           f"{hw.head_dim}")
+    tiles = plan_tiles(info, hw)
+    token_keep = [info.context] * info.num_layers
+    head_keep = [info.num_heads] * info.num_layers
+    for node in g.nx_graph.nodes:
+        op = g.op(node)
+        if isinstance(op, TokenSelect):
+            token_keep[op.layer] = op.keep
+        elif isinstance(op, HeadSelect):
+            head_keep[op.layer] = op.keep
+    value_keep = as_ratio(cfg.value_pruning.keep)
+    qk_lanes = max(1, hw.multipliers // 2 // info.head_dim)
+    pv_lanes = max(1, hw.multipliers // 2 // info.head_dim)
+    return ProjectContext(
+        top="spatten_top", model=info.model, stage=info.stage, num_layers=info.num_layers,
+        num_heads=info.num_heads, num_kv_heads=info.num_kv_heads, group=info.group_size,
+        head_dim=info.head_dim, max_ctx=info.context, seq_len=info.seq_len,
+        gen_tokens=info.gen_tokens if info.stage == "generation" else 0,
+        q_bits=q.q_bits, k_msb_bits=q.k_msb_bits, k_lsb_bits=q.k_lsb_bits, v_bits=q.v_bits,
+        causal=info.causal and info.stage == "summarization",
+        progressive="k-planes" in g.properties and q.progressive,
+        token_pruning=cfg.token_pruning.enabled, head_pruning=cfg.head_pruning.enabled,
+        value_pruning=any(isinstance(g.op(n), ValueTopK) for n in g.nx_graph.nodes),
+        keep_first=cfg.token_pruning.keep_first, keep_recent=cfg.token_pruning.keep_recent,
+        value_keep_num=value_keep.numerator, value_keep_den=value_keep.denominator,
+        threshold_code=threshold_code(q.requant_threshold),
+        topk_parallelism=hw.topk_parallelism, token_keep=token_keep, head_keep=head_keep,
+        part=hw.part, clock_mhz=hw.clock_mhz, clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
+        qk_lanes=qk_lanes, pv_lanes=pv_lanes, tiles=tiles,
+        engines=_engines(g, cfg, qk_lanes, pv_lanes),
+        config_toml=_config_toml(cfg),
+    )
+
+
+def _count(g: AttnGraph, kind: str) -> tuple[str, int]:
+    nodes = sorted(n for n in g.nx_graph.nodes if g.op(n).KIND == kind)
+    return (nodes[0] if nodes else "-"), len(nodes)
+
+
+def _engines(g: AttnGraph, cfg: Config, qk_lanes: int, pv_lanes: int) -> list[EngineParams]:
+    hw = cfg.hardware
+    widen = f"msb << {cfg.quantization.k_lsb_bits}"
+    rows = [
+        ("fetcher", ("load_q", "load_k", "load_k_msb", "load_k_lsb", "load_v"),
+         [("gather", "visible token positions"), ("k_widen", widen)]),
+        ("qk", ("matmul_qk",), [("lanes (keys per cycle)", str(qk_lanes)),
+                                ("multipliers", str(qk_lanes * g.info.head_dim))]),
+        ("scale", ("scale",), [("multiplier bits", "23"), ("saturation", "symmetric 24-bit")]),
+        ("softmax", ("softmax", "causal_mask"), [("exp", "two tables, 16 + 1024 entries"),
+                                                 ("reciprocal", "2048-entry table")]),
+        ("requant", ("requant",), [("threshold code",
+                                    str(threshold_code(cfg.quantization.requant_threshold)))]),
+        ("value_topk", ("value_topk",), [("comparators", str(hw.topk_parallelism))]),
+        ("pv", ("matmul_pv",), [("lanes (dims per cycle)", str(pv_lanes))]),
+        ("token_topk", ("token_importance", "token_select"),
+         [("comparators", str(hw.topk_parallelism))]),
+        ("head_topk", ("head_importance", "head_select"),
+         [("comparators", str(hw.topk_parallelism))]),
+    ]
+    engines = []
+    for name, kinds, params in rows:
+        found = [(_count(g, k)) for k in kinds]
+        total = sum(n for _, n in found)
+        if total:
+            example = next(node for node, n in found if n)
+            engines.append(EngineParams(name, f"%{example} (+{total - 1} more)", params))
+    return engines
+
+
+def _config_toml(cfg: Config) -> str:
+    lines = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if value is not None:
+                text = f'"{value}"' if isinstance(value, str) else format_value(value)
+                lines.append(f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""g++ toolchain for C-simulation: ap_types headers, strict flags, cached shared libraries.
+
+Headers come from `$XILINX_HLS/include` when set (a real Vitis install), else from the
+Apache-2.0 ap_types shipped inside hls4ml (`pip install --no-deps hls4ml==1.3.0`; located
+without importing hls4ml, whose dependencies a --no-deps install lacks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from compiler.errors import CodegenError
+
+CXX = os.environ.get("CXX", "g++")
+# The strict set of CSIM.md: c++20 (UBSan-clean on the headers), warnings as errors.
+CXXFLAGS = ("-std=c++20", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+            "-Wno-maybe-uninitialized", "-Wno-uninitialized",
+            "-Wno-unused-label")  # HLS names loops with labels
+HLS4ML_HEADERS = "hls4ml==1.3.0"
+
+
+def ap_types_include() -> Path:
+    xilinx = os.environ.get("XILINX_HLS")
+    if xilinx:
+        path = Path(xilinx) / "include"
+        if (path / "ap_int.h").is_file():
+            return path
+        raise CodegenError(f"XILINX_HLS={xilinx}: no ap_int.h in {path}")
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or spec.origin is None:
+        raise CodegenError("no ap_types headers: set XILINX_HLS to a Vitis HLS install or run "
+                           f"'pip install --no-deps {HLS4ML_HEADERS}'")
+    path = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
+    if not (path / "ap_int.h").is_file():
+        raise CodegenError(f"hls4ml at {path.parent} has no ap_types headers; install "
+                           f"{HLS4ML_HEADERS}")
+    return path
+
+
+def compiler_command(sources: Sequence[Path], include_dirs: Sequence[Path], output: Path,
+                     shared: bool = False) -> list[str]:
+    command = [CXX, *CXXFLAGS, "-isystem", str(ap_types_include())]
+    for directory in include_dirs:
+        command += ["-I", str(directory)]
+    if shared:
+        command += ["-fPIC", "-shared", "-fno-gnu-unique"]
+    return [*command, *(str(s) for s in sources), "-o", str(output)]
+
+
+def run_compiler(command: list[str], what: str) -> None:
+    if shutil.which(command[0]) is None:
+        raise CodegenError(f"C++ compiler '{command[0]}' not found (set CXX)")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "?")
+        raise CodegenError(f"g++ failed building {what}: {first}")
+
+
+def build_shared(sources: Sequence[Path], include_dirs: Sequence[Path], cache_dir: Path,
+                 name: str) -> Path:
+    """Compile `sources` into a shared library, reusing a build of identical sources."""
+    digest = hashlib.sha256()
+    for path in [*sources, *sorted(p for d in include_dirs for p in Path(d).rglob("*.h"))]:
+        digest.update(str(path.name).encode())
+        digest.update(Path(path).read_bytes())
+    digest.update(" ".join(CXXFLAGS).encode())
+    library = cache_dir / f"{name}-{digest.hexdigest()[:16]}.so"
+    if library.is_file():
+        return library
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        partial = Path(tmp) / library.name
+        run_compiler(compiler_command(sources, include_dirs, partial, shared=True), name)
+        os.replace(partial, library)
+    return library
