@@ -6,13 +6,19 @@ import math
 from dataclasses import dataclass
 
 from compiler.config import HardwareSection
-from compiler.errors import CodegenError
 from compiler.ir.graph import GraphInfo
 
 
 @dataclass(frozen=True)
 class TilePlan:
-    """How keys map onto the K/V buffers: `key_tiles` tiles of `tile_tokens` rows each."""
+    """How keys map onto the K/V buffers: at most `key_tiles` tiles of `tile_tokens` rows.
+
+    With one tile the visible K and V of a KV head stay on chip for all its query rows and
+    heads. With more, each query row walks the tiles (refetching them): scores land in a row
+    buffer of the full context, so softmax (max, exp sum, reciprocal), the requant decision
+    (on the row's max probability), token importance and value top-k all see the whole row
+    exactly as in the simulator; prob·V accumulates tile by tile (exact integer sums).
+    """
 
     tile_tokens: int
     key_tiles: int
@@ -21,13 +27,7 @@ class TilePlan:
 
 def plan_tiles(info: GraphInfo, hw: HardwareSection) -> TilePlan:
     keys = info.context
-    tiles = math.ceil(keys / hw.max_tokens)
-    if tiles > 1:
-        raise CodegenError(
-            f"the model attends over {keys} keys but 'hardware.max_tokens' = {hw.max_tokens}: "
-            "key tiling (several buffer loads per row) is not generated yet; raise "
-            "hardware.max_tokens to at least the context length"
-        )
     tile = min(keys, hw.max_tokens)
+    tiles = math.ceil(keys / tile)
     return TilePlan(tile_tokens=tile, key_tiles=tiles,
                     kv_buffer_bits=2 * tile * info.head_dim * 16)

@@ -2,6 +2,12 @@
 // decode step of a layer), composed from the engines. Mirrors compiler/sim (the golden
 // reference) operation for operation; docs/numerics.md is the arithmetic contract.
 //
+// Keys are processed in tiles of Cfg::TILE rows (hardware.max_tokens): when all visible keys
+// fit, a KV head's K and V are fetched once and reused by every query row and query head of
+// its group; otherwise every row walks the tiles, refetching them (scores go to a row buffer
+// of MAX_CTX entries, softmax runs over the whole row, prob·V accumulates tile by tile). The
+// integer results are the same either way: max and sums are order independent.
+//
 // Cfg is the generated `model_cfg` of params.h. DRAM arrays are layer-local and indexed by
 // absolute token position: q [NUM_HEADS][MAX_CTX][HEAD_DIM], K planes and V
 // [NUM_KV_HEADS][MAX_CTX][HEAD_DIM], out like q. The pruning state persists in DRAM between
@@ -47,16 +53,17 @@ scan:
     return n;
 }
 
-// Gather the visible K rows (MSB plane widened on chip, LSB plane) and V rows of a KV head.
+// Gather one tile of visible keys (visible keys first .. first + count - 1) of a KV head: K
+// rows (MSB plane widened on chip, LSB plane) and V rows, into the on-chip buffers.
 template <class Cfg>
 void fetch_kv(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
-              const index_t pos[Cfg::MAX_CTX], int nk, code_t k_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-              lsb_t lsb_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-              code_t v_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM]) {
+              const index_t pos[Cfg::MAX_CTX], int first, int count,
+              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
 rows:
-    for (int j = 0; j < Cfg::MAX_CTX; j++) {
-        if (j < nk) {
-            const int base = (kv * Cfg::MAX_CTX + (int)pos[j]) * Cfg::HEAD_DIM;
+    for (int j = 0; j < Cfg::TILE; j++) {
+        if (j < count) {
+            const int base = (kv * Cfg::MAX_CTX + (int)pos[first + j]) * Cfg::HEAD_DIM;
         dims:
             for (int d = 0; d < Cfg::HEAD_DIM; d++) {
 #pragma HLS PIPELINE II = 1
@@ -68,24 +75,77 @@ rows:
     }
 }
 
-// Scores of one query row against the buffered keys (with_lsb: the full K word).
+// Scores of one query row against the buffered tile of keys, written to s[first ..]
+// (with_lsb: the full K word MSB + LSB; otherwise the buffered word as it is).
 template <class Cfg>
-void score_row(const code_t q_row[Cfg::HEAD_DIM],
-               const code_t k_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-               const lsb_t lsb_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM], bool with_lsb, int nk,
-               mult_t m, int sh, score_t s[Cfg::MAX_CTX]) {
+void score_tile(const code_t q_row[Cfg::HEAD_DIM], const code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
+                const lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM], bool with_lsb, int first,
+                int count, mult_t m, int sh, score_t s[Cfg::MAX_CTX]) {
 keys:
-    for (int j = 0; j < Cfg::MAX_CTX; j++) {
+    for (int j = 0; j < Cfg::TILE; j++) {
 #pragma HLS PIPELINE II = 1
-        if (j < nk) {
+        if (j < count) {
             code_t k_row[Cfg::HEAD_DIM];
         words:
             for (int d = 0; d < Cfg::HEAD_DIM; d++) {
                 k_row[d] = with_lsb ? (code_t)(k_buf[j][d] + (code_t)lsb_buf[j][d]) : k_buf[j][d];
             }
-            s[j] = scale_score(qk_dot<Cfg::HEAD_DIM>(q_row, k_row), m, sh);
-        } else {
-            s[j] = 0;
+            s[first + j] = scale_score(qk_dot<Cfg::HEAD_DIM>(q_row, k_row), m, sh);
+        }
+    }
+}
+
+// Accumulate sum_j p[first + j] * v_buf[j] over one tile (exact; tiles add up associatively).
+template <class Cfg>
+void pv_tile(const prob_t p[Cfg::MAX_CTX], const code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM],
+             int first, int count, pv_acc_t acc[Cfg::HEAD_DIM]) {
+keys:
+    for (int j = 0; j < Cfg::TILE; j++) {
+#pragma HLS PIPELINE II = 1
+        if (j < count) {
+        dims:
+            for (int d = 0; d < Cfg::HEAD_DIM; d++) acc[d] += p[first + j] * v_buf[j][d];
+        }
+    }
+}
+
+// Output requantization: sat_sym((acc + 2^15) >> 16, V_BITS), as pv_row does.
+template <class Cfg>
+void requantize_out(const pv_acc_t acc[Cfg::HEAD_DIM], code_t out_row[Cfg::HEAD_DIM]) {
+    const pv_acc_t hi = (pv_acc_t(1) << (Cfg::V_BITS - 1)) - 1;
+dims:
+    for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+#pragma HLS UNROLL
+        const pv_acc_t x = (acc[d] + (1 << (PROB_FRAC - 1))) >> PROB_FRAC;
+        out_row[d] = code_t(x > hi ? hi : (x < -hi ? pv_acc_t(-hi) : x));
+    }
+}
+
+// DRAM pointers and tiling of the layer, shared by every row of a KV head.
+struct kv_source {
+    const code_t *k_msb;
+    const lsb_t *k_lsb;
+    const code_t *v;
+    int kv;
+    int tiles;  // 1: the whole key set is resident on chip; >1: refetched per row
+};
+
+// Scores of a row over every tile of keys.
+template <class Cfg>
+void score_row(const code_t q_row[Cfg::HEAD_DIM], const kv_source &src,
+               const index_t pos[Cfg::MAX_CTX], int nk, bool with_lsb, mult_t m, int sh,
+               code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+               code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], score_t s[Cfg::MAX_CTX]) {
+tiles:
+    for (int t = 0; t < Cfg::MAX_TILES; t++) {
+        if (t < src.tiles) {
+            const int first = t * Cfg::TILE;
+            const int count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
+            if (src.tiles > 1) {
+                fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf,
+                              lsb_buf, v_buf);
+            }
+            score_tile<Cfg>(q_row, k_buf, lsb_buf, with_lsb, first, count, m, sh, s);
         }
     }
 }
@@ -93,12 +153,11 @@ keys:
 // One query row of one head: Q·K, scale, mask, softmax, requant decision, importance, value
 // top-k and prob·V. Returns the row's |output| sum (head importance) and counts requants.
 template <class Cfg>
-ap_uint<40> attend_row(const code_t q_row[Cfg::HEAD_DIM], int q_pos,
-                       const code_t k_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-                       const lsb_t lsb_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-                       const code_t v_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM],
-                       const index_t pos[Cfg::MAX_CTX], int nk, mult_t m, int sh,
-                       importance_t token_importance[Cfg::MAX_CTX],
+ap_uint<40> attend_row(const code_t q_row[Cfg::HEAD_DIM], int q_pos, const kv_source &src,
+                       code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
+                       lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+                       code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], const index_t pos[Cfg::MAX_CTX],
+                       int nk, mult_t m, int sh, importance_t token_importance[Cfg::MAX_CTX],
                        code_t out_row[Cfg::HEAD_DIM], int &requants) {
     score_t s[Cfg::MAX_CTX];
     prob_t p[Cfg::MAX_CTX];
@@ -113,10 +172,10 @@ ap_uint<40> attend_row(const code_t q_row[Cfg::HEAD_DIM], int q_pos,
             if (j < nk && (int)pos[j] <= q_pos) visible = j + 1;
         }
     }
-    score_row<Cfg>(q_row, k_buf, lsb_buf, !Cfg::PROGRESSIVE, nk, m, sh, s);
+    score_row<Cfg>(q_row, src, pos, nk, !Cfg::PROGRESSIVE, m, sh, k_buf, lsb_buf, v_buf, s);
     softmax_row<Cfg::MAX_CTX>(s, visible, p);
     if (Cfg::PROGRESSIVE && needs_requant(row_max<Cfg::MAX_CTX>(p, nk), Cfg::THRESHOLD_CODE)) {
-        score_row<Cfg>(q_row, k_buf, lsb_buf, true, nk, m, sh, s);
+        score_row<Cfg>(q_row, src, pos, nk, true, m, sh, k_buf, lsb_buf, v_buf, s);
         softmax_row<Cfg::MAX_CTX>(s, visible, p);
         requants++;
     }
@@ -130,10 +189,23 @@ ap_uint<40> attend_row(const code_t q_row[Cfg::HEAD_DIM], int q_pos,
     if (Cfg::VALUE_PRUNING) {
         value_topk_row<Cfg::MAX_CTX>(p, visible, Cfg::VALUE_KEEP_NUM, Cfg::VALUE_KEEP_DEN,
                                      Cfg::TOPK_PARALLELISM, kept, fetched);
-        pv_row<Cfg::MAX_CTX, Cfg::HEAD_DIM>(kept, v_buf, nk, Cfg::V_BITS, out_row);
-    } else {
-        pv_row<Cfg::MAX_CTX, Cfg::HEAD_DIM>(p, v_buf, nk, Cfg::V_BITS, out_row);
     }
+    pv_acc_t acc[Cfg::HEAD_DIM];
+zero:
+    for (int d = 0; d < Cfg::HEAD_DIM; d++) acc[d] = 0;
+tiles:
+    for (int t = 0; t < Cfg::MAX_TILES; t++) {
+        if (t < src.tiles) {
+            const int first = t * Cfg::TILE;
+            const int count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
+            if (src.tiles > 1) {
+                fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf,
+                              lsb_buf, v_buf);
+            }
+            pv_tile<Cfg>(Cfg::VALUE_PRUNING ? kept : p, v_buf, first, count, acc);
+        }
+    }
+    requantize_out<Cfg>(acc, out_row);
     return abs_sum_row<Cfg::HEAD_DIM>(out_row);
 }
 
@@ -200,15 +272,16 @@ void attention_layer(const code_t *q, const code_t *k_msb, const lsb_t *k_lsb, c
                      const mult_t mult[Cfg::NUM_HEADS], const ap_uint<8> shift[Cfg::NUM_HEADS],
                      const ap_uint<17> v_weight[Cfg::NUM_HEADS], const layer_args &a,
                      int token_keep, int head_keep, int &requants, int &topk_cycles) {
-    static code_t k_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM];
-    static lsb_t lsb_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM];
-    static code_t v_buf[Cfg::MAX_CTX][Cfg::HEAD_DIM];
+    static code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM];
+    static lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM];
+    static code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM];
 #pragma HLS ARRAY_PARTITION variable = k_buf dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = lsb_buf dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = v_buf dim = 2 complete
     index_t pos[Cfg::MAX_CTX];
     bool alive[Cfg::NUM_HEADS];
     const int nk = visible_tokens<Cfg>(token_dropped_at, a.layer, a.end, pos);
+    const int tiles = (nk + Cfg::TILE - 1) / Cfg::TILE;
 heads_alive:
     for (int h = 0; h < Cfg::NUM_HEADS; h++) alive[h] = head_dropped_at[h] > a.layer;
 kv_heads:
@@ -217,7 +290,8 @@ kv_heads:
     group:
         for (int g = 0; g < Cfg::GROUP; g++) group_alive = group_alive || alive[kv * Cfg::GROUP + g];
         if (!group_alive) continue;
-        fetch_kv<Cfg>(k_msb, k_lsb, v, kv, pos, nk, k_buf, lsb_buf, v_buf);
+        const kv_source src = {k_msb, k_lsb, v, kv, tiles};
+        if (tiles == 1) fetch_kv<Cfg>(k_msb, k_lsb, v, kv, pos, 0, nk, k_buf, lsb_buf, v_buf);
     heads:
         for (int g = 0; g < Cfg::GROUP; g++) {
             const int h = kv * Cfg::GROUP + g;
@@ -234,9 +308,9 @@ kv_heads:
 #pragma HLS PIPELINE II = 1
                         q_row[d] = q[row + d];
                     }
-                    abs_total += attend_row<Cfg>(q_row, (int)pos[j], k_buf, lsb_buf, v_buf, pos,
-                                                 nk, mult[h], (int)shift[h], token_importance,
-                                                 out_row, requants);
+                    abs_total += attend_row<Cfg>(q_row, (int)pos[j], src, k_buf, lsb_buf, v_buf,
+                                                 pos, nk, mult[h], (int)shift[h],
+                                                 token_importance, out_row, requants);
                 store:
                     for (int d = 0; d < Cfg::HEAD_DIM; d++) {
 #pragma HLS PIPELINE II = 1
