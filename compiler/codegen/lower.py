@@ -1,4 +1,4 @@
-"""Lowering: a compiled IR and its config become the render context of the HLS project.
+"""The render context of the HLS project, from a lowered IR and its config.
 
 Every decision is made here (engine parameters, keep schedules, widths, interface depths,
 pragmas' factors); the templates only substitute. The context is frozen and holds only
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from compiler.codegen.tiling import TilePlan, plan_tiles
 from compiler.config import Config
 from compiler.errors import CodegenError
-from compiler.ir.graph import AttnGraph
+from compiler.ir.graph import AttnGraph, node_sort_key
 from compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
 from compiler.ir.printer import format_value
 from compiler.passes.schedule import as_ratio
@@ -68,10 +68,11 @@ class ProjectContext:
     config_toml: str
 
 
-def lower_to_engines(g: AttnGraph, cfg: Config) -> ProjectContext:
-    """Map the compiled IR onto the SpAtten engines and fix every parameter of the design."""
-    if "typed" not in g.properties:
-        raise CodegenError("the graph has no fixed-point types: compile with the default pipeline")
+def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
+    """Everything the templates need, from a lowered IR (passes `tile`, `lower-to-engines`)."""
+    if "lowered" not in g.properties:
+        raise CodegenError("the graph is not lowered to engines: compile with the default "
+                           "pipeline (its last passes are tile and lower-to-engines)")
     info, q, hw = g.info, cfg.quantization, cfg.hardware
     if info.head_dim > hw.head_dim:
         raise CodegenError(f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = "
@@ -104,43 +105,22 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> ProjectContext:
         topk_parallelism=hw.topk_parallelism, token_keep=token_keep, head_keep=head_keep,
         part=hw.part, clock_mhz=hw.clock_mhz, clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
         qk_lanes=qk_lanes, pv_lanes=pv_lanes, tiles=tiles,
-        engines=_engines(g, cfg, qk_lanes, pv_lanes),
+        engines=_engines(g),
         config_toml=_config_toml(cfg),
     )
 
 
-def _count(g: AttnGraph, kind: str) -> tuple[str, int]:
-    nodes = sorted(n for n in g.nx_graph.nodes if g.op(n).KIND == kind)
-    return (nodes[0] if nodes else "-"), len(nodes)
-
-
-def _engines(g: AttnGraph, cfg: Config, qk_lanes: int, pv_lanes: int) -> list[EngineParams]:
-    hw = cfg.hardware
-    widen = f"msb << {cfg.quantization.k_lsb_bits}"
-    rows = [
-        ("fetcher", ("load_q", "load_k", "load_k_msb", "load_k_lsb", "load_v"),
-         [("gather", "visible token positions"), ("k_widen", widen)]),
-        ("qk", ("matmul_qk",), [("lanes (keys per cycle)", str(qk_lanes)),
-                                ("multipliers", str(qk_lanes * g.info.head_dim))]),
-        ("scale", ("scale",), [("multiplier bits", "23"), ("saturation", "symmetric 24-bit")]),
-        ("softmax", ("softmax", "causal_mask"), [("exp", "two tables, 16 + 1024 entries"),
-                                                 ("reciprocal", "2048-entry table")]),
-        ("requant", ("requant",), [("threshold code",
-                                    str(threshold_code(cfg.quantization.requant_threshold)))]),
-        ("value_topk", ("value_topk",), [("comparators", str(hw.topk_parallelism))]),
-        ("pv", ("matmul_pv",), [("lanes (dims per cycle)", str(pv_lanes))]),
-        ("token_topk", ("token_importance", "token_select"),
-         [("comparators", str(hw.topk_parallelism))]),
-        ("head_topk", ("head_importance", "head_select"),
-         [("comparators", str(hw.topk_parallelism))]),
-    ]
+def _engines(g: AttnGraph) -> list[EngineParams]:
+    """One entry per engine annotation of the lowered IR, with an example node and a count."""
+    groups: dict[str, list[str]] = {}
+    for node in sorted(g.nx_graph.nodes, key=node_sort_key):
+        groups.setdefault(g.engine(node), []).append(node)
     engines = []
-    for name, kinds, params in rows:
-        found = [(_count(g, k)) for k in kinds]
-        total = sum(n for _, n in found)
-        if total:
-            example = next(node for node, n in found if n)
-            engines.append(EngineParams(name, f"%{example} (+{total - 1} more)", params))
+    for annotation, nodes in sorted(groups.items()):
+        name, _, rest = annotation.partition("[")
+        params = [tuple(p.strip().split("=", 1)) for p in rest.rstrip("]").split(", ") if "=" in p]
+        engines.append(EngineParams(name, f"%{nodes[0]} (+{len(nodes) - 1} more)",
+                                    [(k, v) for k, v in params]))
     return engines
 
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from compiler.codegen.env import render
-from compiler.codegen.lower import ProjectContext, lower_to_engines
+from compiler.codegen.lower import ProjectContext, project_context
 from compiler.codegen.tables import tables_header
 from compiler.codegen.toolchain import CXXFLAGS
 from compiler.codegen.vectors import golden_vectors
@@ -35,7 +35,7 @@ SCALARS = ("layer", "q_begin", "q_end", "end", "step_query")
 
 def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
     """Every file of the project, by relative path (deterministic bytes)."""
-    ctx = lower_to_engines(g, cfg)
+    ctx = project_context(g, cfg)
     common = {"ctx": ctx, "sources": SOURCES}
     text = {
         "src/spatten_top.cpp": render("top.cpp.j2", ports=_ports(ctx), scalars=SCALARS, **common),

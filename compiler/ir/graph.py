@@ -82,6 +82,13 @@ class AttnGraph:
     def origin(self, node_id: str) -> str:
         return self.nx_graph.nodes[node_id]["origin"]
 
+    def engine(self, node_id: str) -> str | None:
+        """The hardware engine (with its parameters) the node is lowered onto, if lowered."""
+        return self.nx_graph.nodes[node_id].get("engine")
+
+    def set_engine(self, node_id: str, engine: str) -> None:
+        self.nx_graph.nodes[node_id]["engine"] = engine
+
     def set_op(self, node_id: str, op: Op, origin_suffix: str | None = None) -> None:
         data = self.nx_graph.nodes[node_id]
         data["op"] = op

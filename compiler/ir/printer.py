@@ -33,7 +33,9 @@ def format_node(g: AttnGraph, node: str) -> str:
         result = str(g.output_type(node))
     except Exception:  # a malformed node (shown by verify's diagnostics) has no inferable type
         result = "<invalid>"
-    return f"%{node} = {op.KIND}({operands}) {{{attrs}}} : {result}  # {g.origin(node)}"
+    engine = g.engine(node)
+    placed = f" @ {engine}" if engine else ""
+    return f"%{node} = {op.KIND}({operands}) {{{attrs}}} : {result}{placed}  # {g.origin(node)}"
 
 
 def header_lines(g: AttnGraph) -> list[str]:

@@ -21,7 +21,8 @@ def to_json(g: AttnGraph) -> str:
     h = nx.DiGraph()
     for node in nodes:
         op = g.op(node)
-        h.add_node(node, kind=op.KIND, attrs=op.attrs(), origin=g.origin(node))
+        engine = {"engine": g.engine(node)} if g.engine(node) else {}
+        h.add_node(node, kind=op.KIND, attrs=op.attrs(), origin=g.origin(node), **engine)
     for src, dst in sorted(g.nx_graph.edges, key=lambda e: (node_sort_key(e[0]),
                                                            node_sort_key(e[1]))):
         data = g.nx_graph.edges[src, dst]
@@ -64,6 +65,8 @@ def _graph_from_doc(doc: dict[str, Any]) -> AttnGraph:
         if data["kind"] not in OP_KINDS:
             raise IRVerificationError(f"node '{node}' has unknown op kind '{data['kind']}'")
         g.add_node(node, op_from_attrs(data["kind"], _attrs(data["attrs"])), data["origin"])
+        if data.get("engine"):
+            g.set_engine(node, data["engine"])
     for src, dst, data in h.edges(data=True):
         tensor = None if data["tensor"] is None else TensorType.parse(data["tensor"])
         g.add_edge(src, dst, data["port"], tensor)

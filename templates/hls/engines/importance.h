@@ -17,7 +17,7 @@ void add_column_sums(importance_t importance[MAXN], const int positions[MAXK],
 #pragma HLS INLINE off
     for (int j = 0; j < MAXK; j++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS DEPENDENCE variable=importance inter false
+#pragma HLS DEPENDENCE variable=importance type=inter dependent=false
         if (j < nk) {
             importance[positions[j]] += p[j];
         }

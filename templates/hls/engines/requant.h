@@ -30,6 +30,9 @@ template <int MAXK, int D>
 bool requant_row(const code_t q[D], const code_t k_msb[MAXK][D], const lsb_t k_lsb[MAXK][D],
                  int visible, mult_t m, int sh, prob_t threshold_code, prob_t p[MAXK]) {
 #pragma HLS INLINE off
+#pragma HLS ARRAY_PARTITION variable=q complete dim=1
+#pragma HLS ARRAY_PARTITION variable=k_msb complete dim=2
+#pragma HLS ARRAY_PARTITION variable=k_lsb complete dim=2
     if (!needs_requant(row_max<MAXK>(p, visible), threshold_code)) {
         return false;
     }

@@ -31,7 +31,7 @@ inline exp_t exp_fixed(ap_uint<SCORE_BITS> x) {
 inline int bit_length_sum(sum_t v) {
 #pragma HLS INLINE
     int n = 0;
-    for (int b = 0; b < 48; b++) {
+    for (int b = 0; b < sum_t::width; b++) {
 #pragma HLS UNROLL
         if (v[b]) {
             n = b + 1;

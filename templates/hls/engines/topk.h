@@ -44,9 +44,10 @@ void kth_largest(const importance_t vals[MAXN], int n, int k, int parallelism,
     theta = 0;
     num_eq = 0;
 
-    // Every round removes at least the pivot from the candidates, so n <= MAXN rounds end it.
+    // Every round removes at least the pivot from the candidates, so n <= MAXN rounds end it
+    // (a random pivot needs ~2 ln n on average). Each round is two pipelined passes.
     for (int round = 0; round < MAXN; round++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=32
+#pragma HLS LOOP_FLATTEN off
         state = xorshift32(state);
         const importance_t pivot = cand[state % ap_uint<32>(size)];
         rounds++;
@@ -82,7 +83,7 @@ void kth_largest(const importance_t vals[MAXN], int n, int k, int parallelism,
         int out = 0;
         for (int i = 0; i < MAXN; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS DEPENDENCE variable=cand inter RAW false
+#pragma HLS DEPENDENCE variable=cand type=inter direction=RAW dependent=false
             if (i >= size) {
                 break;
             }
