@@ -19,6 +19,11 @@ from compiler.passes.schedule import as_ratio
 from compiler.sim.handlers_spatten import threshold_code
 
 
+# The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A); a whole K row of
+# HEAD_DIM words is in flight at most, so 64 also covers head_dim 64 without stalling.
+FETCH_FIFO_DEPTH = 64
+
+
 @dataclass(frozen=True)
 class EngineParams:
     """Per-engine parameters, each traceable to the IR nodes it implements."""
@@ -63,6 +68,7 @@ class ProjectContext:
     clock_period_ns: str
     qk_lanes: int
     pv_lanes: int
+    fifo_depth: int
     tiles: TilePlan
     engines: list[EngineParams]
     config_toml: str
@@ -104,7 +110,7 @@ def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
         threshold_code=threshold_code(q.requant_threshold),
         topk_parallelism=hw.topk_parallelism, token_keep=token_keep, head_keep=head_keep,
         part=hw.part, clock_mhz=hw.clock_mhz, clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
-        qk_lanes=qk_lanes, pv_lanes=pv_lanes, tiles=tiles,
+        qk_lanes=qk_lanes, pv_lanes=pv_lanes, fifo_depth=FETCH_FIFO_DEPTH, tiles=tiles,
         engines=_engines(g),
         config_toml=_config_toml(cfg),
     )

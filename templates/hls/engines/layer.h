@@ -15,6 +15,8 @@
 #ifndef SPATTEN_LAYER_H
 #define SPATTEN_LAYER_H
 
+#include <hls_stream.h>
+
 #include "importance.h"
 #include "pv.h"
 #include "qk.h"
@@ -53,13 +55,13 @@ scan:
     return n;
 }
 
-// Gather one tile of visible keys (visible keys first .. first + count - 1) of a KV head: K
-// rows (MSB plane widened on chip, LSB plane) and V rows, into the on-chip buffers.
+// Fetcher, read side: the visible rows of one tile of a KV head from DRAM, K MSB widened on
+// chip (the bitwidth converter puts the MSBs at the top of the word), as data FIFOs.
 template <class Cfg>
-void fetch_kv(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
-              const index_t pos[Cfg::MAX_CTX], int first, int count,
-              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
+void read_tile(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
+               const index_t pos[Cfg::MAX_CTX], int first, int count,
+               hls::stream<code_t> &k_words, hls::stream<lsb_t> &lsb_words,
+               hls::stream<code_t> &v_words) {
 rows:
     for (int j = 0; j < Cfg::TILE; j++) {
         if (j < count) {
@@ -67,12 +69,50 @@ rows:
         dims:
             for (int d = 0; d < Cfg::HEAD_DIM; d++) {
 #pragma HLS PIPELINE II = 1
-                k_buf[j][d] = (code_t)(k_msb[base + d] * (1 << Cfg::K_LSB_BITS));
-                lsb_buf[j][d] = k_lsb[base + d];
-                v_buf[j][d] = v[base + d];
+                k_words.write((code_t)(k_msb[base + d] * (1 << Cfg::K_LSB_BITS)));
+                lsb_words.write(k_lsb[base + d]);
+                v_words.write(v[base + d]);
             }
         }
     }
+}
+
+// Fetcher, write side: the data FIFOs into the on-chip K and V buffers.
+template <class Cfg>
+void write_tile(int count, hls::stream<code_t> &k_words, hls::stream<lsb_t> &lsb_words,
+                hls::stream<code_t> &v_words, code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
+                lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+                code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
+rows:
+    for (int j = 0; j < Cfg::TILE; j++) {
+        if (j < count) {
+        dims:
+            for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+#pragma HLS PIPELINE II = 1
+                k_buf[j][d] = k_words.read();
+                lsb_buf[j][d] = lsb_words.read();
+                v_buf[j][d] = v_words.read();
+            }
+        }
+    }
+}
+
+// Gather one tile of visible keys (visible keys first .. first + count - 1) of a KV head into
+// the on-chip buffers: DRAM reads and buffer writes overlap through FIFOs.
+template <class Cfg>
+void fetch_kv(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
+              const index_t pos[Cfg::MAX_CTX], int first, int count,
+              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
+#pragma HLS DATAFLOW
+    hls::stream<code_t> k_words;
+    hls::stream<lsb_t> lsb_words;
+    hls::stream<code_t> v_words;
+#pragma HLS STREAM variable = k_words depth = Cfg::FIFO_DEPTH
+#pragma HLS STREAM variable = lsb_words depth = Cfg::FIFO_DEPTH
+#pragma HLS STREAM variable = v_words depth = Cfg::FIFO_DEPTH
+    read_tile<Cfg>(k_msb, k_lsb, v, kv, pos, first, count, k_words, lsb_words, v_words);
+    write_tile<Cfg>(count, k_words, lsb_words, v_words, k_buf, lsb_buf, v_buf);
 }
 
 // Scores of one query row against the buffered tile of keys, written to s[first ..]
