@@ -18,7 +18,6 @@ from compiler.ir.printer import format_value
 from compiler.passes.schedule import as_ratio
 from compiler.sim.handlers_spatten import threshold_code
 
-
 # The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A); a whole K row of
 # HEAD_DIM words is in flight at most, so 64 also covers head_dim 64 without stalling.
 FETCH_FIFO_DEPTH = 64

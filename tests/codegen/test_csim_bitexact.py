@@ -184,13 +184,16 @@ def test_gqa_prunes_heads_within_kv_groups(designs) -> None:
     assert b"GROUP = 3;" in design.files["src/params.h"]
     keeps = select_keeps(design, HeadSelect)
     assert keeps == {0: 3, 1: 1}
-    whole_group_gone = 0
+    groups_skipped = 0
     for seed in (*SEEDS, 3, 4, 5):
-        _, run = design.run(seed)
+        vectors, run = design.run(seed)
+        assert np.array_equal(run.out, vectors.arrays["out"]), seed
+        assert np.array_equal(run.state, vectors.arrays["state"]), seed
         dropped = state_parts(design, run.state)["head_dropped_at"]
         assert_alive_counts(dropped, keeps)
-        whole_group_gone += any(np.all(dropped[g * 3:g * 3 + 3] < 2) for g in range(2))
-    assert whole_group_gone  # a KV head with no live query head is skipped in some run
+        # all three query heads of a KV head dropped after layer 0: layer 1 skips that KV head
+        groups_skipped += sum(bool(np.all(dropped[g * 3:g * 3 + 3] == 0)) for g in range(2))
+    assert groups_skipped >= 2
 
 
 def _without(name: str, section: str) -> dict:
