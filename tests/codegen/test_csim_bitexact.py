@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 from compiler.codegen.csim import run_csim
-from compiler.codegen.project import project_files
-from compiler.errors import CodegenError
 from compiler.ir.ops_spatten import HeadSelect, TokenSelect
 from compiler.sim import simulate
 
@@ -89,6 +87,10 @@ CASES: dict[str, dict] = {
                    "quantization": {"q_bits": 7, "k_msb_bits": 5, "k_lsb_bits": 3,
                                     "v_bits": 9},
                    "hardware": {"topk_parallelism": 3}}},
+    "key-tiles": {
+        "model": model("tiles", "gpt2", 2, 4, 16, kv_heads=2),
+        "config": {"model": {"seq_len": 40}, **ALL_TECHNIQUES,
+                   "hardware": {"max_tokens": 16}}},
 }
 
 
@@ -266,13 +268,16 @@ def test_generation_runs_every_decode_step(designs) -> None:
     assert np.array_equal(run.out, vectors.arrays["out"])
 
 
-def test_context_beyond_max_tokens_is_a_clear_error(designs) -> None:
-    """Known gap: key tiling is not generated, so the context must fit hardware.max_tokens."""
-    case = {"model": model("long", "bert", 1, 2, 16),
-            "config": {"model": {"seq_len": 40}, "hardware": {"max_tokens": 32}}}
-    graph, cfg = designs.compile(case)
-    with pytest.raises(CodegenError, match=r"40 keys.*'hardware.max_tokens' = 32.*not generated"):
-        project_files(graph, cfg)
+@uses("key-tiles")
+def test_keys_beyond_max_tokens_are_tiled(designs) -> None:
+    """40 keys on 16-row K/V buffers: every row walks 3 tiles (the last one partial)."""
+    design = designs.get(CASES["key-tiles"])
+    params = design.files["src/params.h"]
+    assert b"TILE = 16;" in params and b"MAX_TILES = 3;" in params
+    vectors, run = design.run(5)
+    assert np.array_equal(run.out, vectors.arrays["out"])
+    assert np.array_equal(run.state, vectors.arrays["state"])
+    assert run.requants.sum() > 0
 
 
 # -- the real testbench binary ---------------------------------------------------------------
