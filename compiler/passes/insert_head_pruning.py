@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from compiler.config import Config
 from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import _Load
 from compiler.ir.ops_spatten import HeadImportance, HeadSelect
 from compiler.passes.registry import register_pass
-from compiler.passes.rewrite import add_gate, heads_by_layer, nodes_by_layer, pv_node
+from compiler.passes.rewrite import Cascade, insert_cascade, pv_node
 from compiler.passes.schedule import keep_counts, keep_fractions
 
 NAME = "insert-head-pruning"
@@ -35,28 +34,13 @@ def insert_head_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     h = cfg.head_pruning
     if not h.enabled:
         return g
-    counts = head_keep_counts(g, cfg)
-    heads = heads_by_layer(g)
-    loads = nodes_by_layer(g, _Load)
-    previous, latest_select = None, None
-    for layer in range(g.info.num_layers):
-        for load in loads.get(layer, []):
-            if latest_select is not None:
-                add_gate(g, load, "heads", latest_select, NAME)
-        imp = f"l{layer}.head_importance"
-        origin = f"{g.info.source}/layer{layer} | {NAME}"
-        g.add_node(imp, HeadImportance(layer=layer, heads=tuple(heads[layer]),
-                                       num_heads=g.info.num_heads,
-                                       chained=previous is not None), origin)
-        for port, head in enumerate(heads[layer]):
-            g.add_edge(pv_node(g, layer, head), imp, port)
-        if previous is not None:
-            g.add_edge(previous, imp, len(heads[layer]))
-        previous = imp
-        if counts[layer] < g.info.num_heads:
-            select = f"l{layer}.head_select"
-            g.add_node(select, HeadSelect(layer=layer, keep=counts[layer]), origin)
-            g.add_edge(imp, select, 0)
-            latest_select = select
+    insert_cascade(g, Cascade(
+        pass_name=NAME, kind="head", gate="heads", counts=head_keep_counts(g, cfg),
+        full=g.info.num_heads,
+        importance=lambda layer, heads, chained: HeadImportance(
+            layer=layer, heads=heads, num_heads=g.info.num_heads, chained=chained),
+        select=lambda layer, keep: HeadSelect(layer=layer, keep=keep),
+        source=lambda layer, head: pv_node(g, layer, head),
+    ))
     g.retype()
     return g

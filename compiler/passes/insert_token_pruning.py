@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from compiler.config import Config
 from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import _Load
 from compiler.ir.ops_spatten import TokenImportance, TokenSelect
 from compiler.passes.registry import register_pass
-from compiler.passes.rewrite import add_gate, final_probs, heads_by_layer, nodes_by_layer
+from compiler.passes.rewrite import Cascade, final_probs, insert_cascade
 from compiler.passes.schedule import keep_counts, keep_fractions
 
 NAME = "insert-token-pruning"
@@ -38,29 +37,14 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     t = cfg.token_pruning
     if not t.enabled:
         return g
-    counts = token_keep_counts(g, cfg)
-    heads = heads_by_layer(g)
-    loads = nodes_by_layer(g, _Load)
-    previous, latest_select = None, None
-    for layer in range(g.info.num_layers):
-        for load in loads.get(layer, []):
-            if latest_select is not None:
-                add_gate(g, load, "tokens", latest_select, NAME)
-        imp = f"l{layer}.token_importance"
-        origin = f"{g.info.source}/layer{layer} | {NAME}"
-        g.add_node(imp, TokenImportance(layer=layer, heads=tuple(heads[layer]),
-                                        chained=previous is not None), origin)
-        for port, head in enumerate(heads[layer]):
-            g.add_edge(final_probs(g, layer, head), imp, port)
-        if previous is not None:
-            g.add_edge(previous, imp, len(heads[layer]))
-        previous = imp
-        if counts[layer] < g.info.context:
-            select = f"l{layer}.token_select"
-            g.add_node(select, TokenSelect(layer=layer, keep=counts[layer],
-                                           keep_first=t.keep_first, keep_recent=t.keep_recent),
-                       origin)
-            g.add_edge(imp, select, 0)
-            latest_select = select
+    insert_cascade(g, Cascade(
+        pass_name=NAME, kind="token", gate="tokens", counts=token_keep_counts(g, cfg),
+        full=g.info.context,
+        importance=lambda layer, heads, chained: TokenImportance(layer=layer, heads=heads,
+                                                                 chained=chained),
+        select=lambda layer, keep: TokenSelect(layer=layer, keep=keep, keep_first=t.keep_first,
+                                               keep_recent=t.keep_recent),
+        source=lambda layer, head: final_probs(g, layer, head),
+    ))
     g.retype()
     return g

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from compiler.ir.graph import AttnGraph, node_sort_key
-from compiler.ir.ops import MatMulPV, _Load
+from compiler.ir.ops import MatMulPV, Op, _Load
 from compiler.ir.ops_spatten import ValueTopK
 
 
@@ -56,3 +58,41 @@ def heads_by_layer(g: AttnGraph) -> dict[int, list[int]]:
 
 def origin_of(g: AttnGraph, node: str, pass_name: str) -> str:
     return f"{g.origin(node)} | {pass_name}"
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """What differs between cascade token and head pruning (see `insert_cascade`)."""
+
+    pass_name: str
+    kind: str  # "token" | "head": node ids l{L}.{kind}_importance / l{L}.{kind}_select
+    gate: str  # the load gate the selections drive: "tokens" | "heads"
+    counts: list[int]  # kept after each layer
+    full: int  # no selection after a layer keeping this many
+    importance: Callable[[int, tuple[int, ...], bool], Op]  # (layer, heads, chained) -> op
+    select: Callable[[int, int], Op]  # (layer, keep) -> op
+    source: Callable[[int, int], str]  # (layer, head) -> the node importance reads
+
+
+def insert_cascade(g: AttnGraph, c: Cascade) -> None:
+    """Per layer an importance accumulator chained to the previous layer's; a selection after
+    layers that prune; every later layer's loads gated by the latest selection."""
+    heads = heads_by_layer(g)
+    loads = nodes_by_layer(g, _Load)
+    previous, latest = None, None
+    for layer in range(g.info.num_layers):
+        for load in loads.get(layer, []):
+            if latest is not None:
+                add_gate(g, load, c.gate, latest, c.pass_name)
+        origin = f"{g.info.source}/layer{layer} | {c.pass_name}"
+        imp = g.add_node(f"l{layer}.{c.kind}_importance",
+                         c.importance(layer, tuple(heads[layer]), previous is not None), origin)
+        for port, head in enumerate(heads[layer]):
+            g.add_edge(c.source(layer, head), imp, port)
+        if previous is not None:
+            g.add_edge(previous, imp, len(heads[layer]))
+        previous = imp
+        if c.counts[layer] < c.full:
+            latest = g.add_node(f"l{layer}.{c.kind}_select", c.select(layer, c.counts[layer]),
+                                origin)
+            g.add_edge(imp, latest, 0)
