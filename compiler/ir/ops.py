@@ -79,6 +79,7 @@ class _Load(Op):
 
     ARITY: ClassVar[int | None] = None
     CROSS_LAYER: ClassVar[bool] = True
+    MIN_BITS: ClassVar[int] = 2  # a K plane alone may be 1 bit (the whole K code is >= 2)
     tokens: int
     head_dim: int
     bits: int | None = None
@@ -102,8 +103,8 @@ class _Load(Op):
                 problems.append(f"gate '{gate}' comes from layer {operand.layer}, not earlier")
         if self.tokens < 1 or self.head_dim < 1:
             problems.append(f"shape [{self.tokens},{self.head_dim}] must be positive")
-        if self.bits is not None and not 2 <= self.bits <= 16:
-            problems.append(f"bits={self.bits} outside 2..16")
+        if self.bits is not None and not self.MIN_BITS <= self.bits <= 16:
+            problems.append(f"bits={self.bits} outside {self.MIN_BITS}..16")
         return problems
 
 

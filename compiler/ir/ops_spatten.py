@@ -153,6 +153,7 @@ class LoadKMsb(_Load):
     (the bitwidth converter places the MSBs at the top of the word, LSBs zero)."""
 
     KIND: ClassVar[str] = "load_k_msb"
+    MIN_BITS: ClassVar[int] = 1
     kv_head: int
     lsb_bits: int
 
@@ -167,6 +168,7 @@ class LoadKLsb(_Load):
     """Fetch the LSB plane of K (`bits` unsigned bits per code), only for requantized rows."""
 
     KIND: ClassVar[str] = "load_k_lsb"
+    MIN_BITS: ClassVar[int] = 1
     kv_head: int
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
