@@ -1,0 +1,100 @@
+"""Evaluation text: English prose from `pydoc_data.topics` (ships with CPython), or a user file.
+
+`pydoc_data.topics.topics` maps topic keys to the plain-text rendering of the Python reference
+manual (~750 kB, PSF licence). The default text is the prose paragraphs of a fixed list of
+topics, in that order: headings, indented blocks (grammar, code, tables) and bullet lists
+are dropped, and each paragraph's lines are joined with spaces. The wording differs slightly
+between CPython versions, so numbers measured on it are comparable within one Python only.
+"""
+
+from __future__ import annotations
+
+import pydoc_data.topics
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from compiler.errors import FrontendError
+
+# Topic keys present in every CPython >= 3.11; chosen for running prose.
+DEFAULT_TOPICS: tuple[str, ...] = (
+    "execmodel", "naming", "exceptions", "import", "types", "objects",
+    "customization", "specialnames", "numbers", "compound", "function", "class",
+    "assignment", "typesseq", "typesmapping", "truth", "comparisons",
+)
+
+_HEADING = re.compile(r"^[*=\-~^\"]{3,}$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(*])")
+
+
+def prose_paragraphs(raw: str) -> list[str]:
+    """The running-text paragraphs of one pydoc topic, each joined into one line."""
+    out = []
+    for block in re.split(r"\n\s*\n", raw):
+        lines = block.split("\n")
+        if not lines or not lines[0].strip():
+            continue
+        if any(_HEADING.match(line.strip()) for line in lines):
+            continue  # a heading underline
+        if any(line[:1].isspace() for line in lines):
+            continue  # grammar, code sample, table or the tail of a list
+        if lines[0].lstrip().startswith(("* ", "- ", "Note:", "See also:")):
+            continue
+        para = " ".join(block.split())
+        if len(para.split()) >= 8 and para.endswith((".", ":", ")")):
+            out.append(para)
+    return out
+
+
+def default_text(topics: Sequence[str] = DEFAULT_TOPICS) -> str:
+    """The default evaluation text: prose paragraphs of `topics`, separated by blank lines.
+
+    Keys a given CPython lacks are skipped (their absence only shortens the text).
+    """
+    table = pydoc_data.topics.topics
+    paragraphs = [p for key in topics if key in table for p in prose_paragraphs(table[key])]
+    return "\n\n".join(paragraphs)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of prose: split after . ! ? followed by whitespace and a capital or quote."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def default_sentences(count: int, *, min_words: int = 6, max_words: int = 40,
+                      topics: Sequence[str] = DEFAULT_TOPICS) -> list[str]:
+    """The first `count` sentences of the default text with min_words..max_words words.
+
+    Sentences quoting code ("eval()") are kept: they are part of the prose. Duplicates are
+    dropped; fewer than `count` sentences is an error.
+    """
+    if count < 1:
+        raise ValueError("count must be positive")
+    seen: set[str] = set()
+    out: list[str] = []
+    for sentence in split_sentences(default_text(topics)):
+        if min_words <= len(sentence.split()) <= max_words and sentence not in seen:
+            seen.add(sentence)
+            out.append(sentence)
+            if len(out) == count:
+                return out
+    raise ValueError(f"the default text holds only {len(out)} sentences of {min_words}.."
+                     f"{max_words} words, {count} requested")
+
+
+def read_text_file(path: str | Path) -> str:
+    """A user's UTF-8 text file; FrontendError if it is missing, unreadable or blank."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FrontendError(f"{p}: no such text file") from None
+    except IsADirectoryError:
+        raise FrontendError(f"{p}: is a directory, not a text file") from None
+    except UnicodeDecodeError as exc:
+        raise FrontendError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise FrontendError(f"{p}: cannot read ({exc.strerror})") from None
+    if not text.strip():
+        raise FrontendError(f"{p}: the text file is empty")
+    return text
