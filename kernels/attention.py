@@ -24,7 +24,7 @@ class FixedAttentionInfo:
     q_scale: float
     k_scale: float
     v_scale: float
-    multiplier: float  # c = s_q * s_k / sqrt(d) * 2**SCORE_FRAC
+    multiplier: float  # c = s_q * s_k * (1 / sqrt(d)) * 2**SCORE_FRAC
     m: int  # integer multiplier M
     sh: int  # right shift
     q_codes: np.ndarray
@@ -68,7 +68,8 @@ def attention_head_from_float(
 ) -> tuple[np.ndarray, FixedAttentionInfo]:
     """Quantize q, k, v (one scale each), run the fixed datapath, dequantize the output.
 
-    c = s_q * s_k / sqrt(d) * 2**SCORE_FRAC becomes (M, sh) via scale_multiplier.
+    c = s_q * s_k * (1 / sqrt(d)) * 2**SCORE_FRAC becomes (M, sh) via scale_multiplier (the same
+    float expression, in the same order, as the simulator's scale handler and the HLS host).
     Returns (output as float64 [Lq, d], FixedAttentionInfo).
     """
     if causal and q_offset < 0:
@@ -78,7 +79,7 @@ def attention_head_from_float(
     v_codes, s_v = quantize_symmetric(v, v_bits)
     if q_codes.ndim != 2 or q_codes.shape[1] != k_codes.shape[1] or k_codes.shape != v_codes.shape:
         raise ValueError(f"bad shapes q {q_codes.shape}, k {k_codes.shape}, v {v_codes.shape}")
-    c = s_q * s_k / math.sqrt(q_codes.shape[1]) * 2.0**SCORE_FRAC
+    c = s_q * s_k * (1.0 / math.sqrt(q_codes.shape[1])) * 2.0**SCORE_FRAC
     m, sh = scale_multiplier(c)
     out_codes, probs = attention_head_fixed(
         q_codes, k_codes, v_codes, m, sh, v_bits, causal, q_offset
