@@ -40,7 +40,8 @@ def golden_vectors(g: AttnGraph, cfg_bits: dict[str, int], lsb_bits: int,
     result = simulate(g, inputs, seed=seed, reference=False, topk_parallelism=topk_parallelism)
     inputs = result.inputs
     factor = next(g.op(n).factor for n in g.nx_graph.nodes if isinstance(g.op(n), Scale))
-    v_ref = largest_v_scale(inputs, info, cfg_bits["v"])
+    v_ref = largest_v_scale((inputs[f"v{layer}"] for layer in range(info.num_layers)),
+                            cfg_bits["v"])
     planes: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "k_msb", "k_lsb", "v")}
     params: dict[str, list[np.ndarray]] = {k: [] for k in ("mult", "shift", "v_weight")}
     for layer in range(info.num_layers):

@@ -204,7 +204,8 @@ class _Run:
         # summarization run needs each layer once: quantize on the way, reusing buffers.
         self.codes: list[LayerCodes | None] = [None] * info.num_layers
         self.scales: list[np.ndarray | None] = [None] * info.num_layers
-        self.v_scale_ref = largest_v_scale(inputs, info, self.bits["v"])
+        self.v_scale_ref = largest_v_scale(
+            (inputs[f"v{layer}"] for layer in range(info.num_layers)), self.bits["v"])
         if info.stage == "generation":
             self.codes = [quantize_layer(inputs, layer, info, self.bits,
                                          v_scale_ref=self.v_scale_ref)
@@ -246,7 +247,8 @@ class _Run:
         self.scales[layer] = codes.v_scale
         frame = Frame(codes, layer, q_rows, k_rows, heads, self.state, self.dram, self.pool,
                       self.topk_parallelism, step_query)
-        out = _run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
+        out = _run_frame(self.programs[layer], frame, self.info.group_size,
+                         getattr(self, "workers", None))
         self.out_codes[layer][:, q_rows] = out
         self._account(frame)
         record = self.records[layer]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,9 +44,10 @@ class LayerCodes:
         return np.floor(self.v_scale / self.v_scale_ref * 65536 + 0.5).astype(np.int64)
 
 
-def largest_v_scale(inputs: Inputs, info: GraphInfo, v_bits: int) -> float:
-    """max over layers and KV heads of the V scale (max|v| / (2**(v_bits-1) - 1))."""
-    amax = max(float(np.max(np.abs(inputs[f"v{layer}"]))) for layer in range(info.num_layers))
+def largest_v_scale(v_arrays: Iterable[np.ndarray], v_bits: int) -> float:
+    """max over the given V arrays (layers) and KV heads of the V scale (max|v| / (2**(v_bits-1)
+    - 1)); 1.0 when every value is zero."""
+    amax = max(float(np.max(np.abs(v))) for v in v_arrays)
     return amax / ((1 << (v_bits - 1)) - 1) if amax > 0 else 1.0
 
 

@@ -1,0 +1,69 @@
+"""What SpAtten costs a real encoder: sentence embeddings through the bit-accurate simulator
+(with the configured pruning and quantization) against the dense float32 model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler.config import Config
+from compiler.errors import CompilerError
+from compiler.realmodels import bert
+from compiler.realmodels.spatten_hook import SpattenAttention
+
+
+@dataclass(frozen=True)
+class EncoderFidelity:
+    model: str
+    sentences: int
+    tokens: int
+    mean_cosine: float
+    min_cosine: float
+    nn_agreement: float
+    dram_bytes: int
+    dense_dram_bytes: int
+    tokens_per_layer: list[float]  # mean surviving tokens entering each layer
+
+    @property
+    def dram_reduction(self) -> float:
+        return self.dense_dram_bytes / max(self.dram_bytes, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "sentences": self.sentences, "tokens": self.tokens,
+                "mean_cosine": self.mean_cosine, "min_cosine": self.min_cosine,
+                "nn_agreement": self.nn_agreement, "dram_bytes": self.dram_bytes,
+                "dense_dram_bytes": self.dense_dram_bytes,
+                "dram_reduction": round(self.dram_reduction, 6),
+                "tokens_per_layer": self.tokens_per_layer}
+
+
+def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
+    """Index of each row's most similar other row (cosine; ties to the lower index)."""
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -np.inf)
+    return similarity.argmax(axis=1)
+
+
+def evaluate_encoder(model: bert.BertModel, cfg: Config, sentences: Sequence[str]
+                     ) -> EncoderFidelity:
+    if len(sentences) < 2:
+        raise CompilerError("the evaluation needs at least two sentences (nearest neighbours)")
+    if cfg.model.stage != "summarization":
+        raise CompilerError("an encoder is evaluated in the summarization stage")
+    batch = model.tokenize(list(sentences))
+    dense = bert.embed(model, batch)
+    hook = SpattenAttention(model.spec, cfg)
+    spatten = bert.embed(model, batch, hook)
+    cosine = np.sum(dense * spatten, axis=1)
+    agreement = np.mean(nearest_neighbours(dense) == nearest_neighbours(spatten))
+    per_layer = np.mean([[r.tokens_in for r in result.layers] for result in hook.results], axis=0)
+    return EncoderFidelity(
+        model=model.name, sentences=len(sentences), tokens=int(batch.mask.sum()),
+        mean_cosine=float(cosine.mean()), min_cosine=float(cosine.min()),
+        nn_agreement=float(agreement), dram_bytes=hook.dram_bytes,
+        dense_dram_bytes=hook.dense_dram_bytes,
+        tokens_per_layer=[round(float(t), 3) for t in per_layer],
+    )

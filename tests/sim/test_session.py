@@ -1,0 +1,65 @@
+"""The layer-by-layer session is the simulator, one layer at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.config import config_from_dict
+from compiler.errors import SimulationError
+from compiler.frontend.model import ModelSpec
+from compiler.ir.builder import build_attention_graph
+from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from compiler.sim import simulate
+from compiler.sim.inputs import random_inputs
+from compiler.sim.session import SummarizationSession
+
+SPEC = ModelSpec("toy", "bert", 4, 4, 4, 16, 64, 512, False, "test:toy")
+CONFIG = {"model": {"seq_len": 20},
+          "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
+          "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
+          "value_pruning": {"enabled": True, "keep": 0.5}}
+
+
+def graph():
+    cfg = config_from_dict(CONFIG)
+    return run_pipeline(build_attention_graph(SPEC, cfg), cfg, DEFAULT_PIPELINE)
+
+
+def test_session_equals_simulate_on_the_rows_it_was_given():
+    """Quantization scales cover the rows given: a session sees only the surviving tokens, so
+    it matches `simulate()` on inputs whose pruned rows are zero (max|x| unchanged)."""
+    g = graph()
+    inputs = random_inputs(g.info, 5)
+    inputs["v0"] = inputs["v0"] * 3  # layer 0 holds the largest V scale (the session's ref)
+    session, outputs, visible = SummarizationSession(g), [], []
+    for layer in range(4):
+        rows = session.visible_tokens(layer)
+        visible.append(rows)
+        out, keep = session.layer(layer, *(inputs[f"{t}{layer}"][:, rows] for t in "qkv"))
+        outputs.append(out)
+        assert set(keep) <= set(rows)
+    result = session.finish()
+    zeroed = {k: v.copy() for k, v in inputs.items()}
+    for layer, rows in enumerate(visible):
+        gone = np.setdiff1d(np.arange(20), rows)
+        for t in "qkv":
+            zeroed[f"{t}{layer}"][:, gone] = 0
+    expected = simulate(g, zeroed, reference=False)
+    assert len(visible[-1]) < 20  # pruning really happened
+    for layer, rows in enumerate(visible):
+        assert np.array_equal(outputs[layer], expected.outputs[f"out{layer}"][:, rows])
+    assert result.dram_bytes == expected.dram_bytes
+    assert [r.kept_tokens for r in result.layers] == [r.kept_tokens for r in expected.layers]
+
+
+def test_session_rejects_out_of_order_layers_and_wrong_rows():
+    g = graph()
+    inputs = random_inputs(g.info, 0)
+    session = SummarizationSession(g)
+    with pytest.raises(SimulationError, match="expected layer 0"):
+        session.layer(1, inputs["q1"], inputs["k1"], inputs["v1"])
+    with pytest.raises(SimulationError, match="20 finite rows"):
+        session.layer(0, inputs["q0"][:, :5], inputs["k0"], inputs["v0"])
+    with pytest.raises(SimulationError, match="only 0 of 4"):
+        session.finish()
