@@ -170,6 +170,21 @@ struct kv_source {
     int tiles;  // 1: the whole key set is resident on chip; >1: refetched per row
 };
 
+// Make tile t of the visible keys resident (fetched only when the keys span several tiles;
+// one tile stays on chip for the whole KV head). Returns the tile's first key and count.
+template <class Cfg>
+int load_tile(const kv_source &src, const index_t pos[Cfg::MAX_CTX], int nk, int t,
+              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
+              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], int &count) {
+    const int first = t * Cfg::TILE;
+    count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
+    if (src.tiles > 1) {
+        fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf, lsb_buf,
+                      v_buf);
+    }
+    return first;
+}
+
 // Scores of a row over every tile of keys.
 template <class Cfg>
 void score_row(const code_t q_row[Cfg::HEAD_DIM], const kv_source &src,
@@ -179,12 +194,8 @@ void score_row(const code_t q_row[Cfg::HEAD_DIM], const kv_source &src,
 tiles:
     for (int t = 0; t < Cfg::MAX_TILES; t++) {
         if (t < src.tiles) {
-            const int first = t * Cfg::TILE;
-            const int count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
-            if (src.tiles > 1) {
-                fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf,
-                              lsb_buf, v_buf);
-            }
+            int count = 0;
+            const int first = load_tile<Cfg>(src, pos, nk, t, k_buf, lsb_buf, v_buf, count);
             score_tile<Cfg>(q_row, k_buf, lsb_buf, with_lsb, first, count, m, sh, s);
         }
     }
@@ -236,12 +247,8 @@ zero:
 tiles:
     for (int t = 0; t < Cfg::MAX_TILES; t++) {
         if (t < src.tiles) {
-            const int first = t * Cfg::TILE;
-            const int count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
-            if (src.tiles > 1) {
-                fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf,
-                              lsb_buf, v_buf);
-            }
+            int count = 0;
+            const int first = load_tile<Cfg>(src, pos, nk, t, k_buf, lsb_buf, v_buf, count);
             pv_tile<Cfg>(Cfg::VALUE_PRUNING ? kept : p, v_buf, first, count, acc);
         }
     }
