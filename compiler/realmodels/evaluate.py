@@ -67,3 +67,50 @@ def evaluate_encoder(model: bert.BertModel, cfg: Config, sentences: Sequence[str
         dense_dram_bytes=hook.dense_dram_bytes,
         tokens_per_layer=[round(float(t), 3) for t in per_layer],
     )
+
+
+@dataclass(frozen=True)
+class DecoderFidelity:
+    model: str
+    prompt_tokens: int
+    decode_steps: int
+    ppl_dense: float
+    ppl_spatten: float
+    top1_agreement: float
+    dram_bytes: int
+    dense_dram_bytes: int
+    requant_fraction: float  # mean over layers of rows recomputed with the K LSBs
+
+    @property
+    def dram_reduction(self) -> float:
+        return self.dense_dram_bytes / max(self.dram_bytes, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "prompt_tokens": self.prompt_tokens,
+                "decode_steps": self.decode_steps, "ppl_dense": self.ppl_dense,
+                "ppl_spatten": self.ppl_spatten,
+                "ppl_change": self.ppl_spatten / self.ppl_dense - 1.0,
+                "top1_agreement": self.top1_agreement, "dram_bytes": self.dram_bytes,
+                "dense_dram_bytes": self.dense_dram_bytes,
+                "dram_reduction": round(self.dram_reduction, 6),
+                "requant_fraction": self.requant_fraction}
+
+
+def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> DecoderFidelity:
+    """Perplexity and top-1 agreement of token-by-token SpAtten decoding against the dense
+    model, on the same text (teacher forcing) and the same predicted positions."""
+    from compiler.realmodels import llama
+    from compiler.realmodels.decode import decode_spatten
+
+    ids = np.asarray(ids, dtype=np.int64)
+    run = decode_spatten(model, ids, prompt, cfg)
+    logits = llama.forward(model, ids)[prompt:-1]
+    dense_nll = llama.token_nll(logits, ids[prompt + 1:])
+    return DecoderFidelity(
+        model=model.spec.name, prompt_tokens=prompt, decode_steps=len(ids) - prompt,
+        ppl_dense=float(np.exp(dense_nll.mean())), ppl_spatten=float(np.exp(run.nll.mean())),
+        top1_agreement=float(np.mean(run.top1 == logits.argmax(axis=1))),
+        dram_bytes=run.result.dram_bytes["total"],
+        dense_dram_bytes=run.result.dense_dram_bytes,
+        requant_fraction=float(np.mean([r.requant_fraction for r in run.result.layers])),
+    )

@@ -43,6 +43,7 @@ from kernels.softmax import softmax_rows
 from kernels.tables import softmax_tables
 
 Handler = Callable[[Frame, Op, list, list[TensorType], TensorType], object]
+PARALLEL_MIN_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,11 @@ def _softmax(f: Frame, op: Softmax, args: list, ins: list, out: TensorType) -> n
     if isinstance(scores, PendingScores):
         visible = scores.visible if scores.visible is not None \
             else np.full(scores.acc.shape[0], scores.acc.shape[1], dtype=np.int64)
+        # A thread team costs more than a few rows (decode steps have one) take.
+        threads = not f.in_worker and scores.acc.shape[0] >= PARALLEL_MIN_ROWS
         return scaled_softmax_visible(scores.acc, scores.m, scores.sh, visible,
                                       *softmax_tables(), out=f.pool.take(scores.acc.shape),
-                                      threads=not f.in_worker)
+                                      threads=threads)
     return softmax_rows(scores, *softmax_tables()).astype(np.float64)
 
 

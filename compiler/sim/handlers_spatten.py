@@ -20,7 +20,7 @@ from compiler.ir.types import TensorType
 from compiler.passes.schedule import as_ratio
 from compiler.sim.dram import row_bytes
 from compiler.sim.frame import Frame
-from compiler.sim.handlers import Handler, PrunedProbs, score_multiplier
+from compiler.sim.handlers import PARALLEL_MIN_ROWS, Handler, PrunedProbs, score_multiplier
 from kernels.formats import PROB_FRAC
 from kernels.fused import qk_accumulate_f64, scaled_softmax_visible
 from kernels.importance import abs_sum, add_column_sums, select_survivors, value_topk_rows
@@ -56,7 +56,7 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
     visible = f.visible[rows] if op.causal else np.full(len(rows), acc.shape[1], np.int64)
     m, sh = score_multiplier(f, op.head, op.factor)
     redone = scaled_softmax_visible(acc, m, sh, visible, *softmax_tables(),
-                                    threads=not f.in_worker)
+                                    threads=not f.in_worker and len(rows) >= PARALLEL_MIN_ROWS)
     result = f.pool.take(probs.shape)
     np.copyto(result, probs)
     result[rows] = redone

@@ -66,7 +66,6 @@ def test_eval_cli_json(capsys, minilm):
 
 
 @pytest.mark.parametrize("args", [
-    ["smollm2-135m"],
     ["minilm-l6", "--sentences", "1"],
     ["minilm-l6", "--text-file", "/nonexistent/text.txt"],
 ])
@@ -90,3 +89,41 @@ def test_nearest_neighbours_ties_to_lower_index():
     # row 0: rows 1 and 2 tie (0.6) -> 1; rows 1 and 2 are each other's twin; row 3: 1 and 2
     # tie (0.8) -> 1
     assert list(nearest_neighbours(e)) == [1, 2, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def decode(smollm2):
+    from compiler.realmodels import text
+    from compiler.realmodels.evaluate import evaluate_decoder
+
+    ids = smollm2.encode(text.default_text())[:64]
+    return lambda cfg: evaluate_decoder(smollm2, config_from_dict(cfg), ids, 16)
+
+
+def test_decoder_12bit_datapath_tracks_dense(decode):
+    r = decode({})
+    assert abs(r.ppl_spatten / r.ppl_dense - 1) < 0.02
+    assert r.top1_agreement >= 0.9
+    assert r.decode_steps == 48 and r.requant_fraction == 0.0
+
+
+def test_decoder_kv_pruning_reads_less_and_is_deterministic(decode):
+    cfg = {"token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 4, "keep_recent": 8},
+           "quantization": {"k_msb_bits": 8, "k_lsb_bits": 0, "v_bits": 8}}
+    r = decode(cfg)
+    assert r.dram_reduction > 1.8
+    assert r.ppl_spatten != r.ppl_dense
+    assert decode(cfg) == r
+
+
+def test_eval_cli_decoder_json(capsys, smollm2):
+    assert main(["eval", "smollm2-135m", "--tokens", "40", "--prompt", "16", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for key in ("ppl_dense", "ppl_spatten", "top1_agreement", "dram_reduction"):
+        assert key in doc
+    assert doc["decode_steps"] == 24
+
+
+def test_eval_cli_decoder_bad_lengths(capsys, smollm2):
+    assert main(["eval", "smollm2-135m", "--tokens", "10", "--prompt", "9"]) == 1
+    assert capsys.readouterr().err.startswith("error: --tokens 10")

@@ -63,3 +63,34 @@ def test_session_rejects_out_of_order_layers_and_wrong_rows():
         session.layer(0, inputs["q0"][:, :5], inputs["k0"], inputs["v0"])
     with pytest.raises(SimulationError, match="only 0 of 4"):
         session.finish()
+
+
+def test_generation_session_equals_simulate_when_the_prompt_sets_the_scales():
+    """Decode steps one (step, layer) at a time give what `simulate()` gives, when no later
+    row exceeds the prompt's per-head maxima (then both quantize with the same scales)."""
+    from compiler.sim.session import GenerationSession
+
+    spec = ModelSpec("toy", "llama", 3, 4, 2, 16, 64, 512, True, "test:toy")
+    cfg = config_from_dict({
+        "model": {"stage": "generation", "seq_len": 12, "gen_tokens": 6},
+        "token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1, "keep_recent": 2},
+        "value_pruning": {"enabled": True, "keep": 0.5},
+        "quantization": {"progressive": True, "k_msb_bits": 6, "k_lsb_bits": 4,
+                         "requant_threshold": 0.4}})
+    g = run_pipeline(build_attention_graph(spec, cfg), cfg, DEFAULT_PIPELINE)
+    inputs = random_inputs(g.info, 2)
+    for name in inputs:
+        inputs[name][:, 12:] *= 0.5  # the prompt holds every head's largest value
+    expected = simulate(g, inputs, reference=False)
+    session = GenerationSession(g)
+    for layer in range(3):
+        session.prompt(layer, *(inputs[f"{t}{layer}"][:, :12] for t in "qkv"))
+    for position in range(12, 18):
+        for layer in range(3):
+            out = session.step(layer, position, *(inputs[f"{t}{layer}"][:, position:position + 1]
+                                                  for t in "qkv"))
+            assert np.array_equal(out[:, 0], expected.outputs[f"out{layer}"][:, position])
+    result = session.finish()
+    assert result.dram_bytes == expected.dram_bytes
+    assert [r.kept_tokens for r in result.layers] == [r.kept_tokens for r in expected.layers]
+    assert sum(r.requant_fraction for r in result.layers) > 0  # progressive really acted
