@@ -53,10 +53,10 @@ def generation_graph(model: LlamaModel, cfg: Config, prompt: int, steps: int):
 def decode_spatten(model: LlamaModel, ids: np.ndarray, prompt: int, cfg: Config) -> DecodeRun:
     """Decode ids[prompt:] one token at a time through the simulator (teacher forcing)."""
     ids = np.asarray(ids, dtype=np.int64)
-    steps = len(ids) - prompt
-    if prompt < 1 or steps < 2:
-        raise CompilerError(f"need a prompt of >= 1 token and >= 2 decode steps; got prompt "
-                            f"{prompt} of {len(ids)} tokens")
+    steps = len(ids) - prompt - 1  # positions prompt .. len-2 each predict the next token
+    if prompt < 1 or steps < 1:
+        raise CompilerError(f"need a prompt of >= 1 token and >= 1 decode step; got a prompt "
+                            f"of {prompt} of {len(ids)} tokens")
     graph, cfg = generation_graph(model, cfg, prompt, steps)
     session = GenerationSession(graph, cfg.hardware.topk_parallelism)
     forward(model, ids[:prompt], _PromptCapture(session))
@@ -83,5 +83,4 @@ def decode_spatten(model: LlamaModel, ids: np.ndarray, prompt: int, cfg: Config)
         logits = rms_norm(x, w["output_norm.weight"], c.rms_eps) @ w["output.weight"].T
         nll.append(float(token_nll(logits, ids[p + 1:p + 2])[0]))
         top1.append(int(logits[0].argmax()))
-    # the last token is only read: run its step so every layer sees the whole text
     return DecodeRun(np.array(nll), np.array(top1), session.finish())

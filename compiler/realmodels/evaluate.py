@@ -107,7 +107,7 @@ def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> Decode
     logits = llama.forward(model, ids)[prompt:-1]
     dense_nll = llama.token_nll(logits, ids[prompt + 1:])
     return DecoderFidelity(
-        model=model.spec.name, prompt_tokens=prompt, decode_steps=len(ids) - prompt,
+        model=model.spec.name, prompt_tokens=prompt, decode_steps=len(ids) - prompt - 1,
         ppl_dense=float(np.exp(dense_nll.mean())), ppl_spatten=float(np.exp(run.nll.mean())),
         top1_agreement=float(np.mean(run.top1 == logits.argmax(axis=1))),
         dram_bytes=run.result.dram_bytes["total"],

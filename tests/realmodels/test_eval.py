@@ -104,7 +104,8 @@ def test_decoder_12bit_datapath_tracks_dense(decode):
     r = decode({})
     assert abs(r.ppl_spatten / r.ppl_dense - 1) < 0.02
     assert r.top1_agreement >= 0.9
-    assert r.decode_steps == 48 and r.requant_fraction == 0.0
+    assert r.decode_steps == 47 and r.requant_fraction == 0.0
+    assert r.dram_reduction == 1.0  # 12-bit Q, K (8+4), V: the dense baseline itself
 
 
 def test_decoder_kv_pruning_reads_less_and_is_deterministic(decode):
@@ -121,7 +122,7 @@ def test_eval_cli_decoder_json(capsys, smollm2):
     doc = json.loads(capsys.readouterr().out)
     for key in ("ppl_dense", "ppl_spatten", "top1_agreement", "dram_reduction"):
         assert key in doc
-    assert doc["decode_steps"] == 24
+    assert doc["decode_steps"] == 23
 
 
 def test_eval_cli_decoder_bad_lengths(capsys, smollm2):
