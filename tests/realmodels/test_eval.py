@@ -128,3 +128,18 @@ def test_eval_cli_decoder_json(capsys, smollm2):
 def test_eval_cli_decoder_bad_lengths(capsys, smollm2):
     assert main(["eval", "smollm2-135m", "--tokens", "10", "--prompt", "9"]) == 1
     assert capsys.readouterr().err.startswith("error: --tokens 10")
+
+
+def test_eval_cli_bad_model_inputs(capsys, minilm, tmp_path):
+    import shutil
+
+    t5 = tmp_path / "t5"
+    t5.mkdir()
+    (t5 / "config.json").write_text('{"model_type": "t5", "num_layers": 6}')
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(minilm.source, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
+    for model in (str(tmp_path / "missing"), str(t5), str(corrupt)):
+        assert main(["eval", model, "--sentences", "2"]) == 1, model
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
