@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from compiler import __version__
-from compiler.cli import codegen_cmd, eval_cmd, ir_cmd, simulate_cmd
+from compiler.cli import codegen_cmd, eval_cmd, ir_cmd, report_cmd, simulate_cmd
 from compiler.errors import CompilerError
 
-COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd)
+COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd)
 
 MODEL_HELP = ("preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "
               "smollm2-135m), a Hugging Face config.json, a model directory, or a .gguf file")

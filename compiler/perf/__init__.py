@@ -1,0 +1,10 @@
+"""Analytical performance model (FINN-style estimators) driven by a simulation's records.
+
+One module per concern: `cycles` (per-layer engine cycles and DRAM time), `resources`
+(DSP / BRAM / URAM and the part table), `roofline` (FLOPs, bytes, intensity) and `report`
+(`performance_report(result, cfg)` -> `Report`, JSON and a text table).
+"""
+
+from compiler.perf.report import Report, performance_report
+
+__all__ = ["Report", "performance_report"]

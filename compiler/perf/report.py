@@ -1,0 +1,167 @@
+"""`performance_report(result, cfg)`: per-layer rows and totals, JSON and a text table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.config import Config
+from compiler.perf.cycles import (
+    AXI_BEAT_BYTES,
+    DRAM_EFFICIENCY,
+    HEAD_FILL,
+    ROW_GAP,
+    all_layer_cycles,
+    dense_fp16_bytes,
+)
+from compiler.perf.resources import Resources, estimate_resources
+from compiler.perf.roofline import Roofline, dense_flops, layer_flops, roofline
+from compiler.sim.result import SimResult
+
+
+@dataclass
+class LayerRow:
+    layer: int
+    tokens: int
+    kept_tokens: int
+    heads: int
+    heads_kept: int
+    values: int
+    requant_fraction: float
+    flops: int
+    dram_bytes: int
+    cycles: dict[str, float]  # per engine
+    compute_cycles: float
+    dram_cycles: float
+    latency_cycles: float
+    bound: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "tokens": self.tokens, "kept_tokens": self.kept_tokens,
+                "heads": self.heads, "heads_kept": self.heads_kept, "values": self.values,
+                "requant_fraction": self.requant_fraction, "flops": self.flops,
+                "dram_bytes": self.dram_bytes,
+                "cycles": {k: round(v, 1) for k, v in self.cycles.items()},
+                "compute_cycles": round(self.compute_cycles, 1),
+                "dram_cycles": round(self.dram_cycles, 1),
+                "latency_cycles": round(self.latency_cycles, 1), "bound": self.bound}
+
+
+@dataclass
+class Report:
+    model: str
+    stage: str
+    hardware: dict[str, Any]
+    layers: list[LayerRow]
+    latency_cycles: float
+    latency_s: float
+    throughput_gops: float
+    bound: str
+    dram_bytes: int
+    dense_dram_bytes: int
+    dense_fp16_dram_bytes: int
+    dram_reduction: float
+    dram_reduction_fp16: float
+    roofline: Roofline
+    resources: Resources
+    effective_throughput_gops: float = 0.0  # dense-equivalent FLOPs / latency
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool | None:
+        return self.resources.fits
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.resources
+        resources = r.as_dict()
+        return {
+            "model": self.model, "stage": self.stage, "hardware": self.hardware,
+            "latency_cycles": round(self.latency_cycles, 1), "latency_s": self.latency_s,
+            "throughput_gops": round(self.throughput_gops, 3),
+            "effective_throughput_gops": round(self.effective_throughput_gops, 3),
+            "bound": self.bound,
+            "flops": self.roofline.flops, "dram_bytes": self.dram_bytes,
+            "dense_dram_bytes": self.dense_dram_bytes,
+            "dense_fp16_dram_bytes": self.dense_fp16_dram_bytes,
+            "dram_reduction": round(self.dram_reduction, 6),
+            "dram_reduction_fp16": round(self.dram_reduction_fp16, 6),
+            "roofline": self.roofline.as_dict(), "roofline_bound": self.roofline.bound,
+            "resources": resources, "fits": r.fits,
+            "layers": [row.as_dict() for row in self.layers],
+            "assumptions": self.assumptions,
+        }
+
+    def to_text(self) -> str:
+        hw = self.hardware
+        lines = [f"{self.model} ({self.stage}) on {hw['multipliers']} multipliers @ "
+                 f"{hw['clock_mhz']:g} MHz, {hw['hbm_channels']} x {hw['hbm_gbps']:g} GB/s HBM, "
+                 f"top-k P={hw['topk_parallelism']}",
+                 f"{'layer':>5} {'tokens':>11} {'heads':>7} {'V rows':>10} {'DRAM B':>12} "
+                 f"{'QK':>10} {'PV':>10} {'top-k':>8} {'compute':>11} {'DRAM':>11} {'bound':>7}"]
+        for r in self.layers:
+            lines.append(
+                f"{r.layer:5d} {f'{r.tokens}->{r.kept_tokens}':>11} "
+                f"{f'{r.heads}->{r.heads_kept}':>7} {r.values:10d} {r.dram_bytes:12,d} "
+                f"{r.cycles['qk']:10.0f} {r.cycles['pv']:10.0f} {r.cycles['topk']:8.0f} "
+                f"{r.compute_cycles:11.0f} {r.dram_cycles:11.0f} {r.bound:>7}")
+        rf = self.roofline
+        lines.append(f"latency {self.latency_cycles:,.0f} cycles = {self.latency_s * 1e6:.2f} us; "
+                     f"{rf.flops:,} FLOPs -> {self.throughput_gops:.1f} GOP/s "
+                     f"({self.effective_throughput_gops:.1f} dense-equivalent; "
+                     f"roof {rf.compute_roof_gops:.0f} GOP/s, {rf.bandwidth_gbps:.0f} GB/s); "
+                     f"{self.bound}-bound; {rf.op_per_byte:.2f} op/byte "
+                     f"(ridge {rf.ridge_op_per_byte:.2f}: roofline says {rf.bound}-bound)")
+        lines.append(f"DRAM {self.dram_bytes:,} bytes; reduction {self.dram_reduction:.2f}x vs "
+                     f"dense 12-bit, {self.dram_reduction_fp16:.2f}x vs dense fp16")
+        res = self.resources
+        cap = res.capacity
+        def use(k: str) -> str:
+            v = getattr(res, k)
+            return f"{v}/{cap[k]} ({v / cap[k]:.1%})" if cap and cap[k] else f"{v}/?"
+        fits = {True: "fits", False: "does NOT fit", None: "fit unknown"}[res.fits]
+        lines.append(f"resources on {res.part}: DSP {use('dsp')}, BRAM_18K {use('bram_18k')}, "
+                     f"URAM {use('uram')}: {fits}")
+        lines.extend(f"note: {n}" for n in res.notes)
+        return "\n".join(lines) + "\n"
+
+
+def performance_report(result: SimResult, cfg: Config,
+                       dram_efficiency: float = DRAM_EFFICIENCY) -> Report:
+    """Latency, throughput, bound, DRAM reduction and resources of `result` on `cfg`'s
+    hardware. `bound` is the bottleneck that dominates the modeled latency (memory when the
+    memory-bound layers take more than half of it); `roofline.bound` is the roofline's
+    verdict (intensity vs the ridge point)."""
+    hw = cfg.hardware
+    info = result.info
+    work, cyc = all_layer_cycles(result, cfg, dram_efficiency)
+    rows = []
+    for rec, w, c in zip(result.layers, work, cyc, strict=True):
+        rows.append(LayerRow(
+            rec.layer, rec.tokens_in, len(rec.kept_tokens), rec.heads_in or info.num_heads,
+            len(rec.heads_kept), rec.values_fetched, rec.requant_fraction,
+            layer_flops(w, info.head_dim), c.dram_bytes["total"],
+            {"qk": c.qk, "softmax": c.softmax, "requant": c.requant,
+             "value_topk": c.value_topk, "pv": c.pv, "topk": c.topk, "fill": c.fill},
+            c.compute, c.dram, c.latency, c.bound))
+    latency = sum(r.latency_cycles for r in rows)
+    latency_s = latency / (hw.clock_mhz * 1e6)
+    mem = sum(r.latency_cycles for r in rows if r.bound == "memory")
+    bound = "memory" if mem * 2 > latency else "compute"
+    flops = sum(r.flops for r in rows)
+    total_bytes = int(result.dram_bytes["total"])
+    rf = roofline(flops, total_bytes, latency_s, cfg)
+    fp16 = dense_fp16_bytes(result)
+    return Report(
+        info.model, info.stage,
+        {k: getattr(hw, k) for k in ("head_dim", "max_tokens", "multipliers",
+                                     "topk_parallelism", "clock_mhz", "part",
+                                     "hbm_channels", "hbm_gbps")},
+        rows, latency, latency_s, rf.throughput_gops, bound, total_bytes,
+        result.dense_dram_bytes, fp16, result.dense_dram_bytes / max(total_bytes, 1),
+        fp16 / max(total_bytes, 1), rf, estimate_resources(cfg),
+        dense_flops(info) / latency_s / 1e9 if latency_s > 0 else 0.0,
+        {"head_fill_cycles": HEAD_FILL, "row_gap_cycles": ROW_GAP,
+         "axi_beat_bytes": AXI_BEAT_BYTES, "dram_efficiency": dram_efficiency,
+         "flops": "2 per Q.K / prob.V MAC actually done; requant recomputes not counted",
+         "overlap": "fetch/QK/softmax/V-top-k/PV pipelined, token/head top-k in parallel; "
+                    "layer latency = max(compute, DRAM)"})

@@ -1,0 +1,55 @@
+"""Roofline quantities: useful FLOPs (2 per MAC of Q·K and prob·V actually done, after
+pruning; requantization recomputes are overhead, not counted), bytes, intensity, throughput,
+and the machine's two roofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.config import Config
+from compiler.perf.cycles import LayerWork, bytes_per_cycle
+
+
+def layer_flops(w: LayerWork, head_dim: int) -> int:
+    return 2 * head_dim * (w.scores + w.values)
+
+
+def dense_flops(info) -> int:
+    """FLOPs of the same workload with no pruning (every head, key and value): the
+    dense-equivalent work behind "effective" throughput (as A3 / SpAtten Table III count)."""
+    d, h = info.head_dim, info.num_heads
+    if info.stage == "summarization":
+        n = info.seq_len
+        pairs = n * (n + 1) // 2 if info.causal else n * n
+    else:
+        pairs = sum(info.seq_len + s + 1 for s in range(info.gen_tokens))
+    return info.num_layers * h * pairs * 2 * d * 2
+
+
+@dataclass
+class Roofline:
+    flops: int
+    bytes: int
+    op_per_byte: float
+    throughput_gops: float
+    compute_roof_gops: float  # 2 FLOPs per multiplier per cycle
+    bandwidth_gbps: float
+    ridge_op_per_byte: float
+
+    @property
+    def bound(self) -> str:
+        """The roofline's verdict: below the ridge point the workload is memory-bound."""
+        return "memory" if self.op_per_byte < self.ridge_op_per_byte else "compute"
+
+    def as_dict(self) -> dict:
+        doc = {k: (None if isinstance(v, float) and v == float("inf") else v)
+               for k, v in self.__dict__.items()}
+        return {**doc, "bound": self.bound}
+
+
+def roofline(flops: int, nbytes: int, latency_s: float, cfg: Config) -> Roofline:
+    hw = cfg.hardware
+    roof = 2 * hw.multipliers * hw.clock_mhz * 1e6 / 1e9
+    bw = bytes_per_cycle(cfg) * hw.clock_mhz * 1e6 / 1e9
+    return Roofline(flops, nbytes, flops / nbytes if nbytes else float("inf"),
+                    flops / latency_s / 1e9 if latency_s > 0 else 0.0, roof, bw, roof / bw)
