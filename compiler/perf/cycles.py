@@ -21,10 +21,11 @@ pipelined, and token/head top-k plus importance accumulation run in parallel wit
     compute = max(QK + requant, softmax + requant, V top-k, PV, token/head top-k)
               + the non-overlapped part,
 
-where the non-overlapped part (our decision) is pipeline fill/drain: `HEAD_FILL` cycles each
-time a head's row stream starts (heads run one after another, no inter-head parallelism; in
-generation every step starts every head afresh) plus `ROW_GAP` cycles per (query row, head)
-for the softmax row hand-off (max/sum of a row before its normalization).
+where the non-overlapped part (our decision) is pipeline fill/drain: `HEAD_FILL` cycles once
+per layer invocation (heads run one after another, with no inter-head parallelism, but the
+pipeline streams from one head's rows into the next without draining; a decode step is one
+invocation) plus `ROW_GAP` cycles per (query row, head) for the softmax row hand-off (max/sum
+of a row before its normalization).
 
 DRAM: a fetched row of `head_dim` codes is moved in whole AXI beats of `AXI_BEAT_BYTES`
 (the RTL's 256-bit data bus), so a 48-byte 6-bit row costs 64 bytes of bandwidth; time =
@@ -183,7 +184,7 @@ def layer_cycles(w: LayerWork, dram_bytes: dict[str, int], cfg: Config,
     value_topk = (2.0 * w.scores / hw.topk_parallelism
                   if cfg.value_pruning.enabled else 0.0)
     pv = w.values * hw.head_dim / (hw.multipliers / 2)
-    fill = HEAD_FILL * w.heads * w.steps + ROW_GAP * w.query_rows * w.heads
+    fill = HEAD_FILL * w.steps + ROW_GAP * w.query_rows * w.heads
     compute = max(qk + requant, softmax + requant, value_topk, pv, float(w.topk_cycles)) + fill
     eff = effective_bytes(dram_bytes, cfg)
     dram = eff / (dram_efficiency * bytes_per_cycle(cfg))

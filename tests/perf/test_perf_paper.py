@@ -79,7 +79,7 @@ def test_bert_base_compute_bound_near_1_61_tflops(bert):
 
 def test_gpt2_small_generation_memory_bound(gpt2):
     rep = performance_report(*gpt2)
-    assert rep.roofline.bound == "memory"
+    assert rep.bound == "memory" and rep.roofline.bound == "memory"
     assert rep.roofline.op_per_byte < rep.roofline.ridge_op_per_byte
     assert rep.layers[0].bound == "memory" and rep.layers[1].bound == "memory"
     assert 430 * 0.7 <= rep.throughput_gops <= 776 * 1.3, rep.throughput_gops
