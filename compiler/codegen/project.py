@@ -21,6 +21,7 @@ from compiler.errors import CodegenError
 from compiler.ir.graph import AttnGraph
 from compiler.ir.printer import print_ir
 from compiler.ir.serialize import to_json
+from compiler.perf.report import performance_report
 from compiler.resources import templates_dir
 
 SOURCES = ("spatten_top.cpp",)
@@ -36,6 +37,13 @@ SCALARS = ("layer", "q_begin", "q_end", "end", "step_query")
 def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
     """Every file of the project, by relative path (deterministic bytes)."""
     ctx = project_context(g, cfg)
+    q = cfg.quantization
+    bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
+    if ctx.progressive:
+        bits["k_lsb"] = q.k_lsb_bits
+    vectors = golden_vectors(g, bits, q.k_lsb_bits, seed=seed,
+                             topk_parallelism=cfg.hardware.topk_parallelism)
+    estimate = performance_report(vectors.result, cfg).to_text()
     common = {"ctx": ctx, "sources": SOURCES}
     text = {
         "src/spatten_top.cpp": render("top.cpp.j2", ports=_ports(ctx), scalars=SCALARS, **common),
@@ -47,7 +55,7 @@ def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
         "run_hls.tcl": render("run_hls.tcl.j2", **common),
         "hls_config.cfg": render("hls_config.cfg.j2", **common),
         "Makefile": render("Makefile.j2", cxxflags=" ".join(CXXFLAGS), **common),
-        "README.md": render("README.md.j2", **common),
+        "README.md": render("README.md.j2", estimate=estimate, **common),
         "config.toml": ctx.config_toml,
         "ir/final.ir.txt": print_ir(g),
         "ir/final.ir.json": to_json(g),
@@ -58,12 +66,6 @@ def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
         files[f"src/engines/{engine.name}"] = engine.read_bytes()
     for name in ("host.h", "ctypes_api.cpp"):
         files[f"tb/{name}"] = (hls / "tb" / name).read_bytes()
-    q = cfg.quantization
-    bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
-    if ctx.progressive:
-        bits["k_lsb"] = q.k_lsb_bits
-    vectors = golden_vectors(g, bits, q.k_lsb_bits, seed=seed,
-                             topk_parallelism=cfg.hardware.topk_parallelism)
     for name, data in vectors.files().items():
         files[f"tb/data/{name}"] = data
     return files

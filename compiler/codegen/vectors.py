@@ -19,6 +19,7 @@ from compiler.ir.ops import Scale
 from compiler.sim import simulate
 from compiler.sim.inputs import Inputs
 from compiler.sim.quantized import largest_v_scale, quantize_layer
+from compiler.sim.result import SimResult
 from kernels.formats import SCORE_FRAC
 from kernels.scale import scale_multiplier
 
@@ -26,6 +27,7 @@ from kernels.scale import scale_multiplier
 @dataclass(frozen=True)
 class GoldenVectors:
     arrays: dict[str, np.ndarray]  # file stem -> array (int16 or int64)
+    result: SimResult | None = None  # the simulation that produced them
 
     def files(self) -> dict[str, bytes]:
         return {f"{name}.bin": array.astype(array.dtype.newbyteorder("<")).tobytes()
@@ -65,7 +67,7 @@ def golden_vectors(g: AttnGraph, cfg_bits: dict[str, int], lsb_bits: int,
     arrays["state"] = np.concatenate([state.token_dropped_at, state.token_importance,
                                       state.head_dropped_at, state.head_importance]
                                      ).astype(np.int64)
-    return GoldenVectors(arrays)
+    return GoldenVectors(arrays, result)
 
 
 def _multiplier(c: float, layer: int, head: int) -> tuple[int, int]:
