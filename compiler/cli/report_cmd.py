@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                    help="TOML configuration (default: DIR/config.toml for a project)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--plot", metavar="FILE.png", type=Path,
+                   help="also write a roofline and per-layer plot (needs matplotlib)")
     p.set_defaults(run=run)
 
 
@@ -54,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
     result = simulate(graph, seed=args.seed, reference=False, progress=sys.stderr.isatty(),
                       topk_parallelism=cfg.hardware.topk_parallelism)
     report = performance_report(result, cfg)
+    if args.plot is not None:
+        if not args.plot.parent.is_dir():
+            raise CompilerError(f"--plot {args.plot}: directory {args.plot.parent} does not exist")
+        from compiler.perf.plot import plot_report
+
+        plot_report(report, args.plot)
     if args.json:
         sys.stdout.write(dumps(report.as_dict()))
     else:
