@@ -17,13 +17,11 @@ from kernels.formats import (
     PROB_ONE,
     QK_ACC_BITS,
     RECIP_BASE,
-    RECIP_INDEX_BITS,
-    RECIP_SHIFT_BIAS,
     SCORE_MAX,
 )
 from kernels.qk import check_float64_exact
 from kernels.scale import MAX_SHIFT
-from kernels.softmax import bit_length, exp_fixed
+from kernels.softmax import exp_fixed, reciprocal
 
 
 def qk_accumulate_f64(q: np.ndarray, k: np.ndarray, q_bits: int, k_bits: int,
@@ -71,10 +69,7 @@ def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
         e = exp_fixed(best - _scale_one(row[j], m, sh, half), exp_hi, exp_lo)
         exps[j] = e
         total += e
-    n = bit_length(total)
-    r = recip[(total >> (n - RECIP_INDEX_BITS)) - RECIP_BASE]
-    shift = n + RECIP_SHIFT_BIAS
-    round_half = 1 << (shift - 1)
+    r, shift, round_half = reciprocal(total, recip)
     for j in range(visible):
         out[i, j] = min((exps[j] * r + round_half) >> shift, PROB_ONE)
     for j in range(visible, acc.shape[1]):

@@ -38,6 +38,16 @@ def bit_length(v: int) -> int:
 
 
 @njit(cache=True)
+def reciprocal(total: int, recip: np.ndarray) -> tuple[int, int, int]:
+    """(r, shift, rounding half) with p = min((e * r + half) >> shift, 2**PROB_FRAC) ~ e / total:
+    n = bit length of total, r = RECIP[(total >> (n - RECIP_INDEX_BITS)) - RECIP_BASE]."""
+    n = bit_length(total)
+    r = recip[(total >> (n - RECIP_INDEX_BITS)) - RECIP_BASE]
+    shift = n + RECIP_SHIFT_BIAS
+    return r, shift, 1 << (shift - 1)
+
+
+@njit(cache=True)
 def exp_fixed(x: int, exp_hi: np.ndarray, exp_lo: np.ndarray) -> int:
     """exp(-x / 2**SCORE_FRAC) in UQ1.EXP_FRAC for a code x >= 0 (0 for x >= EXP_DOMAIN)."""
     if x >= EXP_DOMAIN:
@@ -67,10 +77,7 @@ def _softmax_row(
         e = 0 if row[j] == MASKED else exp_fixed(m - row[j], exp_hi, exp_lo)
         out[j] = e
         total += e
-    n = bit_length(total)
-    r = recip[(total >> (n - RECIP_INDEX_BITS)) - RECIP_BASE]
-    shift = n + RECIP_SHIFT_BIAS
-    half = 1 << (shift - 1)
+    r, shift, half = reciprocal(total, recip)
     for j in range(row.shape[0]):
         out[j] = min((out[j] * r + half) >> shift, PROB_ONE)
 

@@ -24,14 +24,18 @@ from compiler.sim.quantized import largest_v_scale, quantize_layer
 from compiler.sim.result import SimResult
 
 
+def _blank_run(g: AttnGraph, topk_parallelism: int) -> _Run:
+    """A simulation whose inputs are zeros until the session writes each layer's rows."""
+    zeros = {name: np.zeros(shape, dtype=np.float32)
+             for name, shape in input_shapes(g.info).items()}
+    return _Run(g, zeros, 0, False, topk_parallelism)
+
+
 class SummarizationSession:
     def __init__(self, g: AttnGraph, topk_parallelism: int = 16) -> None:
         if g.info.stage != "summarization":
             raise SimulationError("a layer-by-layer session runs the summarization stage")
-        info = g.info
-        zeros = {name: np.zeros(shape, dtype=np.float32)
-                 for name, shape in input_shapes(info).items()}
-        self._run = _Run(g, zeros, 0, False, topk_parallelism)
+        self._run = _blank_run(g, topk_parallelism)
         self._next_layer = 0
 
     @property
@@ -88,9 +92,7 @@ class GenerationSession:
         if g.info.stage != "generation":
             raise SimulationError("a GenerationSession runs the generation stage")
         info = g.info
-        zeros = {name: np.zeros(shape, dtype=np.float32)
-                 for name, shape in input_shapes(info).items()}
-        self._run = _Run(g, zeros, 0, False, topk_parallelism)
+        self._run = _blank_run(g, topk_parallelism)
         self._calibrated = [False] * info.num_layers
         self._next = (info.seq_len, 0)  # (position, layer) of the next step
 
