@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from compiler.config import Config
-from compiler.frontend.model import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 SHAPES = [(12, 12), (24, 12), (48, 12), (96, 12), (12, 16), (12, 24), (12, 32), (48, 32)]
 

@@ -17,11 +17,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from compiler.config import QuantizationSection, load_config
-from compiler.frontend import load_model
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import simulate
+from spatten_hls.compiler.config import QuantizationSection, load_config
+from spatten_hls.compiler.frontend import load_model
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import simulate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
 CASES = (("bert-base", "bert-base-spatten.toml"), ("gpt2-small", "gpt2-small-traces.toml"))

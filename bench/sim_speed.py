@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.driver import compile_model
-from compiler.sim import simulate
-from compiler.sim.inputs import random_inputs
-from kernels.reference import attention_float
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.inputs import random_inputs
+from spatten_hls.kernels.reference import attention_float
 
 
 def numpy_attention(inputs: dict, layers: int, group: int, dtype: type) -> list[np.ndarray]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import ConfigError
-from compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.errors import ConfigError
+from spatten_hls.compiler.frontend.model import ModelSpec
 
 STAGES = ("summarization", "generation")
 

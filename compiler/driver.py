@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.config import Config, check_against_model, load_config
-from compiler.errors import CompilerError
-from compiler.frontend import ModelSpec, load_model
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.ir.verify import verify
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import Config, check_against_model, load_config
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.frontend import ModelSpec, load_model
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.verify import verify
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 
 @dataclass(frozen=True)

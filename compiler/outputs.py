@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from compiler.errors import CompilerError
+from spatten_hls.compiler.errors import CompilerError
 
 
 def write_text_atomic(path: Path, text: str) -> None:

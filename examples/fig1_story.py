@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from compiler.driver import compile_model
-from compiler.sim import simulate
-from compiler.sim.dram import row_bytes
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.dram import row_bytes
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from compiler.config import config_from_dict
-from compiler.realmodels import bert, text
-from compiler.realmodels.evaluate import evaluate_encoder
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.realmodels import bert, text
+from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
 
 BITS = {"12-bit (baseline)": (12, 8, 4, 12), "8-bit": (8, 8, 0, 8), "6-bit": (6, 6, 0, 6)}
 SCHEDULES = [

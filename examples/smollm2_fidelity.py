@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from compiler.config import config_from_dict
-from compiler.realmodels import llama, text
-from compiler.realmodels.evaluate import evaluate_decoder
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.realmodels import llama, text
+from spatten_hls.compiler.realmodels.evaluate import evaluate_decoder
 
 
 def bits(q: int, k_msb: int, k_lsb: int, v: int, threshold: float | None = None) -> dict:

@@ -3,25 +3,25 @@
 One module per engine; docs/numerics.md holds the formats, widths, rounding and saturation.
 """
 
-from kernels.attention import (
+from spatten_hls.kernels.attention import (
     FixedAttentionInfo,
     attention_head_fixed,
     attention_head_from_float,
 )
-from kernels.error_bound import (
+from spatten_hls.kernels.error_bound import (
     exp_table_max_error,
     output_error_bound,
     recip_max_rel_error,
     relative_error_bound,
 )
-from kernels.mask import causal_mask
-from kernels.pv import pv_accumulate, requantize_output
-from kernels.qk import ExactnessError, qk_scores, qk_scores_loop
-from kernels.quantize import dequantize, join_msb_lsb, quantize_symmetric, split_msb_lsb
-from kernels.reference import attention_float, causal_keep
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_row_max, softmax_rows
-from kernels.tables import exp_hi_table, exp_lo_table, recip_table, softmax_tables
+from spatten_hls.kernels.mask import causal_mask
+from spatten_hls.kernels.pv import pv_accumulate, requantize_output
+from spatten_hls.kernels.qk import ExactnessError, qk_scores, qk_scores_loop
+from spatten_hls.kernels.quantize import dequantize, join_msb_lsb, quantize_symmetric, split_msb_lsb
+from spatten_hls.kernels.reference import attention_float, causal_keep
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.softmax import softmax_row_max, softmax_rows
+from spatten_hls.kernels.tables import exp_hi_table, exp_lo_table, recip_table, softmax_tables
 
 __all__ = [
     "ExactnessError",

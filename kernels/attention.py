@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.formats import SCORE_FRAC
-from kernels.mask import causal_mask
-from kernels.pv import pv_accumulate, requantize_output
-from kernels.qk import qk_scores
-from kernels.quantize import dequantize, quantize_symmetric
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_rows
-from kernels.tables import softmax_tables
+from spatten_hls.kernels.formats import SCORE_FRAC
+from spatten_hls.kernels.mask import causal_mask
+from spatten_hls.kernels.pv import pv_accumulate, requantize_output
+from spatten_hls.kernels.qk import qk_scores
+from spatten_hls.kernels.quantize import dequantize, quantize_symmetric
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.softmax import softmax_rows
+from spatten_hls.kernels.tables import softmax_tables
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from kernels.formats import (
+from spatten_hls.kernels.formats import (
     EXP_DOMAIN,
     EXP_FRAC,
     MULT_BITS,
@@ -30,10 +30,10 @@ from kernels.formats import (
     SCORE_FRAC,
     SCORE_MAX,
 )
-from kernels.quantize import quantize_symmetric
-from kernels.reference import attention_float, causal_keep
-from kernels.softmax import exp_fixed_codes
-from kernels.tables import exp_hi_table, exp_lo_table, recip_table
+from spatten_hls.kernels.quantize import quantize_symmetric
+from spatten_hls.kernels.reference import attention_float, causal_keep
+from spatten_hls.kernels.softmax import exp_fixed_codes
+from spatten_hls.kernels.tables import exp_hi_table, exp_lo_table, recip_table
 
 # Relative slack for float64 rounding on the host: rint(fl(x / s)) can be off by up to
 # 1/2 + qmax * 2**-52 codes (<= 1/2 * (1 + 2**-20) for bits <= 32), and the scales, c and this

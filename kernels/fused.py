@@ -12,16 +12,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.formats import (
+from spatten_hls.kernels.formats import (
     PROB_FRAC,
     PROB_ONE,
     QK_ACC_BITS,
     RECIP_BASE,
     SCORE_MAX,
 )
-from kernels.qk import check_float64_exact
-from kernels.scale import MAX_SHIFT
-from kernels.softmax import exp_fixed, reciprocal
+from spatten_hls.kernels.qk import check_float64_exact
+from spatten_hls.kernels.scale import MAX_SHIFT
+from spatten_hls.kernels.softmax import exp_fixed, reciprocal
 
 
 def qk_accumulate_f64(q: np.ndarray, k: np.ndarray, q_bits: int, k_bits: int,

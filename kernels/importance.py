@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.topk import topk_mask
+from spatten_hls.kernels.topk import topk_mask
 
 
 @njit(cache=True, nogil=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.formats import MASKED
+from spatten_hls.kernels.formats import MASKED
 
 
 @njit(cache=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.formats import PROB_FRAC
-from kernels.qk import as_int_matrix, check_float64_exact, max_abs
+from spatten_hls.kernels.formats import PROB_FRAC
+from spatten_hls.kernels.qk import as_int_matrix, check_float64_exact, max_abs
 
 _PROB_HALF = 1 << (PROB_FRAC - 1)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.formats import FLOAT64_EXACT_LIMIT
+from spatten_hls.kernels.formats import FLOAT64_EXACT_LIMIT
 
 
 class ExactnessError(ValueError):

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 from numba import njit, prange
 
-from kernels.formats import MULT_BITS, QK_ACC_BITS, SCORE_MAX
+from spatten_hls.kernels.formats import MULT_BITS, QK_ACC_BITS, SCORE_MAX
 
 # Overflow proof for scale_scores: |acc| < 2**QK_ACC_BITS and M < 2**MULT_BITS give
 # |acc * M| < 2**61; the rounding offset 2**(sh-1) <= 2**61 (sh <= 62), so the int64 sum

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.formats import (
+from spatten_hls.kernels.formats import (
     EXP_DOMAIN,
     EXP_FRAC,
     EXP_INT_BITS,

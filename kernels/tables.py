@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from kernels.formats import EXP_FRAC, EXP_INT_BITS, RECIP_BASE, RECIP_FRAC, SCORE_FRAC
+from spatten_hls.kernels.formats import EXP_FRAC, EXP_INT_BITS, RECIP_BASE, RECIP_FRAC, SCORE_FRAC
 
 
 def _round_half_up(values: np.ndarray) -> np.ndarray:

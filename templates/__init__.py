@@ -1,4 +1,4 @@
 """Jinja2 templates of the generated Vitis HLS project (shipped as package data).
 
-Located through `compiler.resources.templates_dir()`, never through relative paths.
+Located through `spatten_hls.compiler.resources.templates_dir()`, never through relative paths.
 """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import subprocess
 import sys
@@ -14,10 +13,8 @@ ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)->(\d+)\s+([\d.]+)%\s+([\d.]
 
 
 def run_example(*args: str) -> str:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "fig1_story.py"), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

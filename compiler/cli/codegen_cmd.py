@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from compiler.codegen.csim import run_csim
-from compiler.codegen.project import project_files, write_project
-from compiler.driver import compile_model
+from spatten_hls.compiler.codegen.csim import run_csim
+from spatten_hls.compiler.codegen.project import project_files, write_project
+from spatten_hls.compiler.driver import compile_model
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,

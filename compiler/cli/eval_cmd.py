@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from compiler.config import load_config
-from compiler.errors import CompilerError
-from compiler.jsonfmt import dumps
+from spatten_hls.compiler.config import load_config
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.jsonfmt import dumps
 
 DEFAULT_SENTENCES = 64
 DEFAULT_TOKENS = 256
@@ -43,7 +43,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.realmodels import bert, text  # needs the realmodels extra: import late
+    from spatten_hls.compiler.realmodels import (  # needs the realmodels extra: import late
+        bert,
+        text,
+    )
 
     if args.model in DECODERS or args.model.endswith(".gguf"):
         return run_decoder(args)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             raise CompilerError(f"{args.text_file}: fewer than 2 sentences")
     else:
         sentences = text.default_sentences(args.sentences)
-    from compiler.realmodels.evaluate import evaluate_encoder
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
 
     result = evaluate_encoder(model, cfg, sentences)
     if args.json:
@@ -76,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_decoder(args: argparse.Namespace) -> int:
-    from compiler.realmodels import llama, text
-    from compiler.realmodels.evaluate import evaluate_decoder
+    from spatten_hls.compiler.realmodels import llama, text
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_decoder
 
     if args.prompt < 1 or args.tokens < args.prompt + 2:
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from compiler.driver import compile_model, pipeline_until
-from compiler.ir.dot import to_dot
-from compiler.ir.printer import print_ir
-from compiler.ir.serialize import to_json
-from compiler.outputs import write_text_atomic
-from compiler.passes import DEFAULT_PIPELINE
+from spatten_hls.compiler.driver import compile_model, pipeline_until
+from spatten_hls.compiler.ir.dot import to_dot
+from spatten_hls.compiler.ir.printer import print_ir
+from spatten_hls.compiler.ir.serialize import to_json
+from spatten_hls.compiler.outputs import write_text_atomic
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE
 
 FORMATTERS = {"text": print_ir, "json": to_json, "dot": to_dot}
 

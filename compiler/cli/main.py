@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from compiler import __version__
-from compiler.cli import codegen_cmd, eval_cmd, ir_cmd, report_cmd, simulate_cmd
-from compiler.errors import CompilerError
+from spatten_hls.compiler import __version__
+from spatten_hls.compiler.cli import codegen_cmd, eval_cmd, ir_cmd, report_cmd, simulate_cmd
+from spatten_hls.compiler.errors import CompilerError
 
 COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd)
 

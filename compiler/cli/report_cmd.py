@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from compiler.config import load_config
-from compiler.driver import compile_model
-from compiler.errors import CompilerError
-from compiler.jsonfmt import dumps
-from compiler.perf import performance_report
-from compiler.sim import simulate
+from spatten_hls.compiler.config import load_config
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.jsonfmt import dumps
+from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.sim import simulate
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def _load_project(directory: Path, config: str | None):
-    from compiler.ir.serialize import from_json
+    from spatten_hls.compiler.ir.serialize import from_json
     ir_path = directory / "ir" / "final.ir.json"
     if not ir_path.is_file():
         raise CompilerError(f"{directory}: not a project directory (no ir/final.ir.json)")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         if not args.plot.parent.is_dir():
             raise CompilerError(f"--plot {args.plot}: directory {args.plot.parent} does not exist")
-        from compiler.perf.plot import plot_report
+        from spatten_hls.compiler.perf.plot import plot_report
 
         plot_report(report, args.plot)
     if args.json:

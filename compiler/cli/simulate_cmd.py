@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.driver import compile_model
-from compiler.errors import CompilerError
-from compiler.jsonfmt import dumps
-from compiler.outputs import write_bytes_atomic
-from compiler.sim import SimResult, simulate
-from compiler.sim.inputs import load_inputs_npz
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.jsonfmt import dumps
+from spatten_hls.compiler.outputs import write_bytes_atomic
+from spatten_hls.compiler.sim import SimResult, simulate
+from spatten_hls.compiler.sim.inputs import load_inputs_npz
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,

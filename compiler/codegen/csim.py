@@ -8,8 +8,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.codegen.toolchain import compiler_command, run_compiler
-from compiler.errors import CodegenError
+from spatten_hls.compiler.codegen.toolchain import compiler_command, run_compiler
+from spatten_hls.compiler.errors import CodegenError
 
 STREAM_WARNING = re.compile(r"Hls::stream .*(read while empty|leftover)", re.IGNORECASE)
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)

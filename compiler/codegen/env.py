@@ -11,7 +11,7 @@ from functools import cache
 
 import jinja2
 
-from compiler.resources import templates_dir
+from spatten_hls.compiler.resources import templates_dir
 
 
 def c_array(values: Iterable[int], per_line: int = 16) -> str:

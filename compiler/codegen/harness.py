@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.codegen.toolchain import build_shared
-from compiler.codegen.vectors import GoldenVectors
+from spatten_hls.compiler.codegen.toolchain import build_shared
+from spatten_hls.compiler.codegen.vectors import GoldenVectors
 
 
 @dataclass(frozen=True)

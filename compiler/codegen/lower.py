@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.codegen.tiling import TilePlan, plan_tiles
-from compiler.config import Config
-from compiler.errors import CodegenError
-from compiler.ir.graph import AttnGraph, node_sort_key
-from compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
-from compiler.ir.printer import format_value
-from compiler.passes.schedule import as_ratio
-from compiler.sim.handlers_spatten import threshold_code
+from spatten_hls.compiler.codegen.tiling import TilePlan, plan_tiles
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import CodegenError
+from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
+from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
+from spatten_hls.compiler.ir.printer import format_value
+from spatten_hls.compiler.passes.schedule import as_ratio
+from spatten_hls.compiler.sim.handlers_spatten import threshold_code
 
 # The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A); a whole K row of
 # HEAD_DIM words is in flight at most, so 64 also covers head_dim 64 without stalling.

@@ -11,18 +11,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from compiler.codegen.env import render
-from compiler.codegen.lower import ProjectContext, project_context
-from compiler.codegen.tables import tables_header
-from compiler.codegen.toolchain import CXXFLAGS
-from compiler.codegen.vectors import golden_vectors
-from compiler.config import Config
-from compiler.errors import CodegenError
-from compiler.ir.graph import AttnGraph
-from compiler.ir.printer import print_ir
-from compiler.ir.serialize import to_json
-from compiler.perf.report import performance_report
-from compiler.resources import templates_dir
+from spatten_hls.compiler.codegen.env import render
+from spatten_hls.compiler.codegen.lower import ProjectContext, project_context
+from spatten_hls.compiler.codegen.tables import tables_header
+from spatten_hls.compiler.codegen.toolchain import CXXFLAGS
+from spatten_hls.compiler.codegen.vectors import golden_vectors
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import CodegenError
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.printer import print_ir
+from spatten_hls.compiler.ir.serialize import to_json
+from spatten_hls.compiler.perf.report import performance_report
+from spatten_hls.compiler.resources import templates_dir
 
 SOURCES = ("spatten_top.cpp",)
 INTERFACE_BUNDLES = (("q", "gmem_q"), ("k_msb", "gmem_k_msb"), ("k_lsb", "gmem_k_lsb"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from compiler.codegen.env import render
-from kernels import formats
-from kernels.tables import softmax_tables
+from spatten_hls.compiler.codegen.env import render
+from spatten_hls.kernels import formats
+from spatten_hls.kernels.tables import softmax_tables
 
 
 def tables_header() -> str:

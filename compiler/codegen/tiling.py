@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.config import HardwareSection
-from compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.config import HardwareSection
+from spatten_hls.compiler.ir.graph import GraphInfo
 
 
 @dataclass(frozen=True)

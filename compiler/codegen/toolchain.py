@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler.errors import CodegenError
+from spatten_hls.compiler.errors import CodegenError
 
 CXX = os.environ.get("CXX", "g++")
 # The strict set of CSIM.md: c++20 (UBSan-clean on the headers), warnings as errors.

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import CodegenError
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import Scale
-from compiler.sim import simulate
-from compiler.sim.inputs import Inputs
-from compiler.sim.quantized import largest_v_scale, quantize_layer
-from compiler.sim.result import SimResult
-from kernels.formats import SCORE_FRAC
-from kernels.scale import scale_multiplier
+from spatten_hls.compiler.errors import CodegenError
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops import Scale
+from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.inputs import Inputs
+from spatten_hls.compiler.sim.quantized import largest_v_scale, quantize_layer
+from spatten_hls.compiler.sim.result import SimResult
+from spatten_hls.kernels.formats import SCORE_FRAC
+from spatten_hls.kernels.scale import scale_multiplier
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 from gguf import GGUFReader, GGUFValueType
 from gguf.gguf_reader import ReaderField
 
-from compiler.errors import FrontendError
-from compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.model import ModelSpec
 
 # general.architecture -> model family. Qwen2 is a llama-style decoder (RoPE, GQA).
 ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "llama", "gpt2": "gpt2",

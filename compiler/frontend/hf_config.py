@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import FrontendError
-from compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.model import ModelSpec
 
 
 @dataclass(frozen=True)

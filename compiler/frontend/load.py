@@ -10,11 +10,11 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from compiler.errors import FrontendError
-from compiler.frontend.gguf_meta import read_gguf
-from compiler.frontend.hf_config import read_hf_config
-from compiler.frontend.model import ModelSpec
-from compiler.frontend.presets import PRESETS, preset_names
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.gguf_meta import read_gguf
+from spatten_hls.compiler.frontend.hf_config import read_hf_config
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.frontend.presets import PRESETS, preset_names
 
 
 def _from_directory(directory: Path) -> ModelSpec:

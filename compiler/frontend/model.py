@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.errors import FrontendError
+from spatten_hls.compiler.errors import FrontendError
 
 FAMILIES = ("bert", "gpt2", "llama")
 

@@ -6,7 +6,7 @@ The numbers are the attention shapes of the published checkpoints (their Hugging
 
 from __future__ import annotations
 
-from compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.frontend.model import ModelSpec
 
 
 def _preset(

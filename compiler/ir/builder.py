@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 
-from compiler.config import Config
-from compiler.frontend.model import ModelSpec
-from compiler.ir.graph import AttnGraph, GraphInfo
-from compiler.ir.ops import (
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
+from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
     LoadK,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.ir.graph import AttnGraph, node_sort_key
+from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
 
 
 def _quote(text: str) -> str:

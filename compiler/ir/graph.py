@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from compiler.ir.ops import Op
-from compiler.ir.types import TensorType
+from spatten_hls.compiler.ir.ops import Op
+from spatten_hls.compiler.ir.types import TensorType
 
 
 @dataclass(frozen=True)

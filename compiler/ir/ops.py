@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from compiler.ir.types import Fixed, TensorType
-from kernels import formats
+from spatten_hls.compiler.ir.types import Fixed, TensorType
+from spatten_hls.kernels import formats
 
 OP_KINDS: dict[str, type[Op]] = {}
 

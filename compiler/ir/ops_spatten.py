@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from compiler.ir.ops import MatMulPV, Op, Softmax, _Load, register_op
-from compiler.ir.types import Fixed, TensorType
+from spatten_hls.compiler.ir.ops import MatMulPV, Op, Softmax, _Load, register_op
+from spatten_hls.compiler.ir.types import Fixed, TensorType
 
 MASK = Fixed(1, 0, signed=False)
 # Token importance: sums of UQ1.16 probabilities over queries, heads, layers and steps.

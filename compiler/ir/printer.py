@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.graph import AttnGraph
 
 
 def format_value(value: Any) -> str:

@@ -8,10 +8,10 @@ from typing import Any
 
 import networkx as nx
 
-from compiler.errors import IRVerificationError
-from compiler.ir.graph import AttnGraph, GraphInfo, node_sort_key
-from compiler.ir.ops import OP_KINDS, op_from_attrs
-from compiler.ir.types import TensorType
+from spatten_hls.compiler.errors import IRVerificationError
+from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo, node_sort_key
+from spatten_hls.compiler.ir.ops import OP_KINDS, op_from_attrs
+from spatten_hls.compiler.ir.types import TensorType
 
 FORMAT_VERSION = 1
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import networkx as nx
 
-from compiler.errors import IRVerificationError
-from compiler.ir.graph import AttnGraph, node_sort_key
-from compiler.ir.ops import LoadK, LoadQ, LoadV
-from compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
+from spatten_hls.compiler.errors import IRVerificationError
+from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
+from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV
+from spatten_hls.compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
 
 
 def verify(g: AttnGraph) -> None:
@@ -86,7 +86,9 @@ def _check_stage(g: AttnGraph, order: list[str]) -> None:
 
 
 def _describe(g: AttnGraph, node: str, problems: list[str]) -> str:
-    from compiler.ir.printer import format_node  # printer imports graph; avoid a cycle here
+    from spatten_hls.compiler.ir.printer import (
+        format_node,  # printer imports graph; avoid a cycle here
+    )
 
     lines = [f"IR verification failed at %{node}: {'; '.join(problems)}"]
     for pred in g.operands(node):

@@ -1,14 +1,14 @@
 """Compiler passes and the default pipeline (explicit imports: no auto-discovery)."""
 
-from compiler.passes.assign_quant_types import assign_quant_types
-from compiler.passes.insert_head_pruning import insert_head_pruning
-from compiler.passes.insert_token_pruning import insert_token_pruning
-from compiler.passes.insert_value_pruning import insert_value_pruning
-from compiler.passes.lower_to_engines import lower_to_engines
-from compiler.passes.manager import resolve_pipeline, run_pipeline
-from compiler.passes.registry import PASSES, register_pass
-from compiler.passes.split_progressive_quant import split_progressive_quant
-from compiler.passes.tile import tile
+from spatten_hls.compiler.passes.assign_quant_types import assign_quant_types
+from spatten_hls.compiler.passes.insert_head_pruning import insert_head_pruning
+from spatten_hls.compiler.passes.insert_token_pruning import insert_token_pruning
+from spatten_hls.compiler.passes.insert_value_pruning import insert_value_pruning
+from spatten_hls.compiler.passes.lower_to_engines import lower_to_engines
+from spatten_hls.compiler.passes.manager import resolve_pipeline, run_pipeline
+from spatten_hls.compiler.passes.registry import PASSES, register_pass
+from spatten_hls.compiler.passes.split_progressive_quant import split_progressive_quant
+from spatten_hls.compiler.passes.tile import tile
 
 # Order matters: the requant node must exist before token importance reads the final
 # probabilities; value top-k goes after (importance sees unpruned probabilities); head

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import LoadK, LoadQ, LoadV
-from compiler.passes.registry import register_pass
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV
+from spatten_hls.compiler.passes.registry import register_pass
 
 
 @register_pass("assign-quant-types", requires={"dense"}, provides={"typed"})

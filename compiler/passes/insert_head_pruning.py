@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops_spatten import HeadImportance, HeadSelect
-from compiler.passes.registry import register_pass
-from compiler.passes.rewrite import Cascade, insert_cascade, pv_node
-from compiler.passes.schedule import keep_counts, keep_fractions
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops_spatten import HeadImportance, HeadSelect
+from spatten_hls.compiler.passes.registry import register_pass
+from spatten_hls.compiler.passes.rewrite import Cascade, insert_cascade, pv_node
+from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
 
 NAME = "insert-head-pruning"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops_spatten import TokenImportance, TokenSelect
-from compiler.passes.registry import register_pass
-from compiler.passes.rewrite import Cascade, final_probs, insert_cascade
-from compiler.passes.schedule import keep_counts, keep_fractions
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops_spatten import TokenImportance, TokenSelect
+from spatten_hls.compiler.passes.registry import register_pass
+from spatten_hls.compiler.passes.rewrite import Cascade, final_probs, insert_cascade
+from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
 
 NAME = "insert-token-pruning"
 

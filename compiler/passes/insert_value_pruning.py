@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import MatMulPV
-from compiler.ir.ops_spatten import ValueTopK
-from compiler.passes.registry import register_pass
-from compiler.passes.rewrite import insert_between, nodes_by_layer, origin_of
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops import MatMulPV
+from spatten_hls.compiler.ir.ops_spatten import ValueTopK
+from spatten_hls.compiler.passes.registry import register_pass
+from spatten_hls.compiler.passes.rewrite import insert_between, nodes_by_layer, origin_of
 
 NAME = "insert-value-pruning"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.passes.registry import register_pass
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.passes.registry import register_pass
 
 NAME = "lower-to-engines"
 

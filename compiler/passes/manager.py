@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler.config import Config
-from compiler.errors import CompilerError, PassError
-from compiler.ir.graph import AttnGraph
-from compiler.ir.printer import print_ir
-from compiler.ir.verify import verify
-from compiler.passes.registry import PASSES, PassInfo
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import CompilerError, PassError
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.printer import print_ir
+from spatten_hls.compiler.ir.verify import verify
+from spatten_hls.compiler.passes.registry import PASSES, PassInfo
 
 
 def resolve_pipeline(names: Sequence[str], initial: frozenset[str]) -> list[PassInfo]:

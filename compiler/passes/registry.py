@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
 
 PassFn = Callable[[AttnGraph, Config], AttnGraph]
 

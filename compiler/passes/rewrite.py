@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from compiler.ir.graph import AttnGraph, node_sort_key
-from compiler.ir.ops import MatMulPV, Op, _Load
-from compiler.ir.ops_spatten import ValueTopK
+from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
+from spatten_hls.compiler.ir.ops import MatMulPV, Op, _Load
+from spatten_hls.compiler.ir.ops_spatten import ValueTopK
 
 
 def pv_node(g: AttnGraph, layer: int, head: int) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from compiler.codegen.tiling import plan_tiles
-from compiler.config import Config
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops import LoadK, LoadV
-from compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
-from compiler.passes.registry import register_pass
+from spatten_hls.compiler.codegen.tiling import plan_tiles
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops import LoadK, LoadV
+from spatten_hls.compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
+from spatten_hls.compiler.passes.registry import register_pass
 
 NAME = "tile"
 

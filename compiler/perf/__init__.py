@@ -5,6 +5,6 @@ One module per concern: `cycles` (per-layer engine cycles and DRAM time), `resou
 (`performance_report(result, cfg)` -> `Report`, JSON and a text table).
 """
 
-from compiler.perf.report import Report, performance_report
+from spatten_hls.compiler.perf.report import Report, performance_report
 
 __all__ = ["Report", "performance_report"]

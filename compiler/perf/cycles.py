@@ -48,9 +48,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.config import Config
-from compiler.sim.dram import row_bytes
-from compiler.sim.result import LayerRecord, SimResult
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.sim.dram import row_bytes
+from spatten_hls.compiler.sim.result import LayerRecord, SimResult
 
 HEAD_FILL = 24  # cycles: adder tree log2(64) = 6 + softmax exp/divide ~10 + top-k/PV ~8
 ROW_GAP = 2  # cycles per (query row, head): softmax row hand-off

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.errors import CompilerError
-from compiler.perf.report import Report
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.perf.report import Report
 
 
 def plot_report(report: Report, path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.config import Config
-from compiler.perf.cycles import (
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.perf.cycles import (
     AXI_BEAT_BYTES,
     DRAM_EFFICIENCY,
     HEAD_FILL,
@@ -14,9 +14,9 @@ from compiler.perf.cycles import (
     all_layer_cycles,
     dense_fp16_bytes,
 )
-from compiler.perf.resources import Resources, estimate_resources
-from compiler.perf.roofline import Roofline, dense_flops, layer_flops, roofline
-from compiler.sim.result import SimResult
+from spatten_hls.compiler.perf.resources import Resources, estimate_resources
+from spatten_hls.compiler.perf.roofline import Roofline, dense_flops, layer_flops, roofline
+from spatten_hls.compiler.sim.result import SimResult
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from compiler.config import Config
+from spatten_hls.compiler.config import Config
 
 SOFTMAX_DSP_PER_UNIT = 2
 ONCHIP_BITS = 12

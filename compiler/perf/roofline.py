@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.config import Config
-from compiler.perf.cycles import LayerWork, bytes_per_cycle
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.perf.cycles import LayerWork, bytes_per_cycle
 
 
 def layer_flops(w: LayerWork, head_dim: int) -> int:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import SimulationError
+from spatten_hls.compiler.errors import SimulationError
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,15 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-from compiler.errors import FrontendError
-from compiler.frontend.model import ModelSpec
-from compiler.realmodels.attention import AttentionCall, AttentionFn, dense_attention, run_hook
-from compiler.realmodels.locate import minilm_dir
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.realmodels.attention import (
+    AttentionCall,
+    AttentionFn,
+    dense_attention,
+    run_hook,
+)
+from spatten_hls.compiler.realmodels.locate import minilm_dir
 
 DEFAULT_MAX_LENGTH = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.config import Config, check_against_model
-from compiler.errors import CompilerError
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.realmodels.attention import AttentionCall, dense_attention
-from compiler.realmodels.llama import LlamaModel, forward, rms_norm, rope, token_nll
-from compiler.sim.result import SimResult
-from compiler.sim.session import GenerationSession
+from spatten_hls.compiler.config import Config, check_against_model
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.realmodels.attention import AttentionCall, dense_attention
+from spatten_hls.compiler.realmodels.llama import LlamaModel, forward, rms_norm, rope, token_nll
+from spatten_hls.compiler.sim.result import SimResult
+from spatten_hls.compiler.sim.session import GenerationSession
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler.config import Config
-from compiler.errors import CompilerError
-from compiler.realmodels import bert
-from compiler.realmodels.spatten_hook import SpattenAttention
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.realmodels import bert
+from spatten_hls.compiler.realmodels.spatten_hook import SpattenAttention
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ class DecoderFidelity:
 def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> DecoderFidelity:
     """Perplexity and top-1 agreement of token-by-token SpAtten decoding against the dense
     model, on the same text (teacher forcing) and the same predicted positions."""
-    from compiler.realmodels import llama
-    from compiler.realmodels.decode import decode_spatten
+    from spatten_hls.compiler.realmodels import llama
+    from spatten_hls.compiler.realmodels.decode import decode_spatten
 
     ids = np.asarray(ids, dtype=np.int64)
     run = decode_spatten(model, ids, prompt, cfg)

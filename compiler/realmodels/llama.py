@@ -27,11 +27,16 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
-from compiler.errors import FrontendError
-from compiler.frontend.gguf_meta import read_gguf
-from compiler.frontend.model import ModelSpec
-from compiler.realmodels.attention import AttentionCall, AttentionFn, dense_attention, run_hook
-from compiler.realmodels.locate import smollm2_gguf
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.gguf_meta import read_gguf
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.realmodels.attention import (
+    AttentionCall,
+    AttentionFn,
+    dense_attention,
+    run_hook,
+)
+from spatten_hls.compiler.realmodels.locate import smollm2_gguf
 
 # tokenizer.ggml.pre values whose pre-tokenizer is rebuilt exactly.
 _DIGIT_SPLIT_PRE = frozenset({"smollm"})

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.config import Config, check_against_model
-from compiler.frontend.model import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.realmodels.attention import AttentionCall, AttentionOutput
-from compiler.sim.result import SimResult
-from compiler.sim.session import SummarizationSession
+from spatten_hls.compiler.config import Config, check_against_model
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.realmodels.attention import AttentionCall, AttentionOutput
+from spatten_hls.compiler.sim.result import SimResult
+from spatten_hls.compiler.sim.session import SummarizationSession
 
 
 @dataclass

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler.errors import FrontendError
+from spatten_hls.compiler.errors import FrontendError
 
 # Topic keys present in every CPython >= 3.11; chosen for running prose.
 DEFAULT_TOPICS: tuple[str, ...] = (

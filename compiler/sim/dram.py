@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.ir.graph import GraphInfo
 
 BASELINE_BITS = 12  # SpAtten's on-chip width: the dense design fetches 12-bit Q, K and V
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir.graph import GraphInfo
-from compiler.sim.buffers import BufferPool
-from compiler.sim.dram import DramCounter
-from compiler.sim.quantized import LayerCodes
+from spatten_hls.compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.sim.buffers import BufferPool
+from spatten_hls.compiler.sim.dram import DramCounter
+from spatten_hls.compiler.sim.quantized import LayerCodes
 
 
 @dataclass

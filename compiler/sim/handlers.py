@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import SimulationError
-from compiler.ir.ops import (
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
     LoadK,
@@ -27,20 +27,20 @@ from compiler.ir.ops import (
     Scale,
     Softmax,
 )
-from compiler.ir.types import TensorType
-from compiler.sim.dram import row_bytes
-from compiler.sim.frame import Frame
-from kernels.formats import SCORE_FRAC
-from kernels.fused import (
+from spatten_hls.compiler.ir.types import TensorType
+from spatten_hls.compiler.sim.dram import row_bytes
+from spatten_hls.compiler.sim.frame import Frame
+from spatten_hls.kernels.formats import SCORE_FRAC
+from spatten_hls.kernels.fused import (
     pv_accumulate_f64,
     qk_accumulate_f64,
     requantize_f64,
     scaled_softmax_visible,
 )
-from kernels.mask import mask_beyond
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_rows
-from kernels.tables import softmax_tables
+from spatten_hls.kernels.mask import mask_beyond
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.softmax import softmax_rows
+from spatten_hls.kernels.tables import softmax_tables
 
 Handler = Callable[[Frame, Op, list, list[TensorType], TensorType], object]
 PARALLEL_MIN_ROWS = 16

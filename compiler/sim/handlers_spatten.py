@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir.ops import Op
-from compiler.ir.ops_spatten import (
+from spatten_hls.compiler.ir.ops import Op
+from spatten_hls.compiler.ir.ops_spatten import (
     HeadImportance,
     HeadSelect,
     LoadKLsb,
@@ -16,15 +16,25 @@ from compiler.ir.ops_spatten import (
     TokenSelect,
     ValueTopK,
 )
-from compiler.ir.types import TensorType
-from compiler.passes.schedule import as_ratio
-from compiler.sim.dram import row_bytes
-from compiler.sim.frame import Frame
-from compiler.sim.handlers import PARALLEL_MIN_ROWS, Handler, PrunedProbs, score_multiplier
-from kernels.formats import PROB_FRAC
-from kernels.fused import qk_accumulate_f64, scaled_softmax_visible
-from kernels.importance import abs_sum, add_column_sums, select_survivors, value_topk_rows
-from kernels.tables import softmax_tables
+from spatten_hls.compiler.ir.types import TensorType
+from spatten_hls.compiler.passes.schedule import as_ratio
+from spatten_hls.compiler.sim.dram import row_bytes
+from spatten_hls.compiler.sim.frame import Frame
+from spatten_hls.compiler.sim.handlers import (
+    PARALLEL_MIN_ROWS,
+    Handler,
+    PrunedProbs,
+    score_multiplier,
+)
+from spatten_hls.kernels.formats import PROB_FRAC
+from spatten_hls.kernels.fused import qk_accumulate_f64, scaled_softmax_visible
+from spatten_hls.kernels.importance import (
+    abs_sum,
+    add_column_sums,
+    select_survivors,
+    value_topk_rows,
+)
+from spatten_hls.kernels.tables import softmax_tables
 
 
 def _load_k_msb(f: Frame, op: LoadKMsb, args: list, ins: list, out: TensorType) -> np.ndarray:

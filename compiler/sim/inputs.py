@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import SimulationError
-from compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.ir.graph import GraphInfo
 
 Inputs = dict[str, np.ndarray]
 

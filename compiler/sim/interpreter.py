@@ -20,20 +20,20 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from compiler.errors import SimulationError
-from compiler.ir.graph import AttnGraph, GraphInfo
-from compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV, Op
-from compiler.ir.ops_spatten import LoadKLsb
-from compiler.ir.types import TensorType
-from compiler.sim.buffers import BufferPool
-from compiler.sim.dram import DramCounter, dense_baseline_bytes, row_bytes
-from compiler.sim.frame import Frame, PruningState
-from compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
-from compiler.sim.handlers_spatten import SPATTEN_HANDLERS
-from compiler.sim.inputs import Inputs, check_inputs, random_inputs
-from compiler.sim.quantized import LayerCodes, largest_v_scale, quantize_layer, release
-from compiler.sim.reference import reference_rows
-from compiler.sim.result import LayerRecord, SimResult
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
+from spatten_hls.compiler.ir.ops import HeadConcat, LoadK, LoadQ, LoadV, Op
+from spatten_hls.compiler.ir.ops_spatten import LoadKLsb
+from spatten_hls.compiler.ir.types import TensorType
+from spatten_hls.compiler.sim.buffers import BufferPool
+from spatten_hls.compiler.sim.dram import DramCounter, dense_baseline_bytes, row_bytes
+from spatten_hls.compiler.sim.frame import Frame, PruningState
+from spatten_hls.compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
+from spatten_hls.compiler.sim.handlers_spatten import SPATTEN_HANDLERS
+from spatten_hls.compiler.sim.inputs import Inputs, check_inputs, random_inputs
+from spatten_hls.compiler.sim.quantized import LayerCodes, largest_v_scale, quantize_layer, release
+from spatten_hls.compiler.sim.reference import reference_rows
+from spatten_hls.compiler.sim.result import LayerRecord, SimResult
 
 HANDLERS: dict[type[Op], Handler] = {**DENSE_HANDLERS, **SPATTEN_HANDLERS}
 EXTERNAL = -1  # operand produced by an earlier layer: its effect lives in the pruning state

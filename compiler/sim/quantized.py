@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir.graph import GraphInfo
-from compiler.sim.buffers import BufferPool
-from compiler.sim.inputs import Inputs
-from kernels.quantize import quantize_heads
+from spatten_hls.compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.sim.buffers import BufferPool
+from spatten_hls.compiler.sim.inputs import Inputs
+from spatten_hls.kernels.quantize import quantize_heads
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir.graph import GraphInfo
-from compiler.sim.inputs import Inputs
+from spatten_hls.compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.sim.inputs import Inputs
 
 
 def reference_rows(inputs: Inputs, layer: int, info: GraphInfo, q_rows: np.ndarray,

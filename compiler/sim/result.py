@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.ir.graph import GraphInfo
 
 
 @dataclass

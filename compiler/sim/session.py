@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from compiler.errors import SimulationError
-from compiler.ir.graph import AttnGraph, GraphInfo
-from compiler.sim.inputs import input_shapes
-from compiler.sim.interpreter import _Run
-from compiler.sim.quantized import largest_v_scale, quantize_layer
-from compiler.sim.result import SimResult
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
+from spatten_hls.compiler.sim.inputs import input_shapes
+from spatten_hls.compiler.sim.interpreter import _Run
+from spatten_hls.compiler.sim.quantized import largest_v_scale, quantize_layer
+from spatten_hls.compiler.sim.result import SimResult
 
 
 def _blank_run(g: AttnGraph, topk_parallelism: int) -> _Run:

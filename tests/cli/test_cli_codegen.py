@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli.main import main
+from spatten_hls.compiler.cli.main import main
 
 MODEL_JSON = ('{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32,'
               ' "n_positions": 128}')

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from compiler import __version__
-from compiler.cli.main import main
-from compiler.config import Config
-from compiler.errors import FrontendError
-from compiler.frontend import PRESETS
-from compiler.ir import from_json, print_ir, to_json
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler import __version__
+from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend import PRESETS
+from spatten_hls.compiler.ir import from_json, print_ir, to_json
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -40,7 +40,7 @@ def spatten_command() -> list[str]:
     script = Path(sys.executable).parent / "spatten"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "compiler.cli.main"]
+    return [sys.executable, "-m", "spatten_hls.compiler.cli.main"]
 
 
 def run_subprocess(cwd: Path, *args: str, seed: str = "0") -> subprocess.CompletedProcess:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.cli.main import main
-from compiler.driver import compile_model
-from compiler.sim import simulate
+from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.sim import simulate
 
 REPO = Path(__file__).resolve().parents[2]
 SMOLLM_GEN = REPO / "examples" / "configs" / "smollm2-generation.toml"
@@ -268,7 +268,7 @@ def spatten_command() -> list[str]:
     script = Path(sys.executable).parent / "spatten"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "compiler.cli.main"]
+    return [sys.executable, "-m", "spatten_hls.compiler.cli.main"]
 
 
 def test_installed_script_from_another_directory(tmp_path, small, capsys) -> None:

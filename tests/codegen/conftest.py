@@ -22,15 +22,15 @@ from typing import Any
 
 import pytest
 
-from compiler.codegen.harness import DesignLibrary, DesignRun
-from compiler.codegen.lower import project_context
-from compiler.codegen.project import project_files, write_project
-from compiler.codegen.vectors import GoldenVectors, golden_vectors
-from compiler.config import Config, check_against_model, config_from_dict
-from compiler.frontend.model import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.codegen.harness import DesignLibrary, DesignRun
+from spatten_hls.compiler.codegen.lower import project_context
+from spatten_hls.compiler.codegen.project import project_files, write_project
+from spatten_hls.compiler.codegen.vectors import GoldenVectors, golden_vectors
+from spatten_hls.compiler.config import Config, check_against_model, config_from_dict
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 Case = dict[str, Any]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.codegen.csim import run_csim
-from compiler.ir.ops_spatten import HeadSelect, TokenSelect
-from compiler.sim import simulate
+from spatten_hls.compiler.codegen.csim import run_csim
+from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
+from spatten_hls.compiler.sim import simulate
 
 pytestmark = pytest.mark.csim
 

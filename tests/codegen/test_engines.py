@@ -15,19 +15,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.codegen.tables import tables_header
-from compiler.codegen.toolchain import build_shared
-from compiler.resources import templates_dir
-from compiler.sim.handlers_spatten import threshold_code
-from kernels import formats, topk
-from kernels.formats import MASKED, PROB_ONE, SCORE_MAX, sym_max
-from kernels.fused import qk_accumulate_f64, scaled_softmax_visible
-from kernels.importance import abs_sum, add_column_sums, select_survivors, value_topk_rows
-from kernels.pv import pv_accumulate, requantize_output
-from kernels.qk import qk_scores_loop
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_row_max, softmax_rows
-from kernels.tables import softmax_tables
+from spatten_hls.compiler.codegen.tables import tables_header
+from spatten_hls.compiler.codegen.toolchain import build_shared
+from spatten_hls.compiler.resources import templates_dir
+from spatten_hls.compiler.sim.handlers_spatten import threshold_code
+from spatten_hls.kernels import formats, topk
+from spatten_hls.kernels.formats import MASKED, PROB_ONE, SCORE_MAX, sym_max
+from spatten_hls.kernels.fused import qk_accumulate_f64, scaled_softmax_visible
+from spatten_hls.kernels.importance import (
+    abs_sum,
+    add_column_sums,
+    select_survivors,
+    value_topk_rows,
+)
+from spatten_hls.kernels.pv import pv_accumulate, requantize_output
+from spatten_hls.kernels.qk import qk_scores_loop
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.softmax import softmax_row_max, softmax_rows
+from spatten_hls.kernels.tables import softmax_tables
 
 pytestmark = pytest.mark.csim
 

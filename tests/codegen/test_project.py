@@ -21,8 +21,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from compiler.codegen.project import project_files
-from compiler.codegen.toolchain import CXX, CXXFLAGS, ap_types_include
+from spatten_hls.compiler.codegen.project import project_files
+from spatten_hls.compiler.codegen.toolchain import CXX, CXXFLAGS, ap_types_include
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "small_project"
@@ -147,10 +147,10 @@ def test_cli_compile_is_deterministic_across_hash_seeds(tmp_path: Path) -> None:
                       "enabled = true\n[quantization]\nprogressive = true\n")
     runs = []
     for hash_seed in ("0", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO),
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed,
                "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(tmp_path / "numba"))}
         out = tmp_path / f"prj-{hash_seed}"
-        command = [sys.executable, "-m", "compiler.cli.main", "compile", str(model),
+        command = [sys.executable, "-m", "spatten_hls.compiler.cli.main", "compile", str(model),
                    "--config", str(config), "-o", str(out)]
         runs.append((out, subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)))

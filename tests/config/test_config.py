@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from compiler.config import (
+from spatten_hls.compiler.config import (
     SECTIONS,
     Config,
     check_against_model,
     config_from_dict,
     load_config,
 )
-from compiler.errors import CompilerError, ConfigError
-from compiler.frontend import PRESETS
+from spatten_hls.compiler.errors import CompilerError, ConfigError
+from spatten_hls.compiler.frontend import PRESETS
 
 FULL_TOML = """\
 [model]

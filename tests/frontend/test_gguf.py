@@ -6,8 +6,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from compiler.errors import FrontendError
-from compiler.frontend.gguf_meta import read_gguf
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.gguf_meta import read_gguf
 
 
 def write_gguf(path: Path, arch: str, *, name: str | None = None, layers: int | None = 30,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.errors import FrontendError
-from compiler.frontend.hf_config import read_hf_config, spec_from_hf_config
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend.hf_config import read_hf_config, spec_from_hf_config
 
 BERT = {"model_type": "bert", "architectures": ["BertModel"], "num_hidden_layers": 12,
         "num_attention_heads": 12, "hidden_size": 768, "max_position_embeddings": 512,

@@ -6,8 +6,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from compiler.errors import FrontendError
-from compiler.frontend import PRESETS, load_model
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.frontend import PRESETS, load_model
 
 GPT2 = {"model_type": "gpt2", "n_layer": 24, "n_head": 16, "n_embd": 1024, "n_positions": 1024}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from compiler.frontend import PRESETS, ModelSpec, load_model, preset_names
+from spatten_hls.compiler.frontend import PRESETS, ModelSpec, load_model, preset_names
 
 # name: (family, layers, heads, kv_heads, head_dim, hidden, max_positions, causal)
 EXPECTED = {

@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from compiler.config import Config, config_from_dict
-from compiler.frontend import PRESETS
-from compiler.ir import verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.ops import (
+from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.frontend import PRESETS
+from spatten_hls.compiler.ir import verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
     LoadK,

@@ -4,13 +4,13 @@ import re
 
 import networkx as nx
 
-from compiler.config import config_from_dict
-from compiler.frontend import PRESETS, ModelSpec
-from compiler.ir import AttnGraph, print_ir
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.dot import to_dot
-from compiler.ir.printer import format_value
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.ir import AttnGraph, print_ir
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.dot import to_dot
+from spatten_hls.compiler.ir.printer import format_value
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 TINY = ModelSpec(name="tiny", family="llama", num_layers=1, num_heads=2, num_kv_heads=1,
                  head_dim=4, hidden_size=8, max_positions=16, causal=True, source="test:tiny")

@@ -6,12 +6,12 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.config import config_from_dict
-from compiler.frontend import ModelSpec
-from compiler.ir import from_json, print_ir, to_json, verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.ops import CausalMask, LoadK, LoadQ, MatMulQK
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir import from_json, print_ir, to_json, verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.ops import CausalMask, LoadK, LoadQ, MatMulQK
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 
 @st.composite

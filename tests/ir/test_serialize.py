@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from compiler.config import config_from_dict
-from compiler.errors import IRVerificationError
-from compiler.frontend import PRESETS, ModelSpec
-from compiler.ir import from_json, print_ir, to_json, verify
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.errors import IRVerificationError
+from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.ir import from_json, print_ir, to_json, verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 SPEC = ModelSpec(name="toy", family="llama", num_layers=2, num_heads=4, num_kv_heads=2,
                  head_dim=8, hidden_size=32, max_positions=64, causal=True, source="test:toy")

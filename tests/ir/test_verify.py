@@ -4,13 +4,13 @@ import dataclasses
 
 import pytest
 
-from compiler.config import Config, config_from_dict
-from compiler.errors import CompilerError, IRVerificationError
-from compiler.frontend import ModelSpec
-from compiler.ir import verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.types import Fixed, TensorType
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.errors import CompilerError, IRVerificationError
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir import verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.types import Fixed, TensorType
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 SPEC = ModelSpec(name="toy", family="llama", num_layers=2, num_heads=4, num_kv_heads=2,
                  head_dim=4, hidden_size=16, max_positions=64, causal=True, source="test:toy")
@@ -231,7 +231,7 @@ def test_message_shows_operands_and_users():
 
 
 def test_verify_does_not_modify_the_graph():
-    from compiler.ir import print_ir
+    from spatten_hls.compiler.ir import print_ir
 
     g = typed()
     before = print_ir(g)

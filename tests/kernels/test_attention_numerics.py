@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.attention import attention_head_fixed, attention_head_from_float
-from kernels.error_bound import output_error_bound, relative_error_bound
-from kernels.formats import PROB_ONE
-from kernels.reference import attention_float, causal_keep
-from kernels.softmax import softmax_row_max
+from spatten_hls.kernels.attention import attention_head_fixed, attention_head_from_float
+from spatten_hls.kernels.error_bound import output_error_bound, relative_error_bound
+from spatten_hls.kernels.formats import PROB_ONE
+from spatten_hls.kernels.reference import attention_float, causal_keep
+from spatten_hls.kernels.softmax import softmax_row_max
 
 # q, k ~ N(0, SIGMA**2), d = 64: score std SIGMA**2 ~ 2.9, so a 128-key row is peaked
 # (its largest probability is typically 0.2 - 0.6; asserted below).

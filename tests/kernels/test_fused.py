@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.formats import (
+from spatten_hls.kernels.formats import (
     EXP_DOMAIN,
     MASKED,
     PROB_ONE,
@@ -20,12 +20,12 @@ from kernels.formats import (
     SCORE_MAX,
     sym_max,
 )
-from kernels.fused import pv_accumulate_f64, qk_accumulate_f64, scaled_softmax
-from kernels.mask import causal_mask
-from kernels.qk import ExactnessError, qk_scores_loop
-from kernels.scale import scale_multiplier, scale_scores
-from kernels.softmax import softmax_rows
-from kernels.tables import softmax_tables
+from spatten_hls.kernels.fused import pv_accumulate_f64, qk_accumulate_f64, scaled_softmax
+from spatten_hls.kernels.mask import causal_mask
+from spatten_hls.kernels.qk import ExactnessError, qk_scores_loop
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.softmax import softmax_rows
+from spatten_hls.kernels.tables import softmax_tables
 
 TABLES = softmax_tables()
 

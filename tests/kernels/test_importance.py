@@ -5,8 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.importance import abs_sum, add_column_sums, select_survivors, value_topk_rows
-from kernels.topk import topk_reference
+from spatten_hls.kernels.importance import (
+    abs_sum,
+    add_column_sums,
+    select_survivors,
+    value_topk_rows,
+)
+from spatten_hls.kernels.topk import topk_reference
 
 
 def ints(values):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.formats import PROB_ONE
-from kernels.pv import pv_accumulate, requantize_output
-from kernels.qk import ExactnessError, qk_scores_loop
+from spatten_hls.kernels.formats import PROB_ONE
+from spatten_hls.kernels.pv import pv_accumulate, requantize_output
+from spatten_hls.kernels.qk import ExactnessError, qk_scores_loop
 
 
 def test_pv_hand_example() -> None:

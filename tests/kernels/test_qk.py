@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.qk import ExactnessError, qk_scores, qk_scores_loop
+from spatten_hls.kernels.qk import ExactnessError, qk_scores, qk_scores_loop
 
 
 def test_qk_hand_example() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.quantize import dequantize, join_msb_lsb, quantize_symmetric, split_msb_lsb
+from spatten_hls.kernels.quantize import dequantize, join_msb_lsb, quantize_symmetric, split_msb_lsb
 
 
 def test_quantize_hand_example_round_half_to_even() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.formats import MASKED, MULT_BITS, QK_ACC_BITS, SCORE_MAX, sat_sym, sym_max
-from kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.formats import MASKED, MULT_BITS, QK_ACC_BITS, SCORE_MAX, sat_sym, sym_max
+from spatten_hls.kernels.scale import scale_multiplier, scale_scores
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.error_bound import exp_table_max_error
-from kernels.formats import EXP_DOMAIN, MASKED, PROB_ONE, RECIP_BASE, RECIP_FRAC, SCORE_MAX
-from kernels.mask import causal_mask
-from kernels.softmax import exp_fixed_codes, softmax_row_max, softmax_rows
-from kernels.tables import exp_hi_table, exp_lo_table, recip_table, softmax_tables
+from spatten_hls.kernels.error_bound import exp_table_max_error
+from spatten_hls.kernels.formats import (
+    EXP_DOMAIN,
+    MASKED,
+    PROB_ONE,
+    RECIP_BASE,
+    RECIP_FRAC,
+    SCORE_MAX,
+)
+from spatten_hls.kernels.mask import causal_mask
+from spatten_hls.kernels.softmax import exp_fixed_codes, softmax_row_max, softmax_rows
+from spatten_hls.kernels.tables import exp_hi_table, exp_lo_table, recip_table, softmax_tables
 
 TABLES = softmax_tables()
 EXP_HI, EXP_LO, RECIP = TABLES

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.topk import (
+from spatten_hls.kernels.topk import (
     PIVOT_SEED,
     TOPK_ROUND_OVERHEAD,
     kth_largest,

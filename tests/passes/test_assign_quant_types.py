@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from compiler.config import config_from_dict
-from compiler.frontend import PRESETS, ModelSpec
-from compiler.ir import print_ir, verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.ops import (
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.ir import print_ir, verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
     LoadK,
@@ -19,8 +19,8 @@ from compiler.ir.ops import (
     Scale,
     Softmax,
 )
-from compiler.ir.types import Fixed
-from compiler.passes import PASSES, assign_quant_types, run_pipeline
+from spatten_hls.compiler.ir.types import Fixed
+from spatten_hls.compiler.passes import PASSES, assign_quant_types, run_pipeline
 
 TINY = ModelSpec(name="tiny", family="llama", num_layers=1, num_heads=2, num_kv_heads=1,
                  head_dim=4, hidden_size=8, max_positions=16, causal=True, source="test:tiny")

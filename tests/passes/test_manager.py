@@ -7,12 +7,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from compiler.config import Config, config_from_dict
-from compiler.errors import CompilerError, IRVerificationError, PassError
-from compiler.frontend import PRESETS, ModelSpec
-from compiler.ir import print_ir
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import (
+from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.errors import CompilerError, IRVerificationError, PassError
+from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.ir import print_ir
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import (
     DEFAULT_PIPELINE,
     PASSES,
     register_pass,
@@ -58,7 +58,7 @@ def test_pass_naming_convention_and_docstrings():
         fn = PASSES[name].fn
         py_name = name.replace("-", "_")
         assert fn.__name__ == py_name
-        assert fn.__module__ == f"compiler.passes.{py_name}"
+        assert fn.__module__ == f"spatten_hls.compiler.passes.{py_name}"
         assert importlib.import_module(fn.__module__).__dict__[py_name] is fn
         doc = inspect.getdoc(fn) or ""
         for part in ("Precondition", "Effect", "Postcondition"):

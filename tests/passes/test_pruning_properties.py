@@ -13,14 +13,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.config import check_against_model, config_from_dict
-from compiler.frontend import ModelSpec
-from compiler.ir import print_ir, verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.serialize import from_json, to_json
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.passes.schedule import keep_counts, keep_fractions
-from compiler.sim import simulate
+from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir import print_ir, verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.serialize import from_json, to_json
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
+from spatten_hls.compiler.sim import simulate
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

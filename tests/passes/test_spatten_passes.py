@@ -10,14 +10,14 @@ import re
 
 import pytest
 
-from compiler.cli.main import main
-from compiler.config import config_from_dict
-from compiler.errors import IRVerificationError
-from compiler.frontend import ModelSpec
-from compiler.ir import print_ir, verify
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.ops import LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax, _Load
-from compiler.ir.ops_spatten import (
+from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.errors import IRVerificationError
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir import print_ir, verify
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax, _Load
+from spatten_hls.compiler.ir.ops_spatten import (
     HeadImportance,
     HeadSelect,
     LoadKLsb,
@@ -27,8 +27,8 @@ from compiler.ir.ops_spatten import (
     TokenSelect,
     ValueTopK,
 )
-from compiler.ir.serialize import to_json
-from compiler.passes import (
+from spatten_hls.compiler.ir.serialize import to_json
+from spatten_hls.compiler.passes import (
     DEFAULT_PIPELINE,
     insert_head_pruning,
     insert_token_pruning,

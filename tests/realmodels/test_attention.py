@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.errors import SimulationError
-from compiler.realmodels.attention import (
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.realmodels.attention import (
     AttentionCall,
     AttentionOutput,
     dense_attention,

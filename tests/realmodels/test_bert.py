@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("safetensors")
 pytest.importorskip("tokenizers")
 
-from compiler.realmodels import bert
-from compiler.realmodels.attention import AttentionOutput, dense_attention
+from spatten_hls.compiler.realmodels import bert
+from spatten_hls.compiler.realmodels.attention import AttentionOutput, dense_attention
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -60,7 +60,7 @@ def dense(minilm):
 def test_shape_and_spec(minilm):
     c = minilm.config
     assert (c.num_layers, c.num_heads, c.head_dim, c.hidden_size) == (6, 12, 32, 384)
-    from compiler.frontend import PRESETS
+    from spatten_hls.compiler.frontend import PRESETS
 
     preset = PRESETS["minilm-l6"]
     assert minilm.spec.name == "minilm-l6"

@@ -20,8 +20,8 @@ pytest.importorskip("tokenizers")
 from safetensors.numpy import save_file
 from tokenizers import pre_tokenizers
 
-from compiler.errors import FrontendError
-from compiler.realmodels import bert, llama, locate
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.realmodels import bert, llama, locate
 
 TINY_BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": 30522,
              "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from compiler.cli.main import main
-from compiler.config import config_from_dict
+from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.config import config_from_dict
 
 SENTENCES = [
     "The interpreter reads a program one statement at a time.",
@@ -23,7 +23,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def evaluate(minilm):
-    from compiler.realmodels.evaluate import evaluate_encoder
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
 
     return lambda cfg: evaluate_encoder(minilm, config_from_dict(cfg), SENTENCES)
 
@@ -83,7 +83,7 @@ def test_eval_cli_empty_text_file(capsys, minilm, tmp_path):
 
 
 def test_nearest_neighbours_ties_to_lower_index():
-    from compiler.realmodels.evaluate import nearest_neighbours
+    from spatten_hls.compiler.realmodels.evaluate import nearest_neighbours
 
     e = np.array([[1.0, 0.0], [0.6, 0.8], [0.6, 0.8], [0.0, 1.0]])
     # row 0: rows 1 and 2 tie (0.6) -> 1; rows 1 and 2 are each other's twin; row 3: 1 and 2
@@ -93,8 +93,8 @@ def test_nearest_neighbours_ties_to_lower_index():
 
 @pytest.fixture(scope="module")
 def decode(smollm2):
-    from compiler.realmodels import text
-    from compiler.realmodels.evaluate import evaluate_decoder
+    from spatten_hls.compiler.realmodels import text
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_decoder
 
     ids = smollm2.encode(text.default_text())[:64]
     return lambda cfg: evaluate_decoder(smollm2, config_from_dict(cfg), ids, 16)

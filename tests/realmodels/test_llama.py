@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("tokenizers")
 
-from compiler.realmodels import llama
-from compiler.realmodels.attention import AttentionOutput, dense_attention
-from compiler.realmodels.text import default_text
+from spatten_hls.compiler.realmodels import llama
+from spatten_hls.compiler.realmodels.attention import AttentionOutput, dense_attention
+from spatten_hls.compiler.realmodels.text import default_text
 
 # sha256 (first 16 hex digits) of the first 256 token ids of default_text() under CPython
 # 3.11, where the span's perplexity measured 19.5908 (numpy float32; a float64 rotate-half
@@ -32,7 +32,7 @@ def test_config_and_spec(smollm2):
     assert (c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size,
             c.ffn_size, c.vocab_size) == (30, 9, 3, 64, 576, 1536, 49152)
     assert c.rope_base == 100000.0
-    from compiler.frontend import PRESETS
+    from spatten_hls.compiler.frontend import PRESETS
 
     preset = PRESETS["smollm2-135m"]
     assert smollm2.spec.name == "smollm2-135m"

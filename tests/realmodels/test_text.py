@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.errors import FrontendError
-from compiler.realmodels.text import default_sentences, default_text, read_text_file
+from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.realmodels.text import default_sentences, default_text, read_text_file
 
 
 def test_default_text_is_deterministic_prose():

@@ -28,14 +28,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from compiler.config import check_against_model, config_from_dict
-from compiler.frontend import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops_spatten import TokenImportance, TokenSelect
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import interpreter, simulate
-from compiler.sim.inputs import random_inputs
+from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops_spatten import TokenImportance, TokenSelect
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import interpreter, simulate
+from spatten_hls.compiler.sim.inputs import random_inputs
 
 # GPT-2-Small's trace schedule (SPATTEN.md 1.2: 921/716/204/102 of 1024) on 128 positions
 GPT2_KEEP = [0.9, 0.7] + [0.2] * 4 + [0.1] * 6

@@ -26,14 +26,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from compiler.config import check_against_model, config_from_dict
-from compiler.frontend import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops_spatten import ValueTopK
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import interpreter, simulate
-from compiler.sim.inputs import random_inputs
+from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops_spatten import ValueTopK
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import interpreter, simulate
+from spatten_hls.compiler.sim.inputs import random_inputs
 
 LAYERS, HEADS, D, SEQ = 4, 4, 16, 32
 TOKEN_KEEP = [1.0, 0.75, 0.5, 0.3]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.config import config_from_dict
-from compiler.errors import SimulationError
-from compiler.frontend.model import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import simulate
-from compiler.sim.inputs import random_inputs
-from compiler.sim.session import SummarizationSession
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.inputs import random_inputs
+from spatten_hls.compiler.sim.session import SummarizationSession
 
 SPEC = ModelSpec("toy", "bert", 4, 4, 4, 16, 64, 512, False, "test:toy")
 CONFIG = {"model": {"seq_len": 20},
@@ -68,7 +68,7 @@ def test_session_rejects_out_of_order_layers_and_wrong_rows():
 def test_generation_session_equals_simulate_when_the_prompt_sets_the_scales():
     """Decode steps one (step, layer) at a time give what `simulate()` gives, when no later
     row exceeds the prompt's per-head maxima (then both quantize with the same scales)."""
-    from compiler.sim.session import GenerationSession
+    from spatten_hls.compiler.sim.session import GenerationSession
 
     spec = ModelSpec("toy", "llama", 3, 4, 2, 16, 64, 512, True, "test:toy")
     cfg = config_from_dict({

@@ -15,21 +15,21 @@ import re
 import numpy as np
 import pytest
 
-from compiler.config import check_against_model, config_from_dict
-from compiler.driver import compile_model
-from compiler.errors import SimulationError
-from compiler.frontend import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import simulate
-from compiler.sim.inputs import load_inputs_npz, random_inputs
-from kernels.attention import attention_head_fixed
-from kernels.error_bound import output_error_bound
-from kernels.formats import SCORE_FRAC
-from kernels.quantize import quantize_symmetric
-from kernels.reference import attention_float
-from kernels.scale import scale_multiplier
+from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.inputs import load_inputs_npz, random_inputs
+from spatten_hls.kernels.attention import attention_head_fixed
+from spatten_hls.kernels.error_bound import output_error_bound
+from spatten_hls.kernels.formats import SCORE_FRAC
+from spatten_hls.kernels.quantize import quantize_symmetric
+from spatten_hls.kernels.reference import attention_float
+from spatten_hls.kernels.scale import scale_multiplier
 
 DEFAULT_BITS = (("q_bits", 12), ("k_msb_bits", 8), ("k_lsb_bits", 4), ("v_bits", 12))
 ODD_BITS = (("q_bits", 10), ("k_msb_bits", 7), ("k_lsb_bits", 4), ("v_bits", 9))

@@ -18,18 +18,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from compiler.config import check_against_model, config_from_dict
-from compiler.frontend import ModelSpec
-from compiler.ir.builder import build_attention_graph
-from compiler.ir.graph import AttnGraph
-from compiler.ir.ops_spatten import Requant, TokenImportance, ValueTopK
-from compiler.passes import DEFAULT_PIPELINE, run_pipeline
-from compiler.sim import interpreter, simulate
-from compiler.sim.inputs import random_inputs
-from kernels.attention import attention_head_fixed
-from kernels.formats import SCORE_FRAC
-from kernels.quantize import quantize_symmetric
-from kernels.scale import scale_multiplier
+from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.ops_spatten import Requant, TokenImportance, ValueTopK
+from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from spatten_hls.compiler.sim import interpreter, simulate
+from spatten_hls.compiler.sim.inputs import random_inputs
+from spatten_hls.kernels.attention import attention_head_fixed
+from spatten_hls.kernels.formats import SCORE_FRAC
+from spatten_hls.kernels.quantize import quantize_symmetric
+from spatten_hls.kernels.scale import scale_multiplier
 
 D, SEQ, LAYERS = 16, 24, 4
 BITS = {"q_bits": 10, "k_msb_bits": 7, "k_lsb_bits": 4, "v_bits": 9}
