@@ -8,15 +8,18 @@ naming the file, the `section.key` and the value. `load_config` checks the file 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spatten_hls.compiler.errors import ConfigError
-from spatten_hls.compiler.frontend.model import ModelSpec
+import tomli_w
 
-STAGES = ("summarization", "generation")
+from spatten_hls.compiler import limits
+from spatten_hls.compiler.errors import ConfigError, brief
+from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.input_files import parse_toml, read_text
+from spatten_hls.compiler.ir.graph import STAGES
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,13 @@ class Config:
                                for k, v in section.items()}
         return out
 
+    def to_toml(self) -> str:
+        """The config as TOML that `load_config` reads back to an equal `Config` (unset
+        optional keys are left out)."""
+        doc = {name: {k: v for k, v in section.items() if v is not None}
+               for name, section in self.to_dict().items()}
+        return tomli_w.dumps(doc)
+
 
 SECTIONS: dict[str, type] = {
     "model": ModelSection,
@@ -106,28 +116,38 @@ SECTIONS: dict[str, type] = {
     "hardware": HardwareSection,
 }
 
-# (min, max) inclusive bounds; fractions use (0, 1] and are checked separately.
+# (min, max) inclusive bounds of every integer key (docs/cli.md lists them).
 _INT_RANGES: dict[str, tuple[int, int]] = {
-    "model.seq_len": (1, 1 << 20),
-    "model.gen_tokens": (1, 1 << 16),
-    "token_pruning.keep_first": (0, 1 << 20),
-    "token_pruning.keep_recent": (0, 1 << 20),
+    "model.seq_len": (1, limits.MAX_SEQ_LEN),
+    "model.gen_tokens": (1, limits.MAX_GEN_TOKENS),
+    "token_pruning.keep_first": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
+    "token_pruning.keep_recent": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
     "quantization.q_bits": (2, 16),
     "quantization.k_msb_bits": (1, 15),
     "quantization.k_lsb_bits": (0, 14),
     "quantization.v_bits": (2, 16),
     "hardware.head_dim": (1, 256),
-    "hardware.max_tokens": (1, 1 << 20),
-    "hardware.multipliers": (1, 1 << 20),
-    "hardware.topk_parallelism": (1, 4096),
-    "hardware.hbm_channels": (1, 1024),
+    "hardware.max_tokens": (1, limits.MAX_BUFFER_TOKENS),
+    "hardware.multipliers": (1, 1 << 16),
+    "hardware.topk_parallelism": (1, 1024),
+    "hardware.hbm_channels": (1, 128),
 }
+# Fractions lie in [MIN_FRACTION, 1]: they are read as decimals with at most six places, so a
+# smaller one would round to zero.
+MIN_FRACTION = 1e-6
 _FRACTIONS = {
     "token_pruning.keep", "head_pruning.keep", "value_pruning.keep",
     "quantization.requant_threshold",
 }
 _SKIP_FRACTIONS = {"token_pruning.skip_first", "head_pruning.skip_first"}
-_POSITIVE_FLOATS = {"hardware.clock_mhz", "hardware.hbm_gbps"}
+# (min, max) inclusive bounds of the physical quantities.
+_FLOAT_RANGES: dict[str, tuple[float, float]] = {
+    "hardware.clock_mhz": (1.0, 1000.0),
+    "hardware.hbm_gbps": (0.001, 1000.0),
+}
+# What Vivado accepts as a part name (e.g. xcu280-fsvh2892-2L-e); it reaches Tcl and cfg files.
+PART_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+MAX_PART_NAME = 64
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -135,17 +155,8 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return config_from_dict(raw, source=str(path))
+    text = read_text(path, "config file", ConfigError)
+    return config_from_dict(parse_toml(text, str(path), ConfigError), source=str(path))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
@@ -154,10 +165,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     for name, table in raw.items():
         if name not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})"
+                f"{source}: unknown section [{name[:40]}] (known: {', '.join(SECTIONS)})"
             )
         if not isinstance(table, dict):
-            raise ConfigError(f"{source}: '{name}' must be a table [{name}], got {table!r}")
+            raise ConfigError(f"{source}: '{name}' must be a table [{name}], got "
+                              f"{brief(table)}")
         sections[name] = _build_section(name, table, source)
     return Config(**sections, source=source)
 
@@ -169,7 +181,7 @@ def _build_section(name: str, table: dict[str, Any], source: str) -> Any:
     for key, value in table.items():
         if key not in fields:
             raise ConfigError(
-                f"{source}: unknown key '{name}.{key}' (known: {', '.join(fields)})"
+                f"{source}: unknown key '{name}.{key[:40]}' (known: {', '.join(fields)})"
             )
         values[key] = _check_value(f"{name}.{key}", value, fields[key].type, source)
     section = cls(**values)
@@ -179,7 +191,7 @@ def _build_section(name: str, table: dict[str, Any], source: str) -> Any:
 
 def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{source}: '{key}' must be {expected}, got {value!r}")
+        return ConfigError(f"{source}: '{key}' must be {expected}, got {brief(value)}")
 
     if type_name == "bool":
         if not isinstance(value, bool):
@@ -195,14 +207,17 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     if type_name == "float":
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise bad("a number")
-        return _check_float(key, float(value), source)
+        return _check_float(key, _as_float(key, value, source), source)
     if type_name == "str":
         if not isinstance(value, str):
             raise bad("a string")
         if key == "model.stage" and value not in STAGES:
-            raise ConfigError(f"{source}: '{key}' = {value!r} is not one of {', '.join(STAGES)}")
-        if key == "hardware.part" and not value.strip():
-            raise bad("a non-empty part name")
+            raise ConfigError(f"{source}: '{key}' = {brief(value)} is not one of "
+                              f"{', '.join(STAGES)}")
+        if key == "hardware.part" and (len(value) > MAX_PART_NAME
+                                       or not PART_NAME.fullmatch(value)):
+            raise bad(f"a Xilinx part name (letters, digits and '-', at most {MAX_PART_NAME} "
+                      f"characters, e.g. xcu280-fsvh2892-2L-e)")
         return value
     # keep_per_layer: a list of fractions
     if not isinstance(value, list) or not value:
@@ -210,8 +225,9 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     fractions = []
     for i, item in enumerate(value):
         if not isinstance(item, int | float) or isinstance(item, bool):
-            raise ConfigError(f"{source}: '{key}[{i}]' must be a number, got {item!r}")
-        fractions.append(_check_float(f"{key}[{i}]", float(item), source, fraction=True))
+            raise ConfigError(f"{source}: '{key}[{i}]' must be a number, got {brief(item)}")
+        fractions.append(_check_float(f"{key}[{i}]", _as_float(f"{key}[{i}]", item, source),
+                                      source, fraction=True))
     for i in range(1, len(fractions)):
         if fractions[i] > fractions[i - 1]:
             raise ConfigError(
@@ -221,17 +237,26 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     return tuple(fractions)
 
 
+def _as_float(key: str, value: int | float, source: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range
+        raise ConfigError(f"{source}: '{key}' = {brief(value)} is out of range") from None
+
+
 def _check_float(key: str, value: float, source: str, fraction: bool = False) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigError(f"{source}: '{key}' must be finite, got {value}")
     if fraction or key in _FRACTIONS:
-        if not 0.0 < value <= 1.0:
-            raise ConfigError(f"{source}: '{key}' = {value} must lie in (0, 1]")
+        if not MIN_FRACTION <= value <= 1.0:
+            raise ConfigError(f"{source}: '{key}' = {value} must lie in [{MIN_FRACTION:g}, 1]")
     elif key in _SKIP_FRACTIONS:
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: '{key}' = {value} must lie in [0, 1)")
-    elif key in _POSITIVE_FLOATS and value <= 0.0:
-        raise ConfigError(f"{source}: '{key}' = {value} must be positive")
+    elif key in _FLOAT_RANGES:
+        lo, hi = _FLOAT_RANGES[key]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{source}: '{key}' = {value} is out of range [{lo:g}, {hi:g}]")
     return value
 
 

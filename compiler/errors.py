@@ -5,8 +5,32 @@ Every error a user can provoke derives from `CompilerError`; the CLI prints its 
 """
 
 
+def brief(value: object, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters: error lines quote untrusted values."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 5] + " ...>"
+
+
+def printable(text: str) -> str:
+    """`text` on one line: control characters (newlines, terminal escapes) spelled out."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class CompilerError(Exception):
-    """Base of all user-facing errors."""
+    """Base of all user-facing errors.
+
+    `HAS_DETAIL` errors carry a multi-line message: a headline, then indented context (an IR
+    neighbourhood); the CLI prints the headline and shows the rest with --debug.
+    """
+
+    HAS_DETAIL = False
+
+    def headline(self) -> str:
+        text = str(self)
+        return text.split("\n", 1)[0] if self.HAS_DETAIL else text
 
 
 class FrontendError(CompilerError):
@@ -20,9 +44,13 @@ class ConfigError(CompilerError):
 class IRVerificationError(CompilerError):
     """The IR violates a structural or per-op invariant."""
 
+    HAS_DETAIL = True
+
 
 class PassError(CompilerError):
     """A pass failed; the message names the pass and the passes that ran before it."""
+
+    HAS_DETAIL = True
 
     def __init__(self, pass_name: str, ran_before: list[str], cause: Exception):
         self.pass_name = pass_name
@@ -38,3 +66,11 @@ class SimulationError(CompilerError):
 
 class CodegenError(CompilerError):
     """HLS project emission failed."""
+
+
+class OutputError(CompilerError):
+    """An output path cannot be written (missing, read-only, full, not a directory, ...)."""
+
+
+class InputError(CompilerError):
+    """An input file is not a readable regular file of bounded size, or cannot be parsed."""

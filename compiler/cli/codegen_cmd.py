@@ -7,9 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from spatten_hls.compiler.cli.argtypes import seed
 from spatten_hls.compiler.codegen.csim import run_csim
-from spatten_hls.compiler.codegen.project import project_files, write_project
+from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.output_dir import write_tree
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
@@ -24,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     p.add_argument("-o", "--output", metavar="DIR", type=Path, required=True,
                    help="project directory to create")
     p.add_argument("--force", action="store_true", help="replace a non-empty DIR")
-    p.add_argument("--seed", type=int, default=0, help="seed of the golden vectors' inputs")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the golden vectors' inputs")
     p.add_argument("--dump-ir-after-all", metavar="DIR", type=Path,
                    help="write NN-pass-name.ir.txt into DIR after every pass")
     p.set_defaults(run=run_compile)
@@ -41,20 +43,25 @@ def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compiled = compile_model(args.model, args.config, dump_dir=args.dump_ir_after_all)
     files = project_files(compiled.graph, compiled.config, seed=args.seed)
-    write_project(files, args.output, args.force)
-    print(f"wrote {args.output} ({len(files)} files) in {time.perf_counter() - start:.2f} s")
+    notes = write_tree(files, args.output, args.force, then=lambda: print(
+        f"wrote {args.output} ({len(files)} files) in {time.perf_counter() - start:.2f} s",
+        flush=True))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
 def run_csim_cmd(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    result = run_csim(args.project)
+    result = run_csim(args.project, progress=sys.stderr.isatty())
+    for line in result.checks:
+        if not line.endswith(": ok"):
+            print(line)
     for line in result.output.splitlines():
-        if line.strip() and not line.startswith(("layer ", "pruning state")):
-            continue
-        print(line)
+        if line.startswith("error: "):  # e.g. a golden file of the wrong size
+            print(f"testbench {line}")
     for warning in result.stream_warnings:
         print(f"stream warning: {warning}")
-    print(f"{result.passed} passed, {result.failed} failed")
+    print(result.summary())
     print(f"csim took {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0 if result.ok else 1

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from spatten_hls.compiler.cli.argtypes import int_in
 from spatten_hls.compiler.config import load_config
 from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.jsonfmt import dumps
 
 DEFAULT_SENTENCES = 64
+MAX_SENTENCES = 100_000
+MAX_TOKENS = 1 << 15
 DEFAULT_TOKENS = 256
 DEFAULT_PROMPT = 32
 ENCODERS = ("minilm-l6",)
@@ -31,11 +34,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     p.add_argument("--config", metavar="FILE", help="TOML configuration")
     p.add_argument("--text-file", metavar="FILE",
                    help="UTF-8 prose to take sentences from (default: CPython's pydoc_data)")
-    p.add_argument("--sentences", type=int, default=DEFAULT_SENTENCES,
+    p.add_argument("--sentences", type=int_in(2, MAX_SENTENCES), default=DEFAULT_SENTENCES,
                    help=f"number of sentences (default {DEFAULT_SENTENCES})")
-    p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS,
+    p.add_argument("--tokens", type=int_in(3, MAX_TOKENS), default=DEFAULT_TOKENS,
                    help=f"decoders: tokens of text (default {DEFAULT_TOKENS})")
-    p.add_argument("--prompt", type=int, default=DEFAULT_PROMPT,
+    p.add_argument("--prompt", type=int_in(1, MAX_TOKENS), default=DEFAULT_PROMPT,
                    help=f"decoders: prompt tokens run dense before decoding (default "
                         f"{DEFAULT_PROMPT})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -50,8 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model in DECODERS or args.model.endswith(".gguf"):
         return run_decoder(args)
-    if args.sentences < 2:
-        raise CompilerError(f"--sentences {args.sentences}: need at least 2")
     cfg = load_config(args.config)
     model = bert.load_bert(None if args.model in ENCODERS else args.model)
     if args.text_file:
@@ -82,7 +83,7 @@ def run_decoder(args: argparse.Namespace) -> int:
     from spatten_hls.compiler.realmodels import llama, text
     from spatten_hls.compiler.realmodels.evaluate import evaluate_decoder
 
-    if args.prompt < 1 or args.tokens < args.prompt + 2:
+    if args.tokens < args.prompt + 2:
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")
     cfg = load_config(args.config)
     model = llama.load_llama(None if args.model in DECODERS else args.model)

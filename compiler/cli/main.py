@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from spatten_hls.compiler import __version__
 from spatten_hls.compiler.cli import codegen_cmd, eval_cmd, ir_cmd, report_cmd, simulate_cmd
-from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.errors import CompilerError, printable
 
 COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd)
 
@@ -21,11 +23,18 @@ MODEL_HELP = ("preset name (bert-base, bert-large, gpt2-small, gpt2-medium, mini
               "smollm2-135m), a Hugging Face config.json, a model directory, or a .gguf file")
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one `error:` line (exit status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {printable(message)} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks and debug logging")
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="spatten",
         description="SpAtten sparse-attention HLS compiler: IR, simulation, HLS projects.",
         parents=[common],
@@ -48,11 +57,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompilerError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        more = " (details with --debug)" if exc.headline() != str(exc) else ""
+        print(f"error: {printable(exc.headline())}{more}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `spatten ir ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 1
+    except MemoryError:
+        if debug:
+            raise
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        if debug:
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {printable(str(exc))[:200]}); "
+              f"rerun with --debug for the traceback and please report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,11 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from spatten_hls.compiler.config import load_config
+from spatten_hls.compiler.cli.argtypes import seed
+from spatten_hls.compiler.config import Config, load_config
 from spatten_hls.compiler.driver import compile_model
-from spatten_hls.compiler.errors import CompilerError
+from spatten_hls.compiler.errors import CompilerError, IRVerificationError
+from spatten_hls.compiler.input_files import read_text
+from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.serialize import from_json
+from spatten_hls.compiler.ir.verify import verify
 from spatten_hls.compiler.jsonfmt import dumps
+from spatten_hls.compiler.outputs import output_file, write_bytes_atomic
 from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.perf.plot import plot_report
 from spatten_hls.compiler.sim import simulate
 
 
@@ -26,23 +33,29 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                    help=f"{model_help}; or a project directory from 'spatten compile'")
     p.add_argument("--config", metavar="FILE",
                    help="TOML configuration (default: DIR/config.toml for a project)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="also write a roofline and per-layer plot (needs matplotlib)")
     p.set_defaults(run=run)
 
 
-def _load_project(directory: Path, config: str | None):
-    from spatten_hls.compiler.ir.serialize import from_json
+def _load_project(directory: Path, config: str | None) -> tuple[AttnGraph, Config]:
+    """The final IR and config of a project, checked against each other (either may have
+    been edited since `spatten compile` wrote them)."""
     ir_path = directory / "ir" / "final.ir.json"
-    if not ir_path.is_file():
-        raise CompilerError(f"{directory}: not a project directory (no ir/final.ir.json)")
     cfg = load_config(config if config is not None else directory / "config.toml")
-    try:
-        graph = from_json(ir_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CompilerError(f"{ir_path}: cannot read: {exc}") from None
+    graph = from_json(read_text(ir_path, "IR file", IRVerificationError), str(ir_path))
+    verify(graph)
+    if "lowered" not in graph.properties:
+        raise CompilerError(f"{ir_path}: not the final IR of a compiled project "
+                            f"(properties {', '.join(sorted(graph.properties))})")
+    expected = {"stage": cfg.model.stage, "seq_len": cfg.model.seq_len,
+                "gen_tokens": cfg.model.gen_tokens}
+    for key, value in expected.items():
+        if getattr(graph.info, key) != value:
+            raise CompilerError(f"{ir_path}: info.{key} = {getattr(graph.info, key)!r} "
+                                f"disagrees with {cfg.source}: model.{key} = {value!r}")
     return graph, cfg
 
 
@@ -53,17 +66,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         compiled = compile_model(args.model, args.config)
         graph, cfg = compiled.graph, compiled.config
+    if args.plot is not None:
+        output_file(args.plot)  # a bad path fails before the simulation runs
     result = simulate(graph, seed=args.seed, reference=False, progress=sys.stderr.isatty(),
                       topk_parallelism=cfg.hardware.topk_parallelism)
     report = performance_report(result, cfg)
-    if args.plot is not None:
-        if not args.plot.parent.is_dir():
-            raise CompilerError(f"--plot {args.plot}: directory {args.plot.parent} does not exist")
-        from spatten_hls.compiler.perf.plot import plot_report
-
-        plot_report(report, args.plot)
+    png = plot_report(report) if args.plot is not None else None
     if args.json:
         sys.stdout.write(dumps(report.as_dict()))
     else:
         sys.stdout.write(report.to_text())
+    if png is not None:
+        sys.stdout.flush()
+        write_bytes_atomic(args.plot, png, then=lambda: print(f"wrote {args.plot}",
+                                                              file=sys.stderr))
     return 0

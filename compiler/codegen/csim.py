@@ -1,18 +1,27 @@
-"""C-simulation of an emitted project with g++: build the testbench, run it, judge it."""
+"""C-simulation of an emitted project with g++: build the testbench, run it, judge it.
+
+Paths are never spliced into source text or a shell line: the data directory reaches the
+testbench as its argument, so project paths with spaces, quotes or any unicode work.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tqdm import tqdm
 
 from spatten_hls.compiler.codegen.toolchain import compiler_command, run_compiler
 from spatten_hls.compiler.errors import CodegenError
 
 STREAM_WARNING = re.compile(r"Hls::stream .*(read while empty|leftover)", re.IGNORECASE)
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
+PROGRESS = re.compile(r"^progress (\d+)/(\d+)$")
+LAYER_CHECK = re.compile(r"^layer \d+: ")
 
 
 @dataclass(frozen=True)
@@ -21,13 +30,21 @@ class CsimResult:
     failed: int
     output: str
     stream_warnings: list[str]
+    layers: int = 0  # layer output checks (plus one for the final pruning state)
+    checks: list[str] = field(default_factory=list)  # the testbench's per-check lines
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and not self.stream_warnings and self.passed > 0
 
+    def summary(self) -> str:
+        """What was compared and the verdict, e.g. '12 layers + pruning state: 13 passed'."""
+        return (f"{self.layers} layers + pruning state: {self.passed} passed, "
+                f"{self.failed} failed")
 
-def run_csim(project: Path, timeout_s: float = 3600.0) -> CsimResult:
+
+def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -> CsimResult:
+    """Build and run the testbench of `project`; `progress` draws bars on a terminal."""
     project = Path(project)
     testbench = project / "tb" / "tb_spatten_top.cpp"
     if not testbench.is_file():
@@ -37,20 +54,56 @@ def run_csim(project: Path, timeout_s: float = 3600.0) -> CsimResult:
         binary = Path(tmp) / "csim"
         command = compiler_command(sources, [project / "src" / "engines", project / "src",
                                              project / "tb"], binary)
-        command.insert(-3, f'-DDATA_DIR="{(project / "tb" / "data").resolve()}"')
-        run_compiler(command, f"the testbench of {project}")
-        try:
-            done = subprocess.run([str(binary)], capture_output=True, text=True,
-                                  timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise CodegenError(f"{project}: C-simulation ran past {timeout_s:.0f} s") from None
-    output = done.stdout + done.stderr
+        with tqdm(total=1, desc="build (g++)", disable=not progress, leave=False,
+                  bar_format="{desc}: {elapsed}") as bar:
+            run_compiler(command, f"the testbench of {project}")
+            bar.update()
+        output = _run_testbench([str(binary), str((project / "tb" / "data").resolve())],
+                                timeout_s, progress, project)
     warnings = [line for line in output.splitlines() if STREAM_WARNING.search(line)]
-    found = SUMMARY.findall(done.stdout)
+    found = SUMMARY.findall(output)
     if not found:
-        raise CodegenError(f"{project}: the testbench printed no 'N passed, M failed' line "
-                           f"(exit {done.returncode}): {output.strip()[-300:]}")
+        reason = next((line for line in output.splitlines() if line.startswith("error: ")),
+                      output.strip()[-300:])
+        raise CodegenError(f"{project}: the testbench stopped: {reason.removeprefix('error: ')}")
     passed, failed = (int(x) for x in found[-1])
     if warnings:
         failed += 1
-    return CsimResult(passed, failed, output, warnings)
+    checks = [line for line in output.splitlines()
+              if LAYER_CHECK.match(line) or line.startswith("pruning state: ")]
+    layers = sum(1 for line in checks if LAYER_CHECK.match(line))
+    return CsimResult(passed, failed, output, warnings, layers, checks)
+
+
+def _run_testbench(command: list[str], timeout_s: float, progress: bool,
+                   project: Path) -> str:
+    """Run the binary, following its `progress D/T` lines; return everything it printed."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, errors="replace")
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        process.kill()
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.start()
+    lines: list[str] = []
+    try:
+        with tqdm(desc="layers", unit="invocation", disable=not progress, leave=False) as bar:
+            for line in process.stdout:
+                found = PROGRESS.match(line.strip())
+                if found:
+                    bar.total = int(found.group(2))
+                    bar.update(int(found.group(1)) - bar.n)
+                else:
+                    lines.append(line.rstrip("\n"))
+        process.wait()
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if expired.is_set():
+        raise CodegenError(f"{project}: C-simulation ran past {timeout_s:.0f} s")
+    return "\n".join(lines)

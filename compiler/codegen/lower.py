@@ -14,7 +14,6 @@ from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.errors import CodegenError
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
 from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
-from spatten_hls.compiler.ir.printer import format_value
 from spatten_hls.compiler.passes.schedule import as_ratio
 from spatten_hls.compiler.sim.handlers_spatten import threshold_code
 
@@ -111,7 +110,7 @@ def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
         part=hw.part, clock_mhz=hw.clock_mhz, clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
         qk_lanes=qk_lanes, pv_lanes=pv_lanes, fifo_depth=FETCH_FIFO_DEPTH, tiles=tiles,
         engines=_engines(g),
-        config_toml=_config_toml(cfg),
+        config_toml=cfg.to_toml(),
     )
 
 
@@ -127,15 +126,3 @@ def _engines(g: AttnGraph) -> list[EngineParams]:
         engines.append(EngineParams(name, f"%{nodes[0]} (+{len(nodes) - 1} more)",
                                     [(k, v) for k, v in params]))
     return engines
-
-
-def _config_toml(cfg: Config) -> str:
-    lines = []
-    for section, values in cfg.to_dict().items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if value is not None:
-                text = f'"{value}"' if isinstance(value, str) else format_value(value)
-                lines.append(f"{key} = {text}")
-        lines.append("")
-    return "\n".join(lines)

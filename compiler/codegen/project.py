@@ -1,4 +1,4 @@
-"""Emission of the Vitis HLS project directory (atomic: a temp dir renamed into place).
+"""The files of the Vitis HLS project directory (written by `output_dir.write_tree`).
 
 Layout: src/ (top, params.h, engines/), tb/ (testbench, host schedule, data/ golden vectors),
 run_hls.tcl, hls_config.cfg, Makefile, README.md, config.toml, ir/ (the final IR).
@@ -6,18 +6,12 @@ run_hls.tcl, hls_config.cfg, Makefile, README.md, config.toml, ir/ (the final IR
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import ProjectContext, project_context
 from spatten_hls.compiler.codegen.tables import tables_header
 from spatten_hls.compiler.codegen.toolchain import CXXFLAGS
 from spatten_hls.compiler.codegen.vectors import golden_vectors
 from spatten_hls.compiler.config import Config
-from spatten_hls.compiler.errors import CodegenError
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.printer import print_ir
 from spatten_hls.compiler.ir.serialize import to_json
@@ -81,53 +75,3 @@ def _ports(ctx: ProjectContext) -> list[dict[str, object]]:
              "requants": 1, "topk_cycles": 1}
     return [{"name": name, "bundle": bundle, "depth": depth[name]}
             for name, bundle in INTERFACE_BUNDLES]
-
-
-def write_project(files: dict[str, bytes], out_dir: Path, force: bool) -> None:
-    """Write atomically: nothing appears at `out_dir` unless everything was written.
-
-    A new directory is staged beside `out_dir` and renamed into place. An existing one (empty,
-    or replaced with --force) keeps its inode, as it may be the working directory (`-o .`) or
-    a mount point, neither of which can be renamed: the project is staged inside it and the
-    entries are swapped.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CodegenError(f"{out_dir}: exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise CodegenError(f"{out_dir}: directory is not empty (use --force to replace it)")
-    target = out_dir.resolve()  # `-o .` has no name of its own
-    if not target.parent.is_dir():
-        raise CodegenError(f"{out_dir}: parent directory {target.parent} does not exist")
-    existing = target.is_dir()
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.",
-                                        dir=target if existing else target.parent))
-    except OSError as exc:
-        raise CodegenError(f"{out_dir}: cannot write the project: {exc}") from None
-    try:
-        for relative, data in sorted(files.items()):
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        if existing:
-            _replace_contents(target, staging)
-        else:
-            os.replace(staging, target)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise CodegenError(f"{out_dir}: cannot write the project: {exc}") from None
-        raise
-
-
-def _replace_contents(target: Path, staging: Path) -> None:
-    """Swap `target`'s entries for those of `staging` (a directory inside it)."""
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target))
-    for entry in sorted(target.iterdir()):
-        if entry not in (staging, old):
-            os.replace(entry, old / entry.name)
-    for entry in sorted(staging.iterdir()):
-        os.replace(entry, target / entry.name)
-    staging.rmdir()
-    shutil.rmtree(old, ignore_errors=True)

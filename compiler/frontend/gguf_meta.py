@@ -13,8 +13,10 @@ from pathlib import Path
 from gguf import GGUFReader, GGUFValueType
 from gguf.gguf_reader import ReaderField
 
-from spatten_hls.compiler.errors import FrontendError
-from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.errors import FrontendError, printable
+from spatten_hls.compiler.frontend.gguf_header import check_gguf_header
+from spatten_hls.compiler.frontend.model import ModelSpec, display_name
+from spatten_hls.compiler.input_files import check_regular_file
 
 # general.architecture -> model family. Qwen2 is a llama-style decoder (RoPE, GQA).
 ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "llama", "gpt2": "gpt2",
@@ -31,13 +33,17 @@ _INT_TYPES = frozenset({
 _READER_ERRORS = (ValueError, IndexError, KeyError, TypeError, OverflowError, OSError)
 
 
-def _open(path: Path) -> GGUFReader:
+def open_gguf(path: Path) -> GGUFReader:
+    """A reader of the GGUF file at `path`, after the bounded header checks."""
+    size = check_regular_file(path, "GGUF file", FrontendError)
+    check_gguf_header(path, size)
     try:
         return GGUFReader(path)
     except FileNotFoundError:
         raise FrontendError(f"{path}: no such file") from None
-    except _READER_ERRORS as exc:
-        raise FrontendError(f"{path}: not a valid GGUF file ({exc})") from None
+    except (*_READER_ERRORS, RecursionError) as exc:
+        raise FrontendError(f"{path}: not a valid GGUF file ({printable(str(exc))[:120]})"
+                            ) from None
 
 
 def _type_name(field: ReaderField) -> str:
@@ -87,13 +93,13 @@ def _int(reader: GGUFReader, key: str, path: Path, default: int | None = None) -
 def _model_name(reader: GGUFReader, path: Path) -> str:
     """`general.name` in CLI style ("SmolLM2 135M" -> "smollm2-135m"), else the file stem."""
     name = (_string(reader, "general.name", path) or "").strip()
-    return "-".join(name.lower().split()) if name else path.stem
+    return display_name("-".join(name.lower().split()) if name else path.stem)
 
 
 def read_gguf(path: Path) -> ModelSpec:
     """Read a `ModelSpec` from the metadata of the GGUF file at `path`."""
     path = Path(path)
-    reader = _open(path)
+    reader = open_gguf(path)
     arch = _string(reader, "general.architecture", path)
     if arch is None:
         raise FrontendError(f"{path}: missing required key 'general.architecture'")

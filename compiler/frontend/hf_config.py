@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spatten_hls.compiler.errors import FrontendError
-from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler import limits
+from spatten_hls.compiler.errors import FrontendError, brief
+from spatten_hls.compiler.frontend.model import ModelSpec, display_name
+from spatten_hls.compiler.input_files import parse_json, read_text
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,15 @@ MODEL_TYPES: dict[str, _Keys] = {
 }
 
 
+def _json_brief(value: Any) -> str:
+    """A JSON value as the file spells it (true, "12"), cut short for an error line."""
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        return brief(value)
+    return text if len(text) <= 80 else text[:75] + " ..."
+
+
 def _where(source: str, key: str) -> str:
     return f"{source}: key '{key}'"
 
@@ -63,7 +74,7 @@ def _model_type(cfg: dict[str, Any], source: str) -> str:
         model_type = cfg["model_type"]
         if not isinstance(model_type, str):
             raise FrontendError(f"{_where(source, 'model_type')} must be a string, "
-                                f"got {model_type!r}")
+                                f"got {brief(model_type)}")
         if model_type not in MODEL_TYPES:
             raise FrontendError(f"{source}: unsupported model_type '{model_type}' "
                                 f"(supported: {supported})")
@@ -73,7 +84,7 @@ def _model_type(cfg: dict[str, Any], source: str) -> str:
         raise FrontendError(f"{source}: missing required key 'model_type' (or 'architectures')")
     if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise FrontendError(f"{_where(source, 'architectures')} must be a list of strings, "
-                            f"got {archs!r}")
+                            f"got {brief(archs)}")
     arch = archs[0]
     # Class names are <Type>For<Task>, <Type>Model or <Type>LMHeadModel.
     base = arch.split("For", 1)[0].removesuffix("LMHeadModel").removesuffix("Model").lower()
@@ -83,7 +94,7 @@ def _model_type(cfg: dict[str, Any], source: str) -> str:
     return base
 
 
-def _int_field(cfg: dict[str, Any], keys: tuple[str, ...], source: str,
+def _int_field(cfg: dict[str, Any], keys: tuple[str, ...], source: str, limit: int,
                default: int | None = None) -> int:
     """The first of `keys` present (JSON null counts as absent), as a positive int.
 
@@ -96,9 +107,11 @@ def _int_field(cfg: dict[str, Any], keys: tuple[str, ...], source: str,
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise FrontendError(f"{_where(source, key)} must be an integer, got "
-                                f"{json.dumps(value)} ({type(value).__name__})")
+                                f"{_json_brief(value)} ({type(value).__name__})")
         if value < 1:
             raise FrontendError(f"{_where(source, key)} must be positive, got {value}")
+        if value > limit:
+            raise FrontendError(f"{_where(source, key)} = {value} exceeds the limit of {limit}")
         return value
     if default is not None:
         return default
@@ -112,7 +125,7 @@ def _max_positions(cfg: dict[str, Any], keys: _Keys, model_type: str, source: st
     RoBERTa numbers positions from `pad_token_id + 1`, so its table holds that many unusable
     rows (514 entries, 512 usable).
     """
-    positions = _int_field(cfg, keys.positions, source)
+    positions = _int_field(cfg, keys.positions, source, limits.MAX_POSITIONS)
     if model_type != "roberta":
         return positions
     pad = cfg.get("pad_token_id", 1)
@@ -134,11 +147,12 @@ def spec_from_hf_config(cfg: dict[str, Any], source: str, name: str | None = Non
                             f"got {type(cfg).__name__}")
     model_type = _model_type(cfg, source)
     keys = MODEL_TYPES[model_type]
-    layers = _int_field(cfg, keys.layers, source)
-    heads = _int_field(cfg, keys.heads, source)
-    hidden = _int_field(cfg, keys.hidden, source)
-    kv_heads = _int_field(cfg, keys.kv_heads, source, default=heads)
-    head_dim = _int_field(cfg, keys.head_dim, source, default=0) if keys.head_dim else 0
+    layers = _int_field(cfg, keys.layers, source, limits.MAX_LAYERS)
+    heads = _int_field(cfg, keys.heads, source, limits.MAX_HEADS)
+    hidden = _int_field(cfg, keys.hidden, source, limits.MAX_HIDDEN)
+    kv_heads = _int_field(cfg, keys.kv_heads, source, limits.MAX_HEADS, default=heads)
+    head_dim = (_int_field(cfg, keys.head_dim, source, limits.MAX_HEAD_DIM, default=0)
+                if keys.head_dim else 0)
     if not head_dim:
         if hidden % heads:
             raise FrontendError(f"{source}: '{keys.hidden[0]}' = {hidden} is not divisible by "
@@ -148,7 +162,7 @@ def spec_from_hf_config(cfg: dict[str, Any], source: str, name: str | None = Non
         raise FrontendError(f"{source}: '{keys.heads[0]}' = {heads} is not a multiple of "
                             f"'{keys.kv_heads[0]}' = {kv_heads}")
     return ModelSpec(
-        name=name or _default_name(Path(source)),
+        name=display_name(name or _default_name(Path(source))),
         family=keys.family,
         num_layers=layers,
         num_heads=heads,
@@ -173,17 +187,5 @@ def _default_name(path: Path) -> str:
 def read_hf_config(path: Path) -> ModelSpec:
     """Read and validate a Hugging Face `config.json` (or any JSON file in that format)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FrontendError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise FrontendError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FrontendError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FrontendError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                            f"{exc.msg}") from None
-    return spec_from_hf_config(cfg, str(path))
+    text = read_text(path, "model config", FrontendError)
+    return spec_from_hf_config(parse_json(text, str(path), FrontendError), str(path))

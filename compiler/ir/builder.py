@@ -14,7 +14,7 @@ import math
 
 from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.frontend.model import ModelSpec
-from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
+from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo, query_rows
 from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
@@ -49,7 +49,7 @@ def build_attention_graph(model: ModelSpec, cfg: Config) -> AttnGraph:
 def _build_layer(g: AttnGraph, layer: int) -> None:
     info = g.info
     d = info.head_dim
-    queries = 1 if info.stage == "generation" else info.seq_len
+    queries = query_rows(info)
     keys = info.context
     base = f"{info.source}/layer{layer}"
     for kv in range(info.num_kv_heads):

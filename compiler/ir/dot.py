@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from spatten_hls.compiler.errors import printable
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace('"', '\\"').replace("\n", "\\n") + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + printable(escaped) + '"'
 
 
 def to_dot(g: AttnGraph) -> str:

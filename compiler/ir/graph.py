@@ -18,6 +18,12 @@ import networkx as nx
 from spatten_hls.compiler.ir.ops import Op
 from spatten_hls.compiler.ir.types import TensorType
 
+FAMILIES = ("bert", "gpt2", "llama")
+STAGES = ("summarization", "generation")
+# A model's name reaches every generated file (IR header, C++ and Tcl comments, README): it is
+# a plain identifier (front-ends derive it with `frontend.model.display_name`).
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
 
 @dataclass(frozen=True)
 class GraphInfo:
@@ -43,6 +49,11 @@ class GraphInfo:
     def context(self) -> int:
         """Largest number of keys any query sees."""
         return self.seq_len + (self.gen_tokens if self.stage == "generation" else 0)
+
+
+def query_rows(info: GraphInfo) -> int:
+    """Query rows of one invocation: every token when summarizing, one per decode step."""
+    return 1 if info.stage == "generation" else info.seq_len
 
 
 _NUMBER = re.compile(r"(\d+)")

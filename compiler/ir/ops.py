@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from spatten_hls.compiler.errors import brief
 from spatten_hls.compiler.ir.types import Fixed, TensorType
 from spatten_hls.kernels import formats
 
 OP_KINDS: dict[str, type[Op]] = {}
+MAX_ATTR_INT = 1 << 31  # no attribute (a count, an index, a width) is larger
 
 
 def register_op(cls: type[Op]) -> type[Op]:
@@ -56,12 +59,43 @@ def _plain(value: Any) -> Any:
 
 
 def op_from_attrs(kind: str, attrs: dict[str, Any]) -> Op:
-    """Rebuild an op from its kind and `attrs()` (the JSON round trip)."""
+    """Rebuild an op from its kind and `attrs()` (the JSON round trip).
+
+    The attributes come from a file that may have been edited: each one is checked against
+    the op's field type (a string where an int belongs is a `ValueError`, not a later crash).
+    """
     cls = OP_KINDS[kind]
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    values = {k: (tuple(v) if isinstance(v, list) and "tuple" in str(hints[k]) else v)
-              for k, v in attrs.items()}
-    return cls(**values)
+    hints = {name: hint for name, hint in typing.get_type_hints(cls).items()
+             if name in {f.name for f in dataclasses.fields(cls)}}
+    unknown = sorted(set(attrs) - set(hints))
+    missing = sorted(set(hints) - set(attrs))
+    if unknown or missing:
+        raise ValueError(f"{kind}: unknown attributes {unknown}, missing {missing}")
+    return cls(**{name: _attr(kind, name, attrs[name], hints[name]) for name in hints})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ATTR_INT
+
+
+def _attr(kind: str, name: str, value: Any, hint: Any) -> Any:
+    if hint is float:
+        ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = _is_int(value)
+    elif hint == int | None:
+        ok = value is None or _is_int(value)
+    else:  # tuple[int, ...] or tuple[str, ...], a JSON list
+        item = _is_int if hint == tuple[int, ...] else (lambda v: isinstance(v, str))
+        ok = isinstance(value, list) and all(item(v) for v in value)
+    if not ok:
+        raise ValueError(f"{kind}: attribute '{name}' must be {hint} (at most {MAX_ATTR_INT} "
+                         f"in size), got {brief(value)}")
+    if hint is float:
+        return float(value)
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _typed(inputs: list[TensorType]) -> bool:
@@ -69,7 +103,7 @@ def _typed(inputs: list[TensorType]) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Load(Op):
+class LoadOp(Op):
     """Fetch one head's rows of Q, K or V from DRAM as `bits`-bit signed integer codes.
 
     `gates` names the operands that restrict the fetch, in port order: "tokens" (a
@@ -110,14 +144,14 @@ class _Load(Op):
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
-class LoadQ(_Load):
+class LoadQ(LoadOp):
     KIND: ClassVar[str] = "load_q"
     head: int
 
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
-class LoadK(_Load):
+class LoadK(LoadOp):
     """K codes; DRAM holds them as an MSB plane of `msb_bits` and an LSB plane of the rest."""
 
     KIND: ClassVar[str] = "load_k"
@@ -135,7 +169,7 @@ class LoadK(_Load):
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
-class LoadV(_Load):
+class LoadV(LoadOp):
     KIND: ClassVar[str] = "load_v"
     kv_head: int
 

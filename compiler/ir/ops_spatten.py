@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from spatten_hls.compiler.ir.ops import MatMulPV, Op, Softmax, _Load, register_op
+from spatten_hls.compiler.ir.ops import LoadOp, MatMulPV, Op, Softmax, register_op
 from spatten_hls.compiler.ir.types import Fixed, TensorType
 
 MASK = Fixed(1, 0, signed=False)
@@ -148,7 +148,7 @@ class ValueTopK(Op):
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
-class LoadKMsb(_Load):
+class LoadKMsb(LoadOp):
     """Fetch the MSB plane of K (`bits` = MSB width) and widen it on chip: code = msb << lsb_bits
     (the bitwidth converter places the MSBs at the top of the word, LSBs zero)."""
 
@@ -164,7 +164,7 @@ class LoadKMsb(_Load):
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
-class LoadKLsb(_Load):
+class LoadKLsb(LoadOp):
     """Fetch the LSB plane of K (`bits` unsigned bits per code), only for requantized rows."""
 
     KIND: ClassVar[str] = "load_k_lsb"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spatten_hls.compiler.errors import printable
 from spatten_hls.compiler.ir.graph import AttnGraph
 
 
@@ -35,7 +36,8 @@ def format_node(g: AttnGraph, node: str) -> str:
         result = "<invalid>"
     engine = g.engine(node)
     placed = f" @ {engine}" if engine else ""
-    return f"%{node} = {op.KIND}({operands}) {{{attrs}}} : {result}{placed}  # {g.origin(node)}"
+    origin = printable(g.origin(node))  # holds file paths: kept on the node's one line
+    return f"%{node} = {op.KIND}({operands}) {{{attrs}}} : {result}{placed}  # {origin}"
 
 
 def header_lines(g: AttnGraph) -> list[str]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import networkx as nx
 
 from spatten_hls.compiler.errors import IRVerificationError
-from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
-from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV
-from spatten_hls.compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
+from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key, query_rows
+from spatten_hls.compiler.ir.ops import LoadK, LoadOp, LoadQ, LoadV
+from spatten_hls.compiler.ir.ops_spatten import HeadSelect, LoadKLsb, LoadKMsb, TokenSelect
 
 
 def verify(g: AttnGraph) -> None:
@@ -70,6 +70,17 @@ def _check_stage(g: AttnGraph, order: list[str]) -> None:
         if isinstance(op, LoadK | LoadV | LoadKMsb | LoadKLsb) \
                 and not 0 <= op.kv_head < info.num_kv_heads:
             problems.append(f"kv_head {op.kv_head} outside 0..{info.num_kv_heads - 1}")
+        if isinstance(op, LoadOp):
+            rows = query_rows(info) if isinstance(op, LoadQ) else info.context
+            if (op.tokens, op.head_dim) != (rows, info.head_dim):
+                problems.append(f"fetches [{op.tokens},{op.head_dim}], but the model's rows "
+                                f"are [{rows},{info.head_dim}]")
+        if isinstance(op, TokenSelect) and not (op.keep <= info.context and 0 <= op.keep_first
+                                                and 0 <= op.keep_recent):
+            problems.append(f"keeps {op.keep} of {info.context} tokens (first "
+                            f"{op.keep_first}, recent {op.keep_recent})")
+        if isinstance(op, HeadSelect) and op.keep > info.num_heads:
+            problems.append(f"keeps {op.keep} of {info.num_heads} heads")
         head = getattr(op, "head", None)
         kv_head = getattr(op, "kv_head", None)
         if head is not None and kv_head is not None and kv_head != head // info.group_size:

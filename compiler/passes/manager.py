@@ -15,6 +15,7 @@ from spatten_hls.compiler.errors import CompilerError, PassError
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.printer import print_ir
 from spatten_hls.compiler.ir.verify import verify
+from spatten_hls.compiler.outputs import ensure_directory, write_text_atomic
 from spatten_hls.compiler.passes.registry import PASSES, PassInfo
 
 
@@ -45,15 +46,14 @@ def run_pipeline(g: AttnGraph, cfg: Config, names: Sequence[str],
     if check:
         verify(g)
     if dump_dir is not None:
-        dump_dir.mkdir(parents=True, exist_ok=True)
-        (dump_dir / "00-input.ir.txt").write_text(print_ir(g), encoding="utf-8")
+        dump_dir = ensure_directory(dump_dir)
+        write_text_atomic(dump_dir / "00-input.ir.txt", print_ir(g))
     ran: list[str] = []
     for index, info in enumerate(infos, start=1):
         g = _run_one(info, g, cfg, ran, check)
         ran.append(info.name)
         if dump_dir is not None:
-            path = dump_dir / f"{index:02d}-{info.name}.ir.txt"
-            path.write_text(print_ir(g), encoding="utf-8")
+            write_text_atomic(dump_dir / f"{index:02d}-{info.name}.ir.txt", print_ir(g))
     return g
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
-from spatten_hls.compiler.ir.ops import MatMulPV, Op, _Load
+from spatten_hls.compiler.ir.ops import LoadOp, MatMulPV, Op
 from spatten_hls.compiler.ir.ops_spatten import ValueTopK
 
 
@@ -35,7 +35,7 @@ def insert_between(g: AttnGraph, src: str, dst: str, node: str, op, origin: str)
 def add_gate(g: AttnGraph, load: str, gate: str, src: str, pass_name: str) -> None:
     """Make `load` fetch only what the mask `src` keeps (appended as its next operand)."""
     op = g.op(load)
-    assert isinstance(op, _Load) and gate not in op.gates
+    assert isinstance(op, LoadOp) and gate not in op.gates
     g.set_op(load, dataclasses.replace(op, gates=(*op.gates, gate)), pass_name)
     g.add_edge(src, load, len(op.gates))
 
@@ -78,7 +78,7 @@ def insert_cascade(g: AttnGraph, c: Cascade) -> None:
     """Per layer an importance accumulator chained to the previous layer's; a selection after
     layers that prune; every later layer's loads gated by the latest selection."""
     heads = heads_by_layer(g)
-    loads = nodes_by_layer(g, _Load)
+    loads = nodes_by_layer(g, LoadOp)
     previous, latest = None, None
     for layer in range(g.info.num_layers):
         for load in loads.get(layer, []):

@@ -1,4 +1,4 @@
-"""Roofline quantities: useful FLOPs (2 per MAC of Q·K and prob·V actually done, after
+"""Roofline quantities: useful ops (2 per MAC of Q·K and prob·V actually done, after
 pruning; requantization recomputes are overhead, not counted), bytes, intensity, throughput,
 and the machine's two roofs."""
 
@@ -10,12 +10,12 @@ from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.perf.cycles import LayerWork, bytes_per_cycle
 
 
-def layer_flops(w: LayerWork, head_dim: int) -> int:
+def layer_ops(w: LayerWork, head_dim: int) -> int:
     return 2 * head_dim * (w.scores + w.values)
 
 
-def dense_flops(info) -> int:
-    """FLOPs of the same workload with no pruning (every head, key and value): the
+def dense_ops(info) -> int:
+    """ops of the same workload with no pruning (every head, key and value): the
     dense-equivalent work behind "effective" throughput (as A3 / SpAtten Table III count)."""
     d, h = info.head_dim, info.num_heads
     if info.stage == "summarization":
@@ -28,11 +28,11 @@ def dense_flops(info) -> int:
 
 @dataclass
 class Roofline:
-    flops: int
+    ops: int
     bytes: int
     op_per_byte: float
     throughput_gops: float
-    compute_roof_gops: float  # 2 FLOPs per multiplier per cycle
+    compute_roof_gops: float  # 2 ops per multiplier per cycle
     bandwidth_gbps: float
     ridge_op_per_byte: float
 
@@ -47,9 +47,9 @@ class Roofline:
         return {**doc, "bound": self.bound}
 
 
-def roofline(flops: int, nbytes: int, latency_s: float, cfg: Config) -> Roofline:
+def roofline(ops: int, nbytes: int, latency_s: float, cfg: Config) -> Roofline:
     hw = cfg.hardware
     roof = 2 * hw.multipliers * hw.clock_mhz * 1e6 / 1e9
     bw = bytes_per_cycle(cfg) * hw.clock_mhz * 1e6 / 1e9
-    return Roofline(flops, nbytes, flops / nbytes if nbytes else float("inf"),
-                    flops / latency_s / 1e9 if latency_s > 0 else 0.0, roof, bw, roof / bw)
+    return Roofline(ops, nbytes, ops / nbytes if nbytes else float("inf"),
+                    ops / latency_s / 1e9 if latency_s > 0 else 0.0, roof, bw, roof / bw)

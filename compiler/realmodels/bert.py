@@ -16,7 +16,6 @@ tokens' rows for the rest of the network (SpAtten's cascade token pruning).
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from tokenizers import Tokenizer
 
 from spatten_hls.compiler.errors import FrontendError
 from spatten_hls.compiler.frontend.model import ModelSpec
+from spatten_hls.compiler.input_files import check_regular_file, parse_json, read_text
 from spatten_hls.compiler.realmodels.attention import (
     AttentionCall,
     AttentionFn,
@@ -112,12 +112,7 @@ class BertModel:
 # --- loading -------------------------------------------------------------------------------
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FrontendError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FrontendError(f"{path}: not a readable JSON file ({exc})") from None
+    cfg = parse_json(read_text(path, "model config", FrontendError), str(path), FrontendError)
     if not isinstance(cfg, dict):
         raise FrontendError(f"{path}: expected a JSON object")
     return cfg
@@ -184,6 +179,7 @@ def _canonical(name: str) -> str:
 
 def load_weights(path: Path, config: BertConfig, dtype: type = np.float32) -> dict[str, Any]:
     try:
+        check_regular_file(path, "safetensors file", FrontendError)
         raw = load_file(str(path))
     except FileNotFoundError:
         raise FrontendError(f"{path}: no such file (only model.safetensors is read)") from None
@@ -205,8 +201,9 @@ def load_weights(path: Path, config: BertConfig, dtype: type = np.float32) -> di
 
 
 def _load_tokenizer(path: Path, config: BertConfig, max_length: int) -> Tokenizer:
-    if not path.is_file():
+    if not path.exists():
         raise FrontendError(f"{path}: no such file (a tokenizer.json is required)")
+    check_regular_file(path, "tokenizer file", FrontendError)
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as exc:  # the Rust side raises a bare Exception

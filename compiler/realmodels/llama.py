@@ -28,7 +28,7 @@ from gguf.quants import dequantize
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 from spatten_hls.compiler.errors import FrontendError
-from spatten_hls.compiler.frontend.gguf_meta import read_gguf
+from spatten_hls.compiler.frontend.gguf_meta import open_gguf, read_gguf
 from spatten_hls.compiler.frontend.model import ModelSpec
 from spatten_hls.compiler.realmodels.attention import (
     AttentionCall,
@@ -158,10 +158,7 @@ def _check_shapes(weights: dict[str, np.ndarray], c: LlamaConfig, path: Path) ->
 def _load_cached(path_str: str, stamp: tuple[int, int]) -> LlamaModel:
     del stamp  # only part of the cache key: a rewritten file is loaded again
     path = Path(path_str)
-    try:
-        reader = GGUFReader(path)
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError, OSError) as exc:
-        raise FrontendError(f"{path}: not a valid GGUF file ({exc})") from None
+    reader = open_gguf(path)
     arch = _field(reader, "general.architecture", path)
     if arch != "llama":
         raise FrontendError(f"{path}: unsupported architecture '{arch}' for the numpy decoder "

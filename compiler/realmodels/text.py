@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spatten_hls.compiler.errors import FrontendError
+from spatten_hls.compiler.input_files import read_text
 
 # Topic keys present in every CPython >= 3.11; chosen for running prose.
 DEFAULT_TOPICS: tuple[str, ...] = (
@@ -83,18 +84,10 @@ def default_sentences(count: int, *, min_words: int = 6, max_words: int = 40,
 
 
 def read_text_file(path: str | Path) -> str:
-    """A user's UTF-8 text file; FrontendError if it is missing, unreadable or blank."""
+    """A user's UTF-8 text file; FrontendError if it is missing, unreadable, too large or
+    blank."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FrontendError(f"{p}: no such text file") from None
-    except IsADirectoryError:
-        raise FrontendError(f"{p}: is a directory, not a text file") from None
-    except UnicodeDecodeError as exc:
-        raise FrontendError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FrontendError(f"{p}: cannot read ({exc.strerror})") from None
+    text = read_text(p, "text file", FrontendError)
     if not text.strip():
         raise FrontendError(f"{p}: the text file is empty")
     return text

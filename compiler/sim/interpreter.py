@@ -30,7 +30,12 @@ from spatten_hls.compiler.sim.dram import DramCounter, dense_baseline_bytes, row
 from spatten_hls.compiler.sim.frame import Frame, PruningState
 from spatten_hls.compiler.sim.handlers import DENSE_HANDLERS, Handler, buffers_of
 from spatten_hls.compiler.sim.handlers_spatten import SPATTEN_HANDLERS
-from spatten_hls.compiler.sim.inputs import Inputs, check_inputs, random_inputs
+from spatten_hls.compiler.sim.inputs import (
+    Inputs,
+    check_inputs,
+    check_working_set,
+    random_inputs,
+)
 from spatten_hls.compiler.sim.quantized import LayerCodes, largest_v_scale, quantize_layer, release
 from spatten_hls.compiler.sim.reference import reference_rows
 from spatten_hls.compiler.sim.result import LayerRecord, SimResult
@@ -178,6 +183,7 @@ def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
     """
     if "typed" not in g.properties:
         raise SimulationError("graph has no fixed-point types: run 'assign-quant-types' first")
+    check_working_set(g.info)
     # One BLAS thread: OpenBLAS workers spinning between calls starve the Numba kernels'
     # threads on a small machine (measured: 8 ms instead of 0.5 ms per head on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):

@@ -33,6 +33,7 @@ def usage_error(capsys, *args: str) -> str:
     assert info.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, like all errors
     return err
 
 
@@ -279,7 +280,7 @@ def test_usage_errors_exit_2(capsys):
     assert "invalid choice: 'xml'" in usage_error(capsys, "ir", "bert-base", "--format", "xml")
     assert "unrecognized arguments: --bogus" in usage_error(capsys, "ir", "bert-base",
                                                             "--bogus")
-    assert "usage: spatten" in usage_error(capsys)
+    assert "required: COMMAND (see 'spatten --help')" in usage_error(capsys)
     assert "invalid choice: 'frobnicate'" in usage_error(capsys, "frobnicate")
 
 

@@ -4,7 +4,7 @@ A *case* is a plain dict `{"model": {...}, "config": {...}}`: `model` holds Mode
 (`family`, `layers`, `heads`, `kv_heads`, `head_dim`; decoders are every family but bert) and
 `config` is a TOML-shaped dict for `config_from_dict`. The session-scoped `design_factory`
 compiles a case with the default pipeline, emits its project with `project_files` /
-`write_project` and builds the ctypes harness library into one session cache directory (the
+`write_tree` and builds the ctypes harness library into one session cache directory (the
 library is keyed by a hash of its sources, so identical designs build once). Builds run on a
 thread pool (g++ runs outside the GIL); `prefetch` starts the builds of many cases at once.
 """
@@ -24,12 +24,13 @@ import pytest
 
 from spatten_hls.compiler.codegen.harness import DesignLibrary, DesignRun
 from spatten_hls.compiler.codegen.lower import project_context
-from spatten_hls.compiler.codegen.project import project_files, write_project
+from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.codegen.vectors import GoldenVectors, golden_vectors
 from spatten_hls.compiler.config import Config, check_against_model, config_from_dict
 from spatten_hls.compiler.frontend.model import ModelSpec
 from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.output_dir import write_tree
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 Case = dict[str, Any]
@@ -106,7 +107,7 @@ class DesignFactory:
                 files = project_files(graph, cfg, seed=0)
                 name = re.sub(r"[^a-z0-9]+", "-", case["model"].get("name", "tiny").lower())
                 project = self.root / f"{len(self._designs):03d}-{name}"
-                write_project(files, project, force=False)
+                write_tree(files, project, force=False)
             except Exception as exc:  # reported by get(), in the test that asks for it
                 future = Future()
                 future.set_exception(exc)

@@ -143,4 +143,4 @@ def test_heads_not_multiple_of_kv_heads(tmp_path):
 
 
 def test_nonexistent_file(tmp_path):
-    assert "no such file" in error_of(tmp_path / "absent.gguf")
+    assert "no such GGUF file" in error_of(tmp_path / "absent.gguf")

@@ -209,4 +209,4 @@ def test_not_utf8(tmp_path):
 
 
 def test_nonexistent_file(tmp_path):
-    assert "no such file" in error_of(tmp_path / "nope" / "config.json")
+    assert "no such model config" in error_of(tmp_path / "nope" / "config.json")

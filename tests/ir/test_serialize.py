@@ -112,7 +112,7 @@ def _delete(path):
 
 
 BAD_DOCUMENTS = {
-    "not-json": ("{\"format\": ", "not valid JSON"),
+    "not-json": ("{\"format\": ", "invalid JSON"),
     "top-level-list": ("[1, 2]", "must be an object"),
     "wrong-format": (damaged(_set(["format"], "onnx")), "format='onnx'"),
     "wrong-version": (damaged(_set(["version"], 99)), "version=99"),

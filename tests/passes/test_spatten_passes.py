@@ -16,7 +16,7 @@ from spatten_hls.compiler.errors import IRVerificationError
 from spatten_hls.compiler.frontend import ModelSpec
 from spatten_hls.compiler.ir import print_ir, verify
 from spatten_hls.compiler.ir.builder import build_attention_graph
-from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax, _Load
+from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax, LoadOp
 from spatten_hls.compiler.ir.ops_spatten import (
     HeadImportance,
     HeadSelect,
@@ -297,7 +297,7 @@ def test_token_select_only_where_count_below_context():
     selects = of_kind(g, TokenSelect)
     assert selects == ["l1.token_select", "l2.token_select"]
     assert [g.op(s).keep for s in selects] == [2, 2]
-    for load in of_kind(g, _Load):
+    for load in of_kind(g, LoadOp):
         op = g.op(load)
         if op.layer <= 1:
             assert op.gates == () and g.operands(load) == [], load
@@ -313,7 +313,7 @@ def test_later_layers_gated_by_latest_select():
     assert selects == [f"l{i}.token_select" for i in range(4)]
     assert [g.op(s).keep for s in selects] == [3, 2, 1, 1]
     assert all(g.op(s).keep_first == 1 and g.op(s).keep_recent == 2 for s in selects)
-    loads = of_kind(g, _Load)
+    loads = of_kind(g, LoadOp)
     assert {type(g.op(n)) for n in loads} == {LoadQ, LoadK, LoadV}
     for load in loads:
         op = g.op(load)
@@ -357,7 +357,7 @@ def test_head_pruning_with_skip_first():
     selects = of_kind(g, HeadSelect)
     assert selects == ["l2.head_select", "l3.head_select"]
     assert [g.op(s).keep for s in selects] == [3, 1]
-    for load in of_kind(g, _Load):
+    for load in of_kind(g, LoadOp):
         op = g.op(load)
         if op.layer <= 2:
             assert op.gates == () and g.operands(load) == [], load
@@ -368,7 +368,7 @@ def test_head_pruning_with_skip_first():
 def test_both_gates_in_port_order():
     """Token pruning runs first, so a load's operands are (token_select, head_select)."""
     g = run(tiny(2), config(**TOKEN, **HEAD), ["insert-token-pruning", "insert-head-pruning"])
-    for load in of_kind(g, _Load):
+    for load in of_kind(g, LoadOp):
         op = g.op(load)
         if op.layer == 1:
             assert op.gates == ("tokens", "heads")

@@ -91,7 +91,7 @@ def test_resources_u280_fits_bert_base():
 
 
 def test_resources_parts_and_overflow():
-    huge = config_from_dict({"hardware": {"max_tokens": 1 << 20}})
+    huge = config_from_dict({"hardware": {"max_tokens": 1 << 16, "multipliers": 1 << 16}})
     res = estimate_resources(huge)
     assert res.fits is False and any("uram" in n for n in res.notes)
     u50 = estimate_resources(config_from_dict({"hardware": {"part": "xcu50-fsvh2104-2-e"}}))

@@ -11,6 +11,9 @@
 #include "host_params.h"
 #include "spatten_top.h"
 
+// Called after every invocation with (done, total) when set (the testbench prints progress).
+static void (*spatten_progress)(int done, int total) = nullptr;
+
 extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const int16_t *k_lsb,
                                  const int16_t *v, const int64_t *mult, const int64_t *shift,
                                  const int64_t *v_weight, int16_t *out, int64_t *state,
@@ -71,6 +74,7 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
                         dout + l * layer_q, token_dropped, token_imp, head_dropped, head_imp,
                         m[l], sh[l], w[l], l, q_begin, q_end, end, step_query, &rq, &cycles);
             requants[l] += rq;
+            if (spatten_progress) spatten_progress(s * C::NUM_LAYERS + l + 1, steps * C::NUM_LAYERS);
         }
     }
     for (long i = 0; i < total_q; i++) out[i] = (int16_t)dout[i].to_int();

@@ -1,26 +1,42 @@
 // C-simulation testbench of the golden-small design: runs every invocation of the
-// schedule on the golden inputs of tb/data (written by the bit-accurate simulator) and
-// compares output codes and the final pruning state exactly. Prints "N passed, M failed".
+// schedule on the golden inputs (written by the bit-accurate simulator) and compares output
+// codes and the final pruning state exactly. The data directory is the first argument (default
+// DATA_DIR, tb/data). Prints one line per check, then "N passed, M failed".
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "host.h"
 
-static bool load(const char *name, void *data, size_t bytes) {
-    char path[512];
-    std::snprintf(path, sizeof(path), "%s/%s", DATA_DIR, name);
-    FILE *f = std::fopen(path, "rb");
+#ifndef DATA_DIR
+#define DATA_DIR "tb/data"
+#endif
+
+// Reads exactly `bytes` bytes: a golden file of any other size belongs to another design.
+static bool load(const std::string &dir, const char *name, void *data, long bytes) {
+    const std::string path = dir + "/" + name;
+    FILE *f = std::fopen(path.c_str(), "rb");
     if (!f) {
-        std::printf("error: cannot open %s\n", path);
+        std::printf("error: cannot open %s\n", path.c_str());
         return false;
     }
-    const size_t got = std::fread(data, 1, bytes, f);
+    const bool sized = std::fseek(f, 0, SEEK_END) == 0;
+    const long size = sized ? std::ftell(f) : -1;
+    const bool read = sized && size == bytes && std::fseek(f, 0, SEEK_SET) == 0 &&
+                      std::fread(data, 1, bytes, f) == (size_t)bytes;
     std::fclose(f);
-    if (got != bytes) std::printf("error: %s holds %zu bytes, expected %zu\n", path, got, bytes);
-    return got == bytes;
+    if (!read) std::printf("error: %s holds %ld bytes, the design expects %ld\n", path.c_str(),
+                           size, bytes);
+    return read;
 }
 
-int main() {
+static void print_progress(int done, int total) {
+    std::printf("progress %d/%d\n", done, total);
+    std::fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    const std::string dir = argc > 1 ? argv[1] : DATA_DIR;
     typedef model_cfg C;
     const long n_q = (long)C::NUM_LAYERS * C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
     const long n_kv = (long)C::NUM_LAYERS * C::NUM_KV_HEADS * C::MAX_CTX * C::HEAD_DIM;
@@ -31,12 +47,14 @@ int main() {
     int64_t *mult = new int64_t[n_lh], *shift = new int64_t[n_lh], *weight = new int64_t[n_lh];
     int64_t *state = new int64_t[n_state], *golden_state = new int64_t[n_state];
     int64_t requants[C::NUM_LAYERS] = {0};
-    bool ok = load("q.bin", q, n_q * 2) && load("k_msb.bin", k_msb, n_kv * 2) &&
-              load("k_lsb.bin", k_lsb, n_kv * 2) && load("v.bin", v, n_kv * 2) &&
-              load("mult.bin", mult, n_lh * 8) && load("shift.bin", shift, n_lh * 8) &&
-              load("v_weight.bin", weight, n_lh * 8) && load("out.bin", golden, n_q * 2) &&
-              load("state.bin", golden_state, n_state * 8);
+    bool ok = load(dir, "q.bin", q, n_q * 2) && load(dir, "k_msb.bin", k_msb, n_kv * 2) &&
+              load(dir, "k_lsb.bin", k_lsb, n_kv * 2) && load(dir, "v.bin", v, n_kv * 2) &&
+              load(dir, "mult.bin", mult, n_lh * 8) && load(dir, "shift.bin", shift, n_lh * 8) &&
+              load(dir, "v_weight.bin", weight, n_lh * 8) &&
+              load(dir, "out.bin", golden, n_q * 2) &&
+              load(dir, "state.bin", golden_state, n_state * 8);
     if (!ok) return 2;
+    spatten_progress = print_progress;
     spatten_run_model(q, k_msb, k_lsb, v, mult, shift, weight, out, state, requants);
     long passed = 0, failed = 0;
     const long per_layer = (long)C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
@@ -44,11 +62,14 @@ int main() {
         long bad = 0;
         for (long i = 0; i < per_layer; i++) bad += out[l * per_layer + i] != golden[l * per_layer + i];
         if (bad) std::printf("layer %d: %ld of %ld output codes differ\n", l, bad, per_layer);
+        else std::printf("layer %d: ok\n", l);
+        std::fflush(stdout);
         bad ? failed++ : passed++;
     }
     long bad_state = 0;
     for (long i = 0; i < n_state; i++) bad_state += state[i] != golden_state[i];
     if (bad_state) std::printf("pruning state: %ld of %ld entries differ\n", bad_state, n_state);
+    else std::printf("pruning state: ok\n");
     bad_state ? failed++ : passed++;
     std::printf("%ld passed, %ld failed\n", passed, failed);
     delete[] q; delete[] k_msb; delete[] k_lsb; delete[] v; delete[] out; delete[] golden;
