@@ -202,7 +202,7 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
             raise bad("an integer")
         lo, hi = _INT_RANGES[key]
         if not lo <= value <= hi:
-            raise ConfigError(f"{source}: '{key}' = {value} is out of range [{lo}, {hi}]")
+            raise ConfigError(f"{source}: '{key}' = {brief(value)} is out of range [{lo}, {hi}]")
         return value
     if type_name == "float":
         if not isinstance(value, int | float) or isinstance(value, bool):

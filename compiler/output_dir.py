@@ -32,6 +32,7 @@ from spatten_hls.compiler.outputs import (
     describe,
     dir_mode,
     file_mode,
+    process_alive,
     resolve_output,
 )
 
@@ -142,7 +143,7 @@ def _clean_stale(target: Path) -> list[str]:
     places = [target.parent, target] if target.is_dir() else [target.parent]
     for entry in sorted(e for place in places for e in place.glob(f".{target.name}.spatten-*")):
         pid = _pid_of(entry.name)
-        if pid is None or _alive(pid) or entry.is_symlink() or not entry.is_dir():
+        if pid is None or process_alive(pid) or entry.is_symlink() or not entry.is_dir():
             continue
         if OLD in entry.name and not target.exists():
             notes.append(f"{target} is missing; an interrupted run left its previous "
@@ -162,13 +163,3 @@ def _pid_of(name: str) -> int | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

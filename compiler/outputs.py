@@ -29,6 +29,7 @@ from pathlib import Path
 from spatten_hls.compiler.errors import OutputError
 
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TEMP_TAG = "spatten"  # temporaries are .NAME.spatten-PID-XXXX: the PID says who left them
 
 
 @cache
@@ -52,12 +53,14 @@ def describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def resolve_output(path: Path) -> Path:
+def resolve_output(path: Path, create: bool = False) -> Path:
     """The real absolute path that writing `path` would create or replace.
 
     Every component but the last must exist and be a directory (after following symlinks),
-    as for the kernel; the last may be missing. `..` is applied to the real directory reached
-    so far, so a symlink followed by `..` means what the kernel means.
+    as for the kernel; the last may be missing. With `create`, missing directories are made
+    (`mkdir -p`), all but a `..` right after one: that names nothing yet. `..` is applied to
+    the real directory reached so far, so a symlink followed by `..` means what the kernel
+    means.
     """
     path = Path(path)
     full = path if path.is_absolute() else Path.cwd() / path
@@ -74,15 +77,29 @@ def resolve_output(path: Path) -> Path:
         except FileNotFoundError:
             if os.path.islink(step):
                 raise OutputError(f"{path}: {step} is a dangling symbolic link") from None
+            if create and parts[index + 1:index + 2] != ("..",):
+                _mkdir(path, step)
+                current = step
+                continue
             if last:
                 return step
             raise OutputError(f"{path}: directory {step} does not exist") from None
         except OSError as exc:  # ELOOP, ENOTDIR, EACCES, ENAMETOOLONG
             raise OutputError(f"{path}: {describe(exc)}") from None
-        if not last and not stat.S_ISDIR(info.st_mode):
+        if (create or not last) and not stat.S_ISDIR(info.st_mode):
             raise OutputError(f"{path}: {step} is not a directory")
         current = Path(os.path.realpath(step))
     return current
+
+
+def _mkdir(path: Path, step: Path) -> None:
+    try:
+        step.mkdir(mode=dir_mode())
+    except FileExistsError:
+        if not step.is_dir():
+            raise OutputError(f"{path}: {step} exists and is not a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create directory {step}: {describe(exc)}") from None
 
 
 def output_file(path: Path) -> Path:
@@ -97,28 +114,7 @@ def output_file(path: Path) -> Path:
 
 def ensure_directory(path: Path) -> Path:
     """Create the directory `path` (and missing parents); return its real path."""
-    path = Path(path)
-    full = path if path.is_absolute() else Path.cwd() / path
-    missing: list[str] = []
-    probe = full
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
-        missing.append(probe.name)
-        probe = probe.parent
-    base = resolve_output(probe)
-    if not base.is_dir():
-        raise OutputError(f"{path}: {probe} exists and is not a directory")
-    target = base
-    for name in reversed(missing):
-        target = target / name
-        try:
-            target.mkdir(mode=dir_mode())
-        except FileExistsError:
-            if not target.is_dir():
-                raise OutputError(f"{path}: {target} exists and is not a directory") from None
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot create directory {target}: "
-                              f"{describe(exc)}") from None
-    return target
+    return resolve_output(path, create=True)
 
 
 def write_text_atomic(path: Path, text: str, then: Callable[[], None] | None = None) -> None:
@@ -128,8 +124,10 @@ def write_text_atomic(path: Path, text: str, then: Callable[[], None] | None = N
 def write_bytes_atomic(path: Path, data: bytes, then: Callable[[], None] | None = None) -> None:
     """Write `data` to `path` atomically; `then` runs with the commit (e.g. a message)."""
     target = output_file(path)
+    remove_stale_temporaries(target.parent, f".{target.name}.{TEMP_TAG}-")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-",
+                                   suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {describe(exc)}") from None
     try:
@@ -148,22 +146,56 @@ def write_bytes_atomic(path: Path, data: bytes, then: Callable[[], None] | None 
         raise
 
 
+def remove_stale_temporaries(directory: Path, prefix: str) -> list[Path]:
+    """Delete `prefix<PID>-*` files left in `directory` by runs that no longer live (a run
+    killed before its rename); return them."""
+    removed = []
+    for entry in sorted(directory.glob(f"{prefix}*")):
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)) and entry.is_file() \
+                and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold termination signals for the duration of a commit.
 
-    If the body completes, signals that arrived meanwhile are dropped: the work they would
-    have stopped is done. If it fails, they are released and delivered as usual.
+    The handlers are swapped for a recorder (Python runs handlers in the main thread whichever
+    thread the signal hit, so native worker threads cannot let one through). If the body
+    completes, recorded signals are dropped: the work they would have stopped is done. If it
+    fails, they are delivered with the original handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: caught.append(number))
+                for sig in DEFERRED_SIGNALS}
     try:
         yield
     except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _restore(previous)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)
         raise
-    while signal.sigtimedwait(DEFERRED_SIGNALS, 0) is not None:
-        pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    _restore(previous)
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -9,6 +9,7 @@ from spatten_hls.compiler.cli.argtypes import int_in
 from spatten_hls.compiler.config import load_config
 from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.jsonfmt import dumps
+from spatten_hls.compiler.optional import require
 
 DEFAULT_SENTENCES = 64
 MAX_SENTENCES = 100_000
@@ -46,10 +47,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatten_hls.compiler.realmodels import (  # needs the realmodels extra: import late
-        bert,
-        text,
-    )
+    require("realmodels", "spatten eval")
+    from spatten_hls.compiler.realmodels import bert, text  # the realmodels extra: import late
 
     if args.model in DECODERS or args.model.endswith(".gguf"):
         return run_decoder(args)

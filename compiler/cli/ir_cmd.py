@@ -10,7 +10,7 @@ from spatten_hls.compiler.driver import compile_model, pipeline_until
 from spatten_hls.compiler.ir.dot import to_dot
 from spatten_hls.compiler.ir.printer import print_ir
 from spatten_hls.compiler.ir.serialize import to_json
-from spatten_hls.compiler.outputs import write_text_atomic
+from spatten_hls.compiler.outputs import output_file, write_text_atomic
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE
 
 FORMATTERS = {"text": print_ir, "json": to_json, "dot": to_dot}
@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        output_file(Path(args.output))  # a bad path fails before any work
     passes = pipeline_until(args.after)
     if args.dump_ir_after_all is not None and args.after is None:
         passes = DEFAULT_PIPELINE

@@ -13,6 +13,7 @@ from pathlib import Path
 from gguf import GGUFReader, GGUFValueType
 from gguf.gguf_reader import ReaderField
 
+from spatten_hls.compiler import limits
 from spatten_hls.compiler.errors import FrontendError, printable
 from spatten_hls.compiler.frontend.gguf_header import check_gguf_header
 from spatten_hls.compiler.frontend.model import ModelSpec, display_name
@@ -63,7 +64,8 @@ def _string(reader: GGUFReader, key: str, path: Path) -> str | None:
         raise FrontendError(f"{path}: key '{key}' is not valid UTF-8") from None
 
 
-def _int(reader: GGUFReader, key: str, path: Path, default: int | None = None) -> int:
+def _int(reader: GGUFReader, key: str, path: Path, limit: int,
+         default: int | None = None) -> int:
     """A positive integer key.
 
     llama.cpp writes per-layer arrays for some head counts; those are accepted when every
@@ -87,6 +89,8 @@ def _int(reader: GGUFReader, key: str, path: Path, default: int | None = None) -
         raise FrontendError(f"{path}: key '{key}' must be an integer, got {_type_name(field)}")
     if value < 1:
         raise FrontendError(f"{path}: key '{key}' must be positive, got {value}")
+    if value > limit:
+        raise FrontendError(f"{path}: key '{key}' = {value} exceeds the limit of {limit}")
     return value
 
 
@@ -107,12 +111,14 @@ def read_gguf(path: Path) -> ModelSpec:
     if family is None:
         raise FrontendError(f"{path}: unsupported architecture '{arch}' in "
                             f"'general.architecture' (supported: {', '.join(ARCHITECTURES)})")
-    layers = _int(reader, f"{arch}.block_count", path)
-    heads = _int(reader, f"{arch}.attention.head_count", path)
-    kv_heads = _int(reader, f"{arch}.attention.head_count_kv", path, default=heads)
-    hidden = _int(reader, f"{arch}.embedding_length", path)
-    positions = _int(reader, f"{arch}.context_length", path)
-    head_dim = _int(reader, f"{arch}.attention.key_length", path, default=0) or None
+    layers = _int(reader, f"{arch}.block_count", path, limits.MAX_LAYERS)
+    heads = _int(reader, f"{arch}.attention.head_count", path, limits.MAX_HEADS)
+    kv_heads = _int(reader, f"{arch}.attention.head_count_kv", path, limits.MAX_HEADS,
+                    default=heads)
+    hidden = _int(reader, f"{arch}.embedding_length", path, limits.MAX_HIDDEN)
+    positions = _int(reader, f"{arch}.context_length", path, limits.MAX_POSITIONS)
+    head_dim = _int(reader, f"{arch}.attention.key_length", path, limits.MAX_HEAD_DIM,
+                    default=0) or None
     if head_dim is None:
         if hidden % heads:
             raise FrontendError(f"{path}: '{arch}.embedding_length' = {hidden} is not divisible "

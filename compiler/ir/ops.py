@@ -74,6 +74,11 @@ def op_from_attrs(kind: str, attrs: dict[str, Any]) -> Op:
     return cls(**{name: _attr(kind, name, attrs[name], hints[name]) for name in hints})
 
 
+_ATTR_KINDS = {"<class 'int'>": "an integer", "<class 'float'>": "a finite number",
+               "<class 'bool'>": "a boolean", "int | None": "an integer or null",
+               "tuple[int, ...]": "a list of integers", "tuple[str, ...]": "a list of strings"}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ATTR_INT
 
@@ -91,8 +96,8 @@ def _attr(kind: str, name: str, value: Any, hint: Any) -> Any:
         item = _is_int if hint == tuple[int, ...] else (lambda v: isinstance(v, str))
         ok = isinstance(value, list) and all(item(v) for v in value)
     if not ok:
-        raise ValueError(f"{kind}: attribute '{name}' must be {hint} (at most {MAX_ATTR_INT} "
-                         f"in size), got {brief(value)}")
+        raise ValueError(f"{kind}: attribute '{name}' must be {_ATTR_KINDS[str(hint)]} (integers "
+                         f"at most {MAX_ATTR_INT} in size), got {brief(value)}")
     if hint is float:
         return float(value)
     return tuple(value) if isinstance(value, list) else value

@@ -12,6 +12,16 @@ from spatten_hls.compiler.perf.report import Report
 
 def plot_report(report: Report) -> bytes:
     """The report's figure as PNG bytes (the caller writes them atomically)."""
+    fig = report_figure(report)
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def report_figure(report: Report):  # -> matplotlib.figure.Figure (an optional dependency)
     require("plot", "--plot")
     import matplotlib
 
@@ -59,7 +69,4 @@ def plot_report(report: Report) -> bytes:
     right.legend(handles=handles, fontsize=8, loc="upper right")
     right.set_title("per layer", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig

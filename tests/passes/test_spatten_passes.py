@@ -16,7 +16,7 @@ from spatten_hls.compiler.errors import IRVerificationError
 from spatten_hls.compiler.frontend import ModelSpec
 from spatten_hls.compiler.ir import print_ir, verify
 from spatten_hls.compiler.ir.builder import build_attention_graph
-from spatten_hls.compiler.ir.ops import LoadK, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax, LoadOp
+from spatten_hls.compiler.ir.ops import LoadK, LoadOp, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax
 from spatten_hls.compiler.ir.ops_spatten import (
     HeadImportance,
     HeadSelect,
