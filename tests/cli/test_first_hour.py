@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import shutil
 import struct
 import subprocess
 import sys
@@ -54,8 +55,14 @@ def test_a_missing_extra_is_one_line_with_its_install_command(capsys, monkeypatc
 
 
 def test_the_wheel_claims_one_top_level_package(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # a copy: setuptools builds in the tree it is given
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "compiler", "kernels", "templates"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns(
+            "__pycache__")} if (REPO / name).is_dir() else {}))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                           "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+                           "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("spatten_hls-*.whl")
