@@ -22,8 +22,9 @@ SHAPES = [(12, 12), (24, 12), (48, 12), (96, 12), (12, 16), (12, 24), (12, 32), 
 
 
 def compile_time(layers: int, heads: int, repeat: int = 3) -> float:
-    spec = ModelSpec(f"gpt-{layers}x{heads}", "gpt2", layers, heads, heads, 64, heads * 64,
-                     1024, True, "bench")
+    spec = ModelSpec(
+        f"gpt-{layers}x{heads}", "gpt2", layers, heads, heads, 64, heads * 64, 1024, True, "bench"
+    )
     cfg = Config()
     best = float("inf")
     for _ in range(repeat):
@@ -40,8 +41,10 @@ def main() -> None:
         seconds = compile_time(layers, heads)
         sizes.append(layers * heads)
         times.append(seconds)
-        print(f"{layers:6d} {heads:5d} {layers * heads:14d} {seconds:8.3f} "
-              f"{1000 * seconds / (layers * heads):11.3f}")
+        print(
+            f"{layers:6d} {heads:5d} {layers * heads:14d} {seconds:8.3f} "
+            f"{1000 * seconds / (layers * heads):11.3f}"
+        )
     alpha, _ = np.polyfit(np.log(sizes), np.log(times), 1)
     print(f"fitted exponent: time ~ (layers x heads)^{alpha:.2f}")
 

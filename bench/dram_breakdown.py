@@ -30,9 +30,13 @@ CASES = (("bert-base", "bert-base-spatten.toml"), ("gpt2-small", "gpt2-small-tra
 def variants(cfg):
     off = dataclasses.replace
     twelve = QuantizationSection(q_bits=12, k_msb_bits=8, k_lsb_bits=4, v_bits=12)
-    base = off(cfg, token_pruning=off(cfg.token_pruning, enabled=False),
-               value_pruning=off(cfg.value_pruning, enabled=False),
-               head_pruning=off(cfg.head_pruning, enabled=False), quantization=twelve)
+    base = off(
+        cfg,
+        token_pruning=off(cfg.token_pruning, enabled=False),
+        value_pruning=off(cfg.value_pruning, enabled=False),
+        head_pruning=off(cfg.head_pruning, enabled=False),
+        quantization=twelve,
+    )
     steps = [("dense 12-bit", base)]
     if cfg.token_pruning.enabled:
         base = off(base, token_pruning=cfg.token_pruning)
@@ -59,19 +63,22 @@ def main() -> None:
     for model_name, config_file in CASES:
         model, cfg = load_model(model_name), load_config(EXAMPLES / config_file)
         print(f"\n{model_name} ({config_file}), seed {args.seed}")
-        print(f"{'variant':28s} {'q':>11s} {'k_msb':>11s} {'k_lsb':>11s} {'v':>11s} "
-              f"{'total':>12s} {'vs dense':>9s} {'step':>6s} {'requant':>8s}")
+        print(
+            f"{'variant':28s} {'q':>11s} {'k_msb':>11s} {'k_lsb':>11s} {'v':>11s} "
+            f"{'total':>12s} {'vs dense':>9s} {'step':>6s} {'requant':>8s}"
+        )
         previous = None
         for name, variant in variants(cfg):
-            graph = run_pipeline(build_attention_graph(model, variant), variant,
-                                 DEFAULT_PIPELINE)
+            graph = run_pipeline(build_attention_graph(model, variant), variant, DEFAULT_PIPELINE)
             result = simulate(graph, seed=args.seed, reference=False)
             d = result.dram_bytes
             requant = max(r.requant_fraction for r in result.layers)
             step = previous / d["total"] if previous else 1.0
-            print(f"{name:28s} {d['q']:11,d} {d['k_msb']:11,d} {d['k_lsb']:11,d} {d['v']:11,d} "
-                  f"{d['total']:12,d} {result.dram_reduction:8.2f}x {step:5.2f}x "
-                  f"{requant:8.1%}")
+            print(
+                f"{name:28s} {d['q']:11,d} {d['k_msb']:11,d} {d['k_lsb']:11,d} {d['v']:11,d} "
+                f"{d['total']:12,d} {result.dram_reduction:8.2f}x {step:5.2f}x "
+                f"{requant:8.1%}"
+            )
             previous = d["total"]
 
 

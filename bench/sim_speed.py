@@ -44,8 +44,12 @@ def project_reference(inputs: dict, layers: int, heads: int, group: int) -> list
     outs = []
     for layer in range(layers):
         q, k, v = (inputs[f"{t}{layer}"] for t in "qkv")
-        outs.append([attention_float(q[h], k[h // group], v[h // group], causal=False)
-                     for h in range(heads)])
+        outs.append(
+            [
+                attention_float(q[h], k[h // group], v[h // group], causal=False)
+                for h in range(heads)
+            ]
+        )
     return outs
 
 
@@ -84,27 +88,55 @@ def main() -> None:
     inputs = random_inputs(info, seed=0)
     group = info.group_size
 
-    rows = [("spatten simulate (bit-accurate)",
-             best_time(lambda: simulate(graph, inputs, reference=False), args.repeat))]
-    rows.append(("float64 reference (kernels/reference.py)", best_time(
-        lambda: project_reference(inputs, info.num_layers, info.num_heads, group),
-        args.repeat)))
-    rows.append(("numpy float64, heads batched", best_time(
-        lambda: numpy_attention(inputs, info.num_layers, group, np.float64), args.repeat)))
-    rows.append(("numpy float32, heads batched", best_time(
-        lambda: numpy_attention(inputs, info.num_layers, group, np.float32), args.repeat)))
+    rows = [
+        (
+            "spatten simulate (bit-accurate)",
+            best_time(lambda: simulate(graph, inputs, reference=False), args.repeat),
+        )
+    ]
+    rows.append(
+        (
+            "float64 reference (kernels/reference.py)",
+            best_time(
+                lambda: project_reference(inputs, info.num_layers, info.num_heads, group),
+                args.repeat,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "numpy float64, heads batched",
+            best_time(
+                lambda: numpy_attention(inputs, info.num_layers, group, np.float64), args.repeat
+            ),
+        )
+    )
+    rows.append(
+        (
+            "numpy float32, heads batched",
+            best_time(
+                lambda: numpy_attention(inputs, info.num_layers, group, np.float32), args.repeat
+            ),
+        )
+    )
     try:
         import torch
 
         torch.set_num_threads(2)
-        rows.append((f"torch {torch.__version__} SDPA (CPU, fp32)", best_time(
-            lambda: torch_attention(inputs, info.num_layers, group), args.repeat)))
+        rows.append(
+            (
+                f"torch {torch.__version__} SDPA (CPU, fp32)",
+                best_time(lambda: torch_attention(inputs, info.num_layers, group), args.repeat),
+            )
+        )
     except ImportError:
         print("torch not installed: skipping the PyTorch peer (pip install torch==2.13.0)")
 
     sim = rows[0][1]
-    print(f"BERT-base dense attention: {info.num_layers} layers x {info.num_heads} heads, "
-          f"seq {info.seq_len}, d={info.head_dim}")
+    print(
+        f"BERT-base dense attention: {info.num_layers} layers x {info.num_heads} heads, "
+        f"seq {info.seq_len}, d={info.head_dim}"
+    )
     print(f"{'run':40s} {'best s':>8s} {'sim / run':>10s}")
     for name, seconds in rows:
         print(f"{name:40s} {seconds:8.3f} {sim / seconds:10.2f}")

@@ -95,15 +95,18 @@ class Config:
         for f in dataclasses.fields(self):
             if f.name != "source":
                 section = dataclasses.asdict(getattr(self, f.name))
-                out[f.name] = {k: (list(v) if isinstance(v, tuple) else v)
-                               for k, v in section.items()}
+                out[f.name] = {
+                    k: (list(v) if isinstance(v, tuple) else v) for k, v in section.items()
+                }
         return out
 
     def to_toml(self) -> str:
         """The config as TOML that `load_config` reads back to an equal `Config` (unset
         optional keys are left out)."""
-        doc = {name: {k: v for k, v in section.items() if v is not None}
-               for name, section in self.to_dict().items()}
+        doc = {
+            name: {k: v for k, v in section.items() if v is not None}
+            for name, section in self.to_dict().items()
+        }
         return tomli_w.dumps(doc)
 
 
@@ -136,7 +139,9 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 # smaller one would round to zero.
 MIN_FRACTION = 1e-6
 _FRACTIONS = {
-    "token_pruning.keep", "head_pruning.keep", "value_pruning.keep",
+    "token_pruning.keep",
+    "head_pruning.keep",
+    "value_pruning.keep",
     "quantization.requant_threshold",
 }
 _SKIP_FRACTIONS = {"token_pruning.skip_first", "head_pruning.skip_first"}
@@ -168,8 +173,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
                 f"{source}: unknown section [{name[:40]}] (known: {', '.join(SECTIONS)})"
             )
         if not isinstance(table, dict):
-            raise ConfigError(f"{source}: '{name}' must be a table [{name}], got "
-                              f"{brief(table)}")
+            raise ConfigError(f"{source}: '{name}' must be a table [{name}], got {brief(table)}")
         sections[name] = _build_section(name, table, source)
     return Config(**sections, source=source)
 
@@ -212,12 +216,16 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         if key == "model.stage" and value not in STAGES:
-            raise ConfigError(f"{source}: '{key}' = {brief(value)} is not one of "
-                              f"{', '.join(STAGES)}")
-        if key == "hardware.part" and (len(value) > MAX_PART_NAME
-                                       or not PART_NAME.fullmatch(value)):
-            raise bad(f"a Xilinx part name (letters, digits and '-', at most {MAX_PART_NAME} "
-                      f"characters, e.g. xcu280-fsvh2892-2L-e)")
+            raise ConfigError(
+                f"{source}: '{key}' = {brief(value)} is not one of {', '.join(STAGES)}"
+            )
+        if key == "hardware.part" and (
+            len(value) > MAX_PART_NAME or not PART_NAME.fullmatch(value)
+        ):
+            raise bad(
+                f"a Xilinx part name (letters, digits and '-', at most {MAX_PART_NAME} "
+                f"characters, e.g. xcu280-fsvh2892-2L-e)"
+            )
         return value
     # keep_per_layer: a list of fractions
     if not isinstance(value, list) or not value:
@@ -226,8 +234,11 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     for i, item in enumerate(value):
         if not isinstance(item, int | float) or isinstance(item, bool):
             raise ConfigError(f"{source}: '{key}[{i}]' must be a number, got {brief(item)}")
-        fractions.append(_check_float(f"{key}[{i}]", _as_float(f"{key}[{i}]", item, source),
-                                      source, fraction=True))
+        fractions.append(
+            _check_float(
+                f"{key}[{i}]", _as_float(f"{key}[{i}]", item, source), source, fraction=True
+            )
+        )
     for i in range(1, len(fractions)):
         if fractions[i] > fractions[i - 1]:
             raise ConfigError(
@@ -285,8 +296,11 @@ def check_against_model(cfg: Config, model: ModelSpec) -> None:
             )
         context += cfg.model.gen_tokens
     if context > model.max_positions:
-        what = "'model.seq_len' + 'model.gen_tokens'" if cfg.model.stage == "generation" \
+        what = (
+            "'model.seq_len' + 'model.gen_tokens'"
+            if cfg.model.stage == "generation"
             else "'model.seq_len'"
+        )
         raise ConfigError(
             f"{src}: {what} = {context} exceeds {model.name}'s maximum of "
             f"{model.max_positions} positions"

@@ -42,15 +42,22 @@ def pipeline_until(after: str | None) -> tuple[str, ...]:
     return DEFAULT_PIPELINE[: DEFAULT_PIPELINE.index(after) + 1]
 
 
-def compile_model(model_arg: str, config_path: str | Path | None,
-                  passes: Sequence[str] = DEFAULT_PIPELINE,
-                  dump_dir: Path | None = None) -> Compiled:
+def compile_model(
+    model_arg: str,
+    config_path: str | Path | None,
+    passes: Sequence[str] = DEFAULT_PIPELINE,
+    dump_dir: Path | None = None,
+) -> Compiled:
     model, cfg = load_inputs(model_arg, config_path)
     return compile_spec(model, cfg, passes, dump_dir)
 
 
-def compile_spec(model: ModelSpec, cfg: Config, passes: Sequence[str] = DEFAULT_PIPELINE,
-                 dump_dir: Path | None = None) -> Compiled:
+def compile_spec(
+    model: ModelSpec,
+    cfg: Config,
+    passes: Sequence[str] = DEFAULT_PIPELINE,
+    dump_dir: Path | None = None,
+) -> Compiled:
     """The IR of `model` under `cfg` (already checked against each other) after `passes`."""
     graph = build_attention_graph(model, cfg)
     if passes:

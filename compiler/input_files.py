@@ -49,8 +49,9 @@ def read_bytes(path: Path, kind: str, error: type[CompilerError] = InputError) -
             chunks.append(chunk)
             total += len(chunk)
             if total > _limit(kind):
-                raise error(f"{path}: larger than the {format_bytes(_limit(kind))} limit "
-                            f"for a {kind}")
+                raise error(
+                    f"{path}: larger than the {format_bytes(_limit(kind))} limit for a {kind}"
+                )
         return b"".join(chunks)
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -70,8 +71,9 @@ def parse_json(text: str, source: str, error: type[CompilerError] = InputError) 
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                    f"{exc.msg}") from None
+        raise error(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
     except RecursionError:
         raise error(f"{source}: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
@@ -110,6 +112,8 @@ def _open(path: Path, kind: str, error: type[CompilerError]) -> int:
 def _checked_size(fd: int, path: Path, kind: str, error: type[CompilerError]) -> int:
     size = os.fstat(fd).st_size
     if size > _limit(kind):
-        raise error(f"{path}: {format_bytes(size)} is larger than the "
-                    f"{format_bytes(_limit(kind))} limit for a {kind}")
+        raise error(
+            f"{path}: {format_bytes(size)} is larger than the "
+            f"{format_bytes(_limit(kind))} limit for a {kind}"
+        )
     return size

@@ -15,5 +15,6 @@ _NUMBER_ARRAY = re.compile(rf"\[\n\s*((?:{_NUMBER},\n\s*)*{_NUMBER})\n\s*\]")
 def dumps(doc: Any) -> str:
     text = json.dumps(doc, indent=1, allow_nan=False)
     text = _NUMBER_ARRAY.sub(
-        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",\n")) + "]", text)
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",\n")) + "]", text
+    )
     return text + "\n"

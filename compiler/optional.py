@@ -29,4 +29,5 @@ def require(extra: str, feature: str) -> None:
         except ImportError as exc:
             raise MissingDependency(
                 f"{feature} needs '{module}' ({exc.name or module} is not importable): "
-                f"pip install 'spatten-hls[{extra}]'") from None
+                f"pip install 'spatten-hls[{extra}]'"
+            ) from None

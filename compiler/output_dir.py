@@ -41,8 +41,9 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def write_tree(files: Mapping[str, bytes], out_dir: Path, force: bool,
-               then: Callable[[], None] | None = None) -> list[str]:
+def write_tree(
+    files: Mapping[str, bytes], out_dir: Path, force: bool, then: Callable[[], None] | None = None
+) -> list[str]:
     """Write `files` (relative path -> bytes) as the directory `out_dir`.
 
     Returns notes about temporaries of interrupted earlier runs that were removed or found.
@@ -58,13 +59,14 @@ def write_tree(files: Mapping[str, bytes], out_dir: Path, force: bool,
     if existing and _entries(target) and not force:
         raise OutputError(f"{out_dir}: directory is not empty (use --force to replace it)")
     if in_place and _entries(target):
-        raise OutputError(f"{out_dir}: cannot replace the current directory or a mount point "
-                          f"in one step; run from its parent with -o {target.name} --force, "
-                          f"or empty it")
+        raise OutputError(
+            f"{out_dir}: cannot replace the current directory or a mount point "
+            f"in one step; run from its parent with -o {target.name} --force, "
+            f"or empty it"
+        )
     home = target if in_place else target.parent
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{NEW}-{os.getpid()}-",
-                                        dir=home))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{NEW}-{os.getpid()}-", dir=home))
         os.chmod(staging, dir_mode())
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot write the project: {describe(exc)}") from None
@@ -146,8 +148,10 @@ def _clean_stale(target: Path) -> list[str]:
         if pid is None or process_alive(pid) or entry.is_symlink() or not entry.is_dir():
             continue
         if OLD in entry.name and not target.exists():
-            notes.append(f"{target} is missing; an interrupted run left its previous "
-                         f"contents in {entry}: move that back or delete it")
+            notes.append(
+                f"{target} is missing; an interrupted run left its previous "
+                f"contents in {entry}: move that back or delete it"
+            )
             continue
         shutil.rmtree(entry, ignore_errors=True)
         notes.append(f"removed {entry}, left by an interrupted run")
@@ -161,5 +165,3 @@ def _pid_of(name: str) -> int | None:
             pid = rest.split("-", 1)[0]
             return int(pid) if pid.isdigit() else None
     return None
-
-

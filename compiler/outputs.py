@@ -77,7 +77,7 @@ def resolve_output(path: Path, create: bool = False) -> Path:
         except FileNotFoundError:
             if os.path.islink(step):
                 raise OutputError(f"{path}: {step} is a dangling symbolic link") from None
-            if create and parts[index + 1:index + 2] != ("..",):
+            if create and parts[index + 1 : index + 2] != ("..",):
                 _mkdir(path, step)
                 current = step
                 continue
@@ -126,8 +126,9 @@ def write_bytes_atomic(path: Path, data: bytes, then: Callable[[], None] | None 
     target = output_file(path)
     remove_stale_temporaries(target.parent, f".{target.name}.{TEMP_TAG}-")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-",
-                                   suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-", suffix=".tmp", dir=target.parent
+        )
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {describe(exc)}") from None
     try:
@@ -151,9 +152,13 @@ def remove_stale_temporaries(directory: Path, prefix: str) -> list[Path]:
     killed before its rename); return them."""
     removed = []
     for entry in sorted(directory.glob(f"{prefix}*")):
-        pid = entry.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)) and entry.is_file() \
-                and not entry.is_symlink():
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if (
+            pid.isdigit()
+            and not process_alive(int(pid))
+            and entry.is_file()
+            and not entry.is_symlink()
+        ):
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
@@ -184,8 +189,10 @@ def deferred_signals() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, frame: caught.append(number))
-                for sig in DEFERRED_SIGNALS}
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: caught.append(number))
+        for sig in DEFERRED_SIGNALS
+    }
     try:
         yield
     except BaseException:

@@ -23,5 +23,6 @@ def templates_dir() -> Path:
         found = Path(spec.origin).parent
         if (found / _MARKER).is_file():
             return found
-    raise CodegenError(f"spatten-hls templates not found ({TEMPLATES_PACKAGE}); reinstall the "
-                       "package")
+    raise CodegenError(
+        f"spatten-hls templates not found ({TEMPLATES_PACKAGE}); reinstall the package"
+    )

@@ -27,8 +27,9 @@ def layer_bytes(record, heads: list[int], info, quant) -> int:
     d = info.head_dim
     kv_alive = len({h // info.group_size for h in heads})
     k_row = row_bytes(quant.k_msb_bits, d) + row_bytes(quant.k_lsb_bits, d)
-    return record.tokens_in * (len(heads) * row_bytes(quant.q_bits, d)
-                               + kv_alive * (k_row + row_bytes(quant.v_bits, d)))
+    return record.tokens_in * (
+        len(heads) * row_bytes(quant.q_bits, d) + kv_alive * (k_row + row_bytes(quant.v_bits, d))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,29 +47,38 @@ def main(argv: list[str] | None = None) -> int:
     alive = [list(range(info.num_heads))] + [r.heads_kept for r in layers[:-1]]
     dense_compute = info.num_heads * info.seq_len**2
     dense_bytes = result.dense_dram_bytes // info.num_layers
-    per_layer = [layer_bytes(r, heads, info, quant)
-                 for r, heads in zip(layers, alive, strict=True)]
+    per_layer = [layer_bytes(r, heads, info, quant) for r, heads in zip(layers, alive, strict=True)]
     if sum(per_layer) != result.dram_bytes["total"]:
-        raise SystemExit(f"per-layer bytes {sum(per_layer)} != simulator's "
-                         f"{result.dram_bytes['total']}")
+        raise SystemExit(
+            f"per-layer bytes {sum(per_layer)} != simulator's {result.dram_bytes['total']}"
+        )
 
-    print(f"{info.model}: {info.num_layers} layers x {info.num_heads} heads, "
-          f"{info.seq_len}-token sentence (seed {args.seed})")
-    print(f"{'layer':>5} {'tokens in':>9} {'tokens kept':>11} {'heads':>7} "
-          f"{'compute':>8} {'DRAM':>6}")
+    print(
+        f"{info.model}: {info.num_layers} layers x {info.num_heads} heads, "
+        f"{info.seq_len}-token sentence (seed {args.seed})"
+    )
+    print(
+        f"{'layer':>5} {'tokens in':>9} {'tokens kept':>11} {'heads':>7} {'compute':>8} {'DRAM':>6}"
+    )
     compute_total = 0
     for record, nbytes in zip(layers, per_layer, strict=True):
         compute = record.heads_in * record.tokens_in**2
         compute_total += compute
         heads = f"{record.heads_in}->{len(record.heads_kept)}"
-        print(f"{record.layer:5d} {record.tokens_in:9d} {len(record.kept_tokens):11d} "
-              f"{heads:>7} {compute / dense_compute:8.1%} {nbytes / dense_bytes:6.1%}")
-    print(f"whole model: compute {compute_total / (dense_compute * info.num_layers):.1%} "
-          f"of dense, DRAM {result.dram_bytes['total']:,} of {result.dense_dram_bytes:,} bytes "
-          f"({result.dram_reduction:.2f}x less); tokens left: {layers[-1].kept_tokens}; "
-          f"rel. error vs float {result.rel_err_vs_float:.1e}")
-    print("paper, Fig. 1: tokens 11 -> 6 -> 2, heads 12 -> 10 -> 8, "
-          "compute and memory access 100% -> 38% -> 12%")
+        print(
+            f"{record.layer:5d} {record.tokens_in:9d} {len(record.kept_tokens):11d} "
+            f"{heads:>7} {compute / dense_compute:8.1%} {nbytes / dense_bytes:6.1%}"
+        )
+    print(
+        f"whole model: compute {compute_total / (dense_compute * info.num_layers):.1%} "
+        f"of dense, DRAM {result.dram_bytes['total']:,} of {result.dense_dram_bytes:,} bytes "
+        f"({result.dram_reduction:.2f}x less); tokens left: {layers[-1].kept_tokens}; "
+        f"rel. error vs float {result.rel_err_vs_float:.1e}"
+    )
+    print(
+        "paper, Fig. 1: tokens 11 -> 6 -> 2, heads 12 -> 10 -> 8, "
+        "compute and memory access 100% -> 38% -> 12%"
+    )
     return 0
 
 

@@ -22,12 +22,21 @@ SCHEDULES = [
     ("dense", "12-bit (baseline)", {}),
     ("dense", "8-bit", {}),
     ("dense", "6-bit", {}),
-    ("tokens keep 0.9 (skip 1/3)", "12-bit (baseline)",
-     {"token_pruning": {"enabled": True, "keep": 0.9, "keep_first": 1, "skip_first": 0.34}}),
-    ("tokens keep 0.7 (skip 1/3)", "12-bit (baseline)",
-     {"token_pruning": {"enabled": True, "keep": 0.7, "keep_first": 1, "skip_first": 0.34}}),
-    ("tokens keep 0.5 (paper rule)", "12-bit (baseline)",
-     {"token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1}}),
+    (
+        "tokens keep 0.9 (skip 1/3)",
+        "12-bit (baseline)",
+        {"token_pruning": {"enabled": True, "keep": 0.9, "keep_first": 1, "skip_first": 0.34}},
+    ),
+    (
+        "tokens keep 0.7 (skip 1/3)",
+        "12-bit (baseline)",
+        {"token_pruning": {"enabled": True, "keep": 0.7, "keep_first": 1, "skip_first": 0.34}},
+    ),
+    (
+        "tokens keep 0.5 (paper rule)",
+        "12-bit (baseline)",
+        {"token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1}},
+    ),
     ("heads keep 0.9", "12-bit (baseline)", {"head_pruning": {"enabled": True, "keep": 0.9}}),
     ("values keep 0.5", "12-bit (baseline)", {"value_pruning": {"enabled": True, "keep": 0.5}}),
 ]
@@ -44,11 +53,22 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, bits_name, pruning in SCHEDULES:
         q, k_msb, k_lsb, v = BITS[bits_name]
-        cfg = config_from_dict({**pruning, "quantization": {
-            "q_bits": q, "k_msb_bits": k_msb, "k_lsb_bits": k_lsb, "v_bits": v}})
+        cfg = config_from_dict(
+            {
+                **pruning,
+                "quantization": {
+                    "q_bits": q,
+                    "k_msb_bits": k_msb,
+                    "k_lsb_bits": k_lsb,
+                    "v_bits": v,
+                },
+            }
+        )
         r = evaluate_encoder(model, cfg, sentences)
-        print(f"| {name} | {bits_name} | {r.mean_cosine:.5f} | {r.min_cosine:.5f} | "
-              f"{r.nn_agreement:.1%} | {r.dram_reduction:.2f}x |")
+        print(
+            f"| {name} | {bits_name} | {r.mean_cosine:.5f} | {r.min_cosine:.5f} | "
+            f"{r.nn_agreement:.1%} | {r.dram_reduction:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

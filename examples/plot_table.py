@@ -13,8 +13,11 @@ from pathlib import Path
 
 
 def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    rows = [line.strip().strip("|").split("|") for line in path.read_text().splitlines()
-            if line.startswith("|") and not line.startswith("|---")]
+    rows = [
+        line.strip().strip("|").split("|")
+        for line in path.read_text().splitlines()
+        if line.startswith("|") and not line.startswith("|---")
+    ]
     header, *body = [[cell.strip() for cell in row] for row in rows]
     return header, body
 

@@ -34,10 +34,14 @@ SCHEDULES = [
     ("K 6+4 progressive (0.1), V 6-bit", bits(12, 6, 4, 6, 0.1)),
     ("K 4+4 progressive (0.1), V 8-bit", bits(12, 4, 4, 8, 0.1)),
     ("tokens 0.5 (4 sink + 32 recent), K, V 8-bit", {**TOKENS, **bits(12, 8, 0, 8)}),
-    ("tokens 0.5, values 0.5, K, V 8-bit (examples/configs/smollm2-spatten.toml)",
-     {**TOKENS, "value_pruning": {"enabled": True, "keep": 0.5}, **bits(12, 8, 0, 8)}),
-    ("tokens 0.5 without sink/recent, K, V 8-bit",
-     {"token_pruning": {"enabled": True, "keep": 0.5}, **bits(12, 8, 0, 8)}),
+    (
+        "tokens 0.5, values 0.5, K, V 8-bit (examples/configs/smollm2-spatten.toml)",
+        {**TOKENS, "value_pruning": {"enabled": True, "keep": 0.5}, **bits(12, 8, 0, 8)},
+    ),
+    (
+        "tokens 0.5 without sink/recent, K, V 8-bit",
+        {"token_pruning": {"enabled": True, "keep": 0.5}, **bits(12, 8, 0, 8)},
+    ),
 ]
 
 
@@ -47,15 +51,18 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=32)
     args = parser.parse_args()
     model = llama.load_llama()
-    ids = model.encode(text.default_text())[:args.tokens]
+    ids = model.encode(text.default_text())[: args.tokens]
     print(f"SmolLM2-135M-Instruct (Q4_1), {len(ids)} tokens, {args.prompt}-token prompt\n")
-    print("| schedule | perplexity | vs dense | top-1 agreement | rows requantized | "
-          "DRAM reduction |")
+    print(
+        "| schedule | perplexity | vs dense | top-1 agreement | rows requantized | DRAM reduction |"
+    )
     print("|---|---|---|---|---|---|")
     for name, cfg in SCHEDULES:
         r = evaluate_decoder(model, config_from_dict(cfg), ids, args.prompt)
-        print(f"| {name} | {r.ppl_spatten:.3f} | {r.ppl_spatten / r.ppl_dense - 1:+.2%} | "
-              f"{r.top1_agreement:.1%} | {r.requant_fraction:.1%} | {r.dram_reduction:.2f}x |")
+        print(
+            f"| {name} | {r.ppl_spatten:.3f} | {r.ppl_spatten / r.ppl_dense - 1:+.2%} | "
+            f"{r.top1_agreement:.1%} | {r.requant_fraction:.1%} | {r.dram_reduction:.2f}x |"
+        )
     print(f"\ndense float32 perplexity on the same positions: {r.ppl_dense:.3f}")
 
 

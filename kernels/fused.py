@@ -24,8 +24,9 @@ from spatten_hls.kernels.scale import MAX_SHIFT
 from spatten_hls.kernels.softmax import exp_fixed, reciprocal
 
 
-def qk_accumulate_f64(q: np.ndarray, k: np.ndarray, q_bits: int, k_bits: int,
-                      out: np.ndarray | None = None) -> np.ndarray:
+def qk_accumulate_f64(
+    q: np.ndarray, k: np.ndarray, q_bits: int, k_bits: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Exact integer Q·K^T of codes held in float64, as float64 (see `kernels.qk.qk_scores`).
 
     q [Lq, d] and k [Lk, d] hold integer codes of at most `q_bits` / `k_bits` bits; the
@@ -45,8 +46,16 @@ def _scale_one(a: float, m: int, sh: int, half: int) -> int:
 
 
 @njit(cache=True)
-def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
-                       tables: tuple, exps: np.ndarray, out: np.ndarray) -> bool:
+def _softmax_row_fused(
+    acc: np.ndarray,
+    i: int,
+    visible: int,
+    m: int,
+    sh: int,
+    tables: tuple,
+    exps: np.ndarray,
+    out: np.ndarray,
+) -> bool:
     """Row i: keys 0..visible-1 take part, the rest are masked (probability 0).
 
     Returns False (row not written) if a visible |acc| >= 2**QK_ACC_BITS: the caller raises
@@ -77,9 +86,17 @@ def _softmax_row_fused(acc: np.ndarray, i: int, visible: int, m: int, sh: int,
     return True
 
 
-def scaled_softmax(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask: bool,
-                   exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
-                   out: np.ndarray | None = None) -> np.ndarray:
+def scaled_softmax(
+    acc: np.ndarray,
+    m: int,
+    sh: int,
+    mask_offset: int,
+    has_mask: bool,
+    exp_hi: np.ndarray,
+    exp_lo: np.ndarray,
+    recip: np.ndarray,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Probability codes (float64 holding exact UQ1.16 integers) of each row of `acc`.
 
     With `has_mask`, row i sees keys j <= i + mask_offset (the causal mask). `out`, if given,
@@ -93,9 +110,17 @@ def scaled_softmax(acc: np.ndarray, m: int, sh: int, mask_offset: int, has_mask:
     return scaled_softmax_visible(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
 
 
-def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
-                           exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
-                           out: np.ndarray | None = None, threads: bool = True) -> np.ndarray:
+def scaled_softmax_visible(
+    acc: np.ndarray,
+    m: int,
+    sh: int,
+    visible: np.ndarray,
+    exp_hi: np.ndarray,
+    exp_lo: np.ndarray,
+    recip: np.ndarray,
+    out: np.ndarray | None = None,
+    threads: bool = True,
+) -> np.ndarray:
     """As `scaled_softmax`, with row i seeing keys 0..visible[i]-1 (a general causal mask:
     key columns sorted by position, visible[i] = keys at or before query i's position).
 
@@ -107,8 +132,9 @@ def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray
     if out.shape != acc.shape:
         raise ValueError(f"scaled_softmax: out {out.shape} does not match acc {acc.shape}")
     visible = np.ascontiguousarray(visible, dtype=np.int64)
-    if visible.shape != (acc.shape[0],) or (len(visible) and (
-            visible.min() < 1 or visible.max() > acc.shape[1])):
+    if visible.shape != (acc.shape[0],) or (
+        len(visible) and (visible.min() < 1 or visible.max() > acc.shape[1])
+    ):
         raise ValueError("scaled_softmax: every row must see between 1 and Lk keys")
     kernel = _scaled_softmax_into if threads else _scaled_softmax_into_serial
     kernel(acc, m, sh, visible, exp_hi, exp_lo, recip, out)
@@ -116,9 +142,16 @@ def scaled_softmax_visible(acc: np.ndarray, m: int, sh: int, visible: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def _scaled_softmax_into_serial(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
-                                exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
-                                out: np.ndarray) -> None:
+def _scaled_softmax_into_serial(
+    acc: np.ndarray,
+    m: int,
+    sh: int,
+    visible: np.ndarray,
+    exp_hi: np.ndarray,
+    exp_lo: np.ndarray,
+    recip: np.ndarray,
+    out: np.ndarray,
+) -> None:
     if sh < 1 or sh > MAX_SHIFT or recip.shape[0] != RECIP_BASE:
         raise ValueError("scaled_softmax: shift or table size out of range")
     tables = (exp_hi, exp_lo, recip)
@@ -129,9 +162,16 @@ def _scaled_softmax_into_serial(acc: np.ndarray, m: int, sh: int, visible: np.nd
 
 
 @njit(parallel=True, cache=True)
-def _scaled_softmax_into(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
-                         exp_hi: np.ndarray, exp_lo: np.ndarray, recip: np.ndarray,
-                         out: np.ndarray) -> None:
+def _scaled_softmax_into(
+    acc: np.ndarray,
+    m: int,
+    sh: int,
+    visible: np.ndarray,
+    exp_hi: np.ndarray,
+    exp_lo: np.ndarray,
+    recip: np.ndarray,
+    out: np.ndarray,
+) -> None:
     if sh < 1 or sh > MAX_SHIFT or recip.shape[0] != RECIP_BASE:
         raise ValueError("scaled_softmax: shift or table size out of range")
     lq = acc.shape[0]
@@ -144,8 +184,9 @@ def _scaled_softmax_into(acc: np.ndarray, m: int, sh: int, visible: np.ndarray,
         raise ValueError("scaled_softmax: |acc| >= 2**QK_ACC_BITS")
 
 
-def pv_accumulate_f64(probs: np.ndarray, v: np.ndarray, v_bits: int,
-                      out: np.ndarray | None = None) -> np.ndarray:
+def pv_accumulate_f64(
+    probs: np.ndarray, v: np.ndarray, v_bits: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Exact sum_j p_ij v_jd of integers held in float64 (probs <= 2**PROB_FRAC), as float64."""
     if probs.shape[1] != v.shape[0]:
         raise ValueError(f"probs {probs.shape} and v {v.shape} do not chain")

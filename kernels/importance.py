@@ -35,8 +35,9 @@ def abs_sum(codes: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def select_survivors(importance: np.ndarray, protected: np.ndarray, keep: int,
-                     parallelism: int) -> tuple[np.ndarray, int]:
+def select_survivors(
+    importance: np.ndarray, protected: np.ndarray, keep: int, parallelism: int
+) -> tuple[np.ndarray, int]:
     """Survivor mask of candidates: every protected one, plus the most important of the rest
     up to `keep` in total (at least the protected ones). Returns (mask, top-k cycles)."""
     n = importance.shape[0]
@@ -62,8 +63,15 @@ def select_survivors(importance: np.ndarray, protected: np.ndarray, keep: int,
 
 
 @njit(cache=True, nogil=True)
-def value_topk_rows(probs: np.ndarray, visible: np.ndarray, keep_num: int, keep_den: int,
-                    parallelism: int, out: np.ndarray, fetched: np.ndarray) -> int:
+def value_topk_rows(
+    probs: np.ndarray,
+    visible: np.ndarray,
+    keep_num: int,
+    keep_den: int,
+    parallelism: int,
+    out: np.ndarray,
+    fetched: np.ndarray,
+) -> int:
     """Per row i keep the floor(visible[i] * keep) largest of probs[i, :visible[i]] (>= 1).
 
     `keep` is the rational keep_num / keep_den (exact floor). Writes the pruned row into

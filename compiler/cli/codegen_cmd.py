@@ -14,26 +14,41 @@ from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.output_dir import write_tree
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
-               model_help: str) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, model_help: str
+) -> None:
     p = sub.add_parser(
-        "compile", parents=[common], help="emit a Vitis HLS project",
+        "compile",
+        parents=[common],
+        help="emit a Vitis HLS project",
         description="Compile MODEL's attention into a Vitis HLS project in DIR: sources, "
-                    "testbench with golden vectors from the simulator, tcl/cfg flows.",
+        "testbench with golden vectors from the simulator, tcl/cfg flows.",
     )
     p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("--config", metavar="FILE", help="TOML configuration")
-    p.add_argument("-o", "--output", metavar="DIR", type=Path, required=True,
-                   help="project directory to create")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="project directory to create",
+    )
     p.add_argument("--force", action="store_true", help="replace a non-empty DIR")
     p.add_argument("--seed", type=seed, default=0, help="seed of the golden vectors' inputs")
-    p.add_argument("--dump-ir-after-all", metavar="DIR", type=Path,
-                   help="write NN-pass-name.ir.txt into DIR after every pass")
+    p.add_argument(
+        "--dump-ir-after-all",
+        metavar="DIR",
+        type=Path,
+        help="write NN-pass-name.ir.txt into DIR after every pass",
+    )
     p.set_defaults(run=run_compile)
     c = sub.add_parser(
-        "csim", parents=[common], help="C-simulate an emitted project with g++",
+        "csim",
+        parents=[common],
+        help="C-simulate an emitted project with g++",
         description="Build DIR's testbench with g++ and the ap_types headers and compare the "
-                    "design with the simulator's golden vectors, bit for bit.",
+        "design with the simulator's golden vectors, bit for bit.",
     )
     c.add_argument("project", metavar="DIR", type=Path, help="a directory from spatten compile")
     c.set_defaults(run=run_csim_cmd)
@@ -43,9 +58,15 @@ def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compiled = compile_model(args.model, args.config, dump_dir=args.dump_ir_after_all)
     files = project_files(compiled.graph, compiled.config, seed=args.seed)
-    notes = write_tree(files, args.output, args.force, then=lambda: print(
-        f"wrote {args.output} ({len(files)} files) in {time.perf_counter() - start:.2f} s",
-        flush=True))
+    notes = write_tree(
+        files,
+        args.output,
+        args.force,
+        then=lambda: print(
+            f"wrote {args.output} ({len(files)} files) in {time.perf_counter() - start:.2f} s",
+            flush=True,
+        ),
+    )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0

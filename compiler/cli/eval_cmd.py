@@ -20,28 +20,48 @@ ENCODERS = ("minilm-l6",)
 DECODERS = ("smollm2-135m",)
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
-               model_help: str) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, model_help: str
+) -> None:
     p = sub.add_parser(
-        "eval", parents=[common], help="fidelity of a real pretrained model under SpAtten",
+        "eval",
+        parents=[common],
+        help="fidelity of a real pretrained model under SpAtten",
         description="Run a real pretrained model dense in float32 and through the bit-accurate "
-                    "simulator with the configured schedule. Encoders (minilm-l6, or a Hugging "
-                    "Face BERT directory): sentence-embedding fidelity. Decoders (smollm2-135m, "
-                    "or a LLaMA .gguf): token-by-token generation with KV-cache pruning, "
-                    "perplexity and top-1 agreement. Both report attention DRAM traffic.",
+        "simulator with the configured schedule. Encoders (minilm-l6, or a Hugging "
+        "Face BERT directory): sentence-embedding fidelity. Decoders (smollm2-135m, "
+        "or a LLaMA .gguf): token-by-token generation with KV-cache pruning, "
+        "perplexity and top-1 agreement. Both report attention DRAM traffic.",
     )
-    p.add_argument("model", metavar="MODEL",
-                   help="minilm-l6, smollm2-135m, a Hugging Face BERT directory or a LLaMA .gguf")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="minilm-l6, smollm2-135m, a Hugging Face BERT directory or a LLaMA .gguf",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML configuration")
-    p.add_argument("--text-file", metavar="FILE",
-                   help="UTF-8 prose to take sentences from (default: CPython's pydoc_data)")
-    p.add_argument("--sentences", type=int_in(2, MAX_SENTENCES), default=DEFAULT_SENTENCES,
-                   help=f"number of sentences (default {DEFAULT_SENTENCES})")
-    p.add_argument("--tokens", type=int_in(3, MAX_TOKENS), default=DEFAULT_TOKENS,
-                   help=f"decoders: tokens of text (default {DEFAULT_TOKENS})")
-    p.add_argument("--prompt", type=int_in(1, MAX_TOKENS), default=DEFAULT_PROMPT,
-                   help=f"decoders: prompt tokens run dense before decoding (default "
-                        f"{DEFAULT_PROMPT})")
+    p.add_argument(
+        "--text-file",
+        metavar="FILE",
+        help="UTF-8 prose to take sentences from (default: CPython's pydoc_data)",
+    )
+    p.add_argument(
+        "--sentences",
+        type=int_in(2, MAX_SENTENCES),
+        default=DEFAULT_SENTENCES,
+        help=f"number of sentences (default {DEFAULT_SENTENCES})",
+    )
+    p.add_argument(
+        "--tokens",
+        type=int_in(3, MAX_TOKENS),
+        default=DEFAULT_TOKENS,
+        help=f"decoders: tokens of text (default {DEFAULT_TOKENS})",
+    )
+    p.add_argument(
+        "--prompt",
+        type=int_in(1, MAX_TOKENS),
+        default=DEFAULT_PROMPT,
+        help=f"decoders: prompt tokens run dense before decoding (default {DEFAULT_PROMPT})",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
@@ -55,8 +75,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     model = bert.load_bert(None if args.model in ENCODERS else args.model)
     if args.text_file:
-        sentences = [s for s in text.split_sentences(text.read_text_file(args.text_file))
-                     if len(s.split()) >= 2][:args.sentences]
+        sentences = [
+            s
+            for s in text.split_sentences(text.read_text_file(args.text_file))
+            if len(s.split()) >= 2
+        ][: args.sentences]
         if len(sentences) < 2:
             raise CompilerError(f"{args.text_file}: fewer than 2 sentences")
     else:
@@ -74,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             f"min {result.min_cosine:.5f}\n"
             f"nearest-neighbour agreement: {result.nn_agreement:.1%}\n"
             f"attention DRAM: {result.dram_bytes:,} bytes vs dense 12-bit "
-            f"{result.dense_dram_bytes:,} ({result.dram_reduction:.2f}x less)\n")
+            f"{result.dense_dram_bytes:,} ({result.dram_reduction:.2f}x less)\n"
+        )
     return 0
 
 
@@ -87,7 +111,7 @@ def run_decoder(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     model = llama.load_llama(None if args.model in DECODERS else args.model)
     source = text.read_text_file(args.text_file) if args.text_file else text.default_text()
-    ids = model.encode(source)[:args.tokens]
+    ids = model.encode(source)[: args.tokens]
     if len(ids) < args.prompt + 2:
         raise CompilerError(f"the text holds only {len(ids)} tokens; need > {args.prompt + 1}")
     r = evaluate_decoder(model, cfg, ids, args.prompt)
@@ -101,5 +125,6 @@ def run_decoder(args: argparse.Namespace) -> int:
             f"top-1 agreement with dense: {r.top1_agreement:.1%}\n"
             f"rows requantized with the K LSBs: {r.requant_fraction:.1%}\n"
             f"attention DRAM: {r.dram_bytes:,} bytes vs dense 12-bit {r.dense_dram_bytes:,} "
-            f"({r.dram_reduction:.2f}x less)\n")
+            f"({r.dram_reduction:.2f}x less)\n"
+        )
     return 0

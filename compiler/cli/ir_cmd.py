@@ -16,21 +16,32 @@ from spatten_hls.compiler.passes import DEFAULT_PIPELINE
 FORMATTERS = {"text": print_ir, "json": to_json, "dot": to_dot}
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
-               model_help: str) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, model_help: str
+) -> None:
     p = sub.add_parser(
-        "ir", parents=[common], help="print the attention IR of a model",
+        "ir",
+        parents=[common],
+        help="print the attention IR of a model",
         description="Build the attention IR of MODEL and print it, optionally after passes.",
     )
     p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("--config", metavar="FILE", help="TOML configuration")
-    p.add_argument("--after", metavar="PASS",
-                   help=f"run the pipeline up to PASS, or 'all' ({', '.join(DEFAULT_PIPELINE)})")
-    p.add_argument("--format", choices=sorted(FORMATTERS), default="text",
-                   help="output format (default: text)")
+    p.add_argument(
+        "--after",
+        metavar="PASS",
+        help=f"run the pipeline up to PASS, or 'all' ({', '.join(DEFAULT_PIPELINE)})",
+    )
+    p.add_argument(
+        "--format", choices=sorted(FORMATTERS), default="text", help="output format (default: text)"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--dump-ir-after-all", metavar="DIR", type=Path,
-                   help="write NN-pass-name.ir.txt into DIR after every pass")
+    p.add_argument(
+        "--dump-ir-after-all",
+        metavar="DIR",
+        type=Path,
+        help="write NN-pass-name.ir.txt into DIR after every pass",
+    )
     p.set_defaults(run=run)
 
 

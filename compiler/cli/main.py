@@ -19,8 +19,10 @@ from spatten_hls.compiler.errors import CompilerError, printable
 
 COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd)
 
-MODEL_HELP = ("preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "
-              "smollm2-135m), a Hugging Face config.json, a model directory, or a .gguf file")
+MODEL_HELP = (
+    "preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "
+    "smollm2-135m), a Hugging Face config.json, a model directory, or a .gguf file"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,8 +34,12 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and debug logging")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logging",
+    )
     parser = Parser(
         prog="spatten",
         description="SpAtten sparse-attention HLS compiler: IR, simulation, HLS projects.",
@@ -50,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.run(args)
     except CompilerError as exc:
@@ -74,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         if debug:
             raise
-        print(f"error: internal error ({type(exc).__name__}: {printable(str(exc))[:200]}); "
-              f"rerun with --debug for the traceback and please report it", file=sys.stderr)
+        print(
+            f"error: internal error ({type(exc).__name__}: {printable(str(exc))[:200]}); "
+            f"rerun with --debug for the traceback and please report it",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -21,22 +21,35 @@ from spatten_hls.compiler.perf.plot import plot_report
 from spatten_hls.compiler.sim import simulate
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
-               model_help: str) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, model_help: str
+) -> None:
     p = sub.add_parser(
-        "report", parents=[common], help="latency, throughput and resource estimate",
+        "report",
+        parents=[common],
+        help="latency, throughput and resource estimate",
         description="Simulate MODEL (or the final IR of a project DIR written by "
-                    "'spatten compile') and report per-layer cycles, the compute/memory "
-                    "bound, throughput, DRAM reduction and FPGA resources.",
+        "'spatten compile') and report per-layer cycles, the compute/memory "
+        "bound, throughput, DRAM reduction and FPGA resources.",
     )
-    p.add_argument("model", metavar="MODEL|DIR",
-                   help=f"{model_help}; or a project directory from 'spatten compile'")
-    p.add_argument("--config", metavar="FILE",
-                   help="TOML configuration (default: DIR/config.toml for a project)")
+    p.add_argument(
+        "model",
+        metavar="MODEL|DIR",
+        help=f"{model_help}; or a project directory from 'spatten compile'",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (default: DIR/config.toml for a project)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--plot", metavar="FILE.png", type=Path,
-                   help="also write a roofline and per-layer plot (needs matplotlib)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        type=Path,
+        help="also write a roofline and per-layer plot (needs matplotlib)",
+    )
     p.set_defaults(run=run)
 
 
@@ -48,14 +61,21 @@ def _load_project(directory: Path, config: str | None) -> tuple[AttnGraph, Confi
     graph = from_json(read_text(ir_path, "IR file", IRVerificationError), str(ir_path))
     verify(graph)
     if "lowered" not in graph.properties:
-        raise CompilerError(f"{ir_path}: not the final IR of a compiled project "
-                            f"(properties {', '.join(sorted(graph.properties))})")
-    expected = {"stage": cfg.model.stage, "seq_len": cfg.model.seq_len,
-                "gen_tokens": cfg.model.gen_tokens}
+        raise CompilerError(
+            f"{ir_path}: not the final IR of a compiled project "
+            f"(properties {', '.join(sorted(graph.properties))})"
+        )
+    expected = {
+        "stage": cfg.model.stage,
+        "seq_len": cfg.model.seq_len,
+        "gen_tokens": cfg.model.gen_tokens,
+    }
     for key, value in expected.items():
         if getattr(graph.info, key) != value:
-            raise CompilerError(f"{ir_path}: info.{key} = {getattr(graph.info, key)!r} "
-                                f"disagrees with {cfg.source}: model.{key} = {value!r}")
+            raise CompilerError(
+                f"{ir_path}: info.{key} = {getattr(graph.info, key)!r} "
+                f"disagrees with {cfg.source}: model.{key} = {value!r}"
+            )
     return graph, cfg
 
 
@@ -68,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
         graph, cfg = compiled.graph, compiled.config
     if args.plot is not None:
         output_file(args.plot)  # a bad path fails before the simulation runs
-    result = simulate(graph, seed=args.seed, reference=False, progress=sys.stderr.isatty(),
-                      topk_parallelism=cfg.hardware.topk_parallelism)
+    result = simulate(
+        graph,
+        seed=args.seed,
+        reference=False,
+        progress=sys.stderr.isatty(),
+        topk_parallelism=cfg.hardware.topk_parallelism,
+    )
     report = performance_report(result, cfg)
     png = plot_report(report) if args.plot is not None else None
     if args.json:
@@ -78,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(report.to_text())
     if png is not None:
         sys.stdout.flush()
-        write_bytes_atomic(args.plot, png, then=lambda: print(f"wrote {args.plot}",
-                                                              file=sys.stderr))
+        write_bytes_atomic(
+            args.plot, png, then=lambda: print(f"wrote {args.plot}", file=sys.stderr)
+        )
     return 0

@@ -39,8 +39,7 @@ class CsimResult:
 
     def summary(self) -> str:
         """What was compared and the verdict, e.g. '12 layers + pruning state: 13 passed'."""
-        return (f"{self.layers} layers + pruning state: {self.passed} passed, "
-                f"{self.failed} failed")
+        return f"{self.layers} layers + pruning state: {self.passed} passed, {self.failed} failed"
 
 
 def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -> CsimResult:
@@ -52,34 +51,46 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
     sources = [*sorted((project / "src").glob("*.cpp")), testbench]
     with tempfile.TemporaryDirectory(prefix="spatten-csim-") as tmp:
         binary = Path(tmp) / "csim"
-        command = compiler_command(sources, [project / "src" / "engines", project / "src",
-                                             project / "tb"], binary)
-        with tqdm(total=1, desc="build (g++)", disable=not progress, leave=False,
-                  bar_format="{desc}: {elapsed}") as bar:
+        command = compiler_command(
+            sources, [project / "src" / "engines", project / "src", project / "tb"], binary
+        )
+        with tqdm(
+            total=1,
+            desc="build (g++)",
+            disable=not progress,
+            leave=False,
+            bar_format="{desc}: {elapsed}",
+        ) as bar:
             run_compiler(command, f"the testbench of {project}")
             bar.update()
-        output = _run_testbench([str(binary), str((project / "tb" / "data").resolve())],
-                                timeout_s, progress, project)
+        output = _run_testbench(
+            [str(binary), str((project / "tb" / "data").resolve())], timeout_s, progress, project
+        )
     warnings = [line for line in output.splitlines() if STREAM_WARNING.search(line)]
     found = SUMMARY.findall(output)
     if not found:
-        reason = next((line for line in output.splitlines() if line.startswith("error: ")),
-                      output.strip()[-300:])
+        reason = next(
+            (line for line in output.splitlines() if line.startswith("error: ")),
+            output.strip()[-300:],
+        )
         raise CodegenError(f"{project}: the testbench stopped: {reason.removeprefix('error: ')}")
     passed, failed = (int(x) for x in found[-1])
     if warnings:
         failed += 1
-    checks = [line for line in output.splitlines()
-              if LAYER_CHECK.match(line) or line.startswith("pruning state: ")]
+    checks = [
+        line
+        for line in output.splitlines()
+        if LAYER_CHECK.match(line) or line.startswith("pruning state: ")
+    ]
     layers = sum(1 for line in checks if LAYER_CHECK.match(line))
     return CsimResult(passed, failed, output, warnings, layers, checks)
 
 
-def _run_testbench(command: list[str], timeout_s: float, progress: bool,
-                   project: Path) -> str:
+def _run_testbench(command: list[str], timeout_s: float, progress: bool, project: Path) -> str:
     """Run the binary, following its `progress D/T` lines; return everything it printed."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, errors="replace")
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     expired = threading.Event()
 
     def expire() -> None:

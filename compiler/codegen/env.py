@@ -54,15 +54,17 @@ def _finalize(context: jinja2.runtime.Context, value: object) -> object:
     if isinstance(value, str) and not isinstance(value, Verbatim):
         kind = language(context.name or "")
         if not _INERT[kind].fullmatch(value):
-            raise CodegenError(f"{context.name}: refusing to substitute {brief(value)}: it is "
-                               f"not inert text in a {kind} file")
+            raise CodegenError(
+                f"{context.name}: refusing to substitute {brief(value)}: it is "
+                f"not inert text in a {kind} file"
+            )
     return value
 
 
 def c_array(values: Iterable[int], per_line: int = 16) -> Verbatim:
     """Integers as the body of a C initializer list, `per_line` to a line."""
     items = [str(int(v)) for v in values]
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     return Verbatim(",\n    ".join(lines))
 
 

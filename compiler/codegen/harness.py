@@ -41,6 +41,16 @@ class DesignLibrary:
         out = np.zeros_like(a["out"])
         state = np.zeros_like(a["state"])
         requants = np.zeros(a["mult"].shape[0], dtype=np.int64)
-        self._run(a["q"], a["k_msb"], a["k_lsb"], a["v"], a["mult"], a["shift"], a["v_weight"],
-                  out, state, requants)
+        self._run(
+            a["q"],
+            a["k_msb"],
+            a["k_lsb"],
+            a["v"],
+            a["mult"],
+            a["shift"],
+            a["v_weight"],
+            out,
+            state,
+            requants,
+        )
         return DesignRun(out, state, requants)

@@ -75,12 +75,15 @@ class ProjectContext:
 def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
     """Everything the templates need, from a lowered IR (passes `tile`, `lower-to-engines`)."""
     if "lowered" not in g.properties:
-        raise CodegenError("the graph is not lowered to engines: compile with the default "
-                           "pipeline (its last passes are tile and lower-to-engines)")
+        raise CodegenError(
+            "the graph is not lowered to engines: compile with the default "
+            "pipeline (its last passes are tile and lower-to-engines)"
+        )
     info, q, hw = g.info, cfg.quantization, cfg.hardware
     if info.head_dim > hw.head_dim:
-        raise CodegenError(f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = "
-                           f"{hw.head_dim}")
+        raise CodegenError(
+            f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = {hw.head_dim}"
+        )
     tiles = plan_tiles(info, hw)
     token_keep = [info.context] * info.num_layers
     head_keep = [info.num_heads] * info.num_layers
@@ -94,21 +97,41 @@ def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
     qk_lanes = max(1, hw.multipliers // 2 // info.head_dim)
     pv_lanes = max(1, hw.multipliers // 2 // info.head_dim)
     return ProjectContext(
-        top="spatten_top", model=info.model, stage=info.stage, num_layers=info.num_layers,
-        num_heads=info.num_heads, num_kv_heads=info.num_kv_heads, group=info.group_size,
-        head_dim=info.head_dim, max_ctx=info.context, seq_len=info.seq_len,
+        top="spatten_top",
+        model=info.model,
+        stage=info.stage,
+        num_layers=info.num_layers,
+        num_heads=info.num_heads,
+        num_kv_heads=info.num_kv_heads,
+        group=info.group_size,
+        head_dim=info.head_dim,
+        max_ctx=info.context,
+        seq_len=info.seq_len,
         gen_tokens=info.gen_tokens if info.stage == "generation" else 0,
-        q_bits=q.q_bits, k_msb_bits=q.k_msb_bits, k_lsb_bits=q.k_lsb_bits, v_bits=q.v_bits,
+        q_bits=q.q_bits,
+        k_msb_bits=q.k_msb_bits,
+        k_lsb_bits=q.k_lsb_bits,
+        v_bits=q.v_bits,
         causal=info.causal and info.stage == "summarization",
         progressive="k-planes" in g.properties and q.progressive,
-        token_pruning=cfg.token_pruning.enabled, head_pruning=cfg.head_pruning.enabled,
+        token_pruning=cfg.token_pruning.enabled,
+        head_pruning=cfg.head_pruning.enabled,
         value_pruning=any(isinstance(g.op(n), ValueTopK) for n in g.nx_graph.nodes),
-        keep_first=cfg.token_pruning.keep_first, keep_recent=cfg.token_pruning.keep_recent,
-        value_keep_num=value_keep.numerator, value_keep_den=value_keep.denominator,
+        keep_first=cfg.token_pruning.keep_first,
+        keep_recent=cfg.token_pruning.keep_recent,
+        value_keep_num=value_keep.numerator,
+        value_keep_den=value_keep.denominator,
         threshold_code=threshold_code(q.requant_threshold),
-        topk_parallelism=hw.topk_parallelism, token_keep=token_keep, head_keep=head_keep,
-        part=hw.part, clock_mhz=hw.clock_mhz, clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
-        qk_lanes=qk_lanes, pv_lanes=pv_lanes, fifo_depth=FETCH_FIFO_DEPTH, tiles=tiles,
+        topk_parallelism=hw.topk_parallelism,
+        token_keep=token_keep,
+        head_keep=head_keep,
+        part=hw.part,
+        clock_mhz=hw.clock_mhz,
+        clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
+        qk_lanes=qk_lanes,
+        pv_lanes=pv_lanes,
+        fifo_depth=FETCH_FIFO_DEPTH,
+        tiles=tiles,
         engines=_engines(g),
         config_toml=cfg.to_toml(),
     )
@@ -123,6 +146,7 @@ def _engines(g: AttnGraph) -> list[EngineParams]:
     for annotation, nodes in sorted(groups.items()):
         name, _, rest = annotation.partition("[")
         params = [tuple(p.strip().split("=", 1)) for p in rest.rstrip("]").split(", ") if "=" in p]
-        engines.append(EngineParams(name, f"%{nodes[0]} (+{len(nodes) - 1} more)",
-                                    [(k, v) for k, v in params]))
+        engines.append(
+            EngineParams(name, f"%{nodes[0]} (+{len(nodes) - 1} more)", [(k, v) for k, v in params])
+        )
     return engines

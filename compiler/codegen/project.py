@@ -19,12 +19,22 @@ from spatten_hls.compiler.perf.report import performance_report
 from spatten_hls.compiler.resources import templates_dir
 
 SOURCES = ("spatten_top.cpp",)
-INTERFACE_BUNDLES = (("q", "gmem_q"), ("k_msb", "gmem_k_msb"), ("k_lsb", "gmem_k_lsb"),
-                     ("v", "gmem_v"), ("out", "gmem_out"), ("token_dropped_at", "gmem_state"),
-                     ("token_importance", "gmem_state"), ("head_dropped_at", "gmem_state"),
-                     ("head_importance", "gmem_state"), ("mult", "gmem_params"),
-                     ("shift", "gmem_params"), ("v_weight", "gmem_params"),
-                     ("requants", "gmem_params"), ("topk_cycles", "gmem_params"))
+INTERFACE_BUNDLES = (
+    ("q", "gmem_q"),
+    ("k_msb", "gmem_k_msb"),
+    ("k_lsb", "gmem_k_lsb"),
+    ("v", "gmem_v"),
+    ("out", "gmem_out"),
+    ("token_dropped_at", "gmem_state"),
+    ("token_importance", "gmem_state"),
+    ("head_dropped_at", "gmem_state"),
+    ("head_importance", "gmem_state"),
+    ("mult", "gmem_params"),
+    ("shift", "gmem_params"),
+    ("v_weight", "gmem_params"),
+    ("requants", "gmem_params"),
+    ("topk_cycles", "gmem_params"),
+)
 SCALARS = ("layer", "q_begin", "q_end", "end", "step_query")
 
 
@@ -35,8 +45,9 @@ def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
     bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
     if ctx.progressive:
         bits["k_lsb"] = q.k_lsb_bits
-    vectors = golden_vectors(g, bits, q.k_lsb_bits, seed=seed,
-                             topk_parallelism=cfg.hardware.topk_parallelism)
+    vectors = golden_vectors(
+        g, bits, q.k_lsb_bits, seed=seed, topk_parallelism=cfg.hardware.topk_parallelism
+    )
     estimate = performance_report(vectors.result, cfg).to_text()
     common = {"ctx": ctx, "sources": SOURCES}
     text = {
@@ -68,10 +79,22 @@ def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
 def _ports(ctx: ProjectContext) -> list[dict[str, object]]:
     q_words = ctx.num_heads * ctx.max_ctx * ctx.head_dim
     kv_words = ctx.num_kv_heads * ctx.max_ctx * ctx.head_dim
-    depth = {"q": q_words, "out": q_words, "k_msb": kv_words, "k_lsb": kv_words, "v": kv_words,
-             "token_dropped_at": ctx.max_ctx, "token_importance": ctx.max_ctx,
-             "head_dropped_at": ctx.num_heads, "head_importance": ctx.num_heads,
-             "mult": ctx.num_heads, "shift": ctx.num_heads, "v_weight": ctx.num_heads,
-             "requants": 1, "topk_cycles": 1}
-    return [{"name": name, "bundle": bundle, "depth": depth[name]}
-            for name, bundle in INTERFACE_BUNDLES]
+    depth = {
+        "q": q_words,
+        "out": q_words,
+        "k_msb": kv_words,
+        "k_lsb": kv_words,
+        "v": kv_words,
+        "token_dropped_at": ctx.max_ctx,
+        "token_importance": ctx.max_ctx,
+        "head_dropped_at": ctx.num_heads,
+        "head_importance": ctx.num_heads,
+        "mult": ctx.num_heads,
+        "shift": ctx.num_heads,
+        "v_weight": ctx.num_heads,
+        "requants": 1,
+        "topk_cycles": 1,
+    }
+    return [
+        {"name": name, "bundle": bundle, "depth": depth[name]} for name, bundle in INTERFACE_BUNDLES
+    ]

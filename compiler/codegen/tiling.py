@@ -29,5 +29,4 @@ def plan_tiles(info: GraphInfo, hw: HardwareSection) -> TilePlan:
     keys = info.context
     tile = min(keys, hw.max_tokens)
     tiles = math.ceil(keys / tile)
-    return TilePlan(tile_tokens=tile, key_tiles=tiles,
-                    kv_buffer_bits=2 * tile * info.head_dim * 16)
+    return TilePlan(tile_tokens=tile, key_tiles=tiles, kv_buffer_bits=2 * tile * info.head_dim * 16)

@@ -20,9 +20,17 @@ from spatten_hls.compiler.errors import CodegenError
 
 CXX = os.environ.get("CXX", "g++")
 # The strict set of CSIM.md: c++20 (UBSan-clean on the headers), warnings as errors.
-CXXFLAGS = ("-std=c++20", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
-            "-Wno-maybe-uninitialized", "-Wno-uninitialized",
-            "-Wno-unused-label")  # HLS names loops with labels
+CXXFLAGS = (
+    "-std=c++20",
+    "-O1",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wno-unknown-pragmas",
+    "-Wno-maybe-uninitialized",
+    "-Wno-uninitialized",
+    "-Wno-unused-label",
+)  # HLS names loops with labels
 HLS4ML_HEADERS = "hls4ml==1.3.0"
 
 
@@ -35,17 +43,21 @@ def ap_types_include() -> Path:
         raise CodegenError(f"XILINX_HLS={xilinx}: no ap_int.h in {path}")
     spec = importlib.util.find_spec("hls4ml")
     if spec is None or spec.origin is None:
-        raise CodegenError("no ap_types headers: set XILINX_HLS to a Vitis HLS install or run "
-                           f"'pip install --no-deps {HLS4ML_HEADERS}'")
+        raise CodegenError(
+            "no ap_types headers: set XILINX_HLS to a Vitis HLS install or run "
+            f"'pip install --no-deps {HLS4ML_HEADERS}'"
+        )
     path = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
     if not (path / "ap_int.h").is_file():
-        raise CodegenError(f"hls4ml at {path.parent} has no ap_types headers; install "
-                           f"{HLS4ML_HEADERS}")
+        raise CodegenError(
+            f"hls4ml at {path.parent} has no ap_types headers; install {HLS4ML_HEADERS}"
+        )
     return path
 
 
-def compiler_command(sources: Sequence[Path], include_dirs: Sequence[Path], output: Path,
-                     shared: bool = False) -> list[str]:
+def compiler_command(
+    sources: Sequence[Path], include_dirs: Sequence[Path], output: Path, shared: bool = False
+) -> list[str]:
     command = [CXX, *CXXFLAGS, "-isystem", str(ap_types_include())]
     for directory in include_dirs:
         command += ["-I", str(directory)]
@@ -64,8 +76,9 @@ def run_compiler(command: list[str], what: str) -> None:
         raise CodegenError(f"g++ failed building {what}: {first}")
 
 
-def build_shared(sources: Sequence[Path], include_dirs: Sequence[Path], cache_dir: Path,
-                 name: str) -> Path:
+def build_shared(
+    sources: Sequence[Path], include_dirs: Sequence[Path], cache_dir: Path, name: str
+) -> Path:
     """Compile `sources` into a shared library, reusing a build of identical sources."""
     digest = hashlib.sha256()
     for path in [*sources, *sorted(p for d in include_dirs for p in Path(d).rglob("*.h"))]:

@@ -30,20 +30,28 @@ class GoldenVectors:
     result: SimResult | None = None  # the simulation that produced them
 
     def files(self) -> dict[str, bytes]:
-        return {f"{name}.bin": array.astype(array.dtype.newbyteorder("<")).tobytes()
-                for name, array in self.arrays.items()}
+        return {
+            f"{name}.bin": array.astype(array.dtype.newbyteorder("<")).tobytes()
+            for name, array in self.arrays.items()
+        }
 
 
-def golden_vectors(g: AttnGraph, cfg_bits: dict[str, int], lsb_bits: int,
-                   inputs: Inputs | None = None, seed: int = 0,
-                   topk_parallelism: int = 16) -> GoldenVectors:
+def golden_vectors(
+    g: AttnGraph,
+    cfg_bits: dict[str, int],
+    lsb_bits: int,
+    inputs: Inputs | None = None,
+    seed: int = 0,
+    topk_parallelism: int = 16,
+) -> GoldenVectors:
     """Run the simulator and package its inputs and results for the testbench."""
     info = g.info
     result = simulate(g, inputs, seed=seed, reference=False, topk_parallelism=topk_parallelism)
     inputs = result.inputs
     factor = next(g.op(n).factor for n in g.nx_graph.nodes if isinstance(g.op(n), Scale))
-    v_ref = largest_v_scale((inputs[f"v{layer}"] for layer in range(info.num_layers)),
-                            cfg_bits["v"])
+    v_ref = largest_v_scale(
+        (inputs[f"v{layer}"] for layer in range(info.num_layers)), cfg_bits["v"]
+    )
     planes: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "k_msb", "k_lsb", "v")}
     params: dict[str, list[np.ndarray]] = {k: [] for k in ("mult", "shift", "v_weight")}
     for layer in range(info.num_layers):
@@ -54,19 +62,27 @@ def golden_vectors(g: AttnGraph, cfg_bits: dict[str, int], lsb_bits: int,
         planes["k_msb"].append(msb)
         planes["k_lsb"].append(k - msb * float(1 << lsb_bits))
         planes["v"].append(codes.v)
-        pairs = [_multiplier(codes.q_scale[h] * codes.k_scale[h] * factor * 2.0**SCORE_FRAC,
-                             layer, h) for h in range(info.num_heads)]
+        pairs = [
+            _multiplier(codes.q_scale[h] * codes.k_scale[h] * factor * 2.0**SCORE_FRAC, layer, h)
+            for h in range(info.num_heads)
+        ]
         params["mult"].append(np.array([m for m, _ in pairs], dtype=np.int64))
         params["shift"].append(np.array([s for _, s in pairs], dtype=np.int64))
         params["v_weight"].append(codes.v_weights())
     arrays = {name: np.stack(values).astype(np.int16) for name, values in planes.items()}
     arrays.update({name: np.stack(values).astype(np.int64) for name, values in params.items()})
-    arrays["out"] = np.stack([result.out_codes[f"out{layer}"]
-                              for layer in range(info.num_layers)]).astype(np.int16)
+    arrays["out"] = np.stack(
+        [result.out_codes[f"out{layer}"] for layer in range(info.num_layers)]
+    ).astype(np.int16)
     state = result.pruning_state
-    arrays["state"] = np.concatenate([state.token_dropped_at, state.token_importance,
-                                      state.head_dropped_at, state.head_importance]
-                                     ).astype(np.int64)
+    arrays["state"] = np.concatenate(
+        [
+            state.token_dropped_at,
+            state.token_importance,
+            state.head_dropped_at,
+            state.head_importance,
+        ]
+    ).astype(np.int64)
     return GoldenVectors(arrays, result)
 
 

@@ -65,8 +65,9 @@ class _Walk:
             self.string()
         elif kind == ARRAY:
             if depth >= limits.MAX_GGUF_ARRAY_DEPTH:
-                raise FrontendError(f"{self.path}: arrays nested deeper than "
-                                    f"{limits.MAX_GGUF_ARRAY_DEPTH}")
+                raise FrontendError(
+                    f"{self.path}: arrays nested deeper than {limits.MAX_GGUF_ARRAY_DEPTH}"
+                )
             item = self.u32()
             length = self.count(limits.MAX_GGUF_ARRAY, "array elements")
             if item in SCALAR_SIZES:

@@ -20,13 +20,20 @@ from spatten_hls.compiler.frontend.model import ModelSpec, display_name
 from spatten_hls.compiler.input_files import check_regular_file
 
 # general.architecture -> model family. Qwen2 is a llama-style decoder (RoPE, GQA).
-ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "llama", "gpt2": "gpt2",
-                                 "bert": "bert"}
+ARCHITECTURES: dict[str, str] = {"llama": "llama", "qwen2": "llama", "gpt2": "gpt2", "bert": "bert"}
 
-_INT_TYPES = frozenset({
-    GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16,
-    GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64,
-})
+_INT_TYPES = frozenset(
+    {
+        GGUFValueType.UINT8,
+        GGUFValueType.INT8,
+        GGUFValueType.UINT16,
+        GGUFValueType.INT16,
+        GGUFValueType.UINT32,
+        GGUFValueType.INT32,
+        GGUFValueType.UINT64,
+        GGUFValueType.INT64,
+    }
+)
 
 # What a truncated or foreign file makes GGUFReader raise (bad magic and version are
 # ValueError; short reads surface as ValueError/IndexError from numpy views; empty files
@@ -43,8 +50,9 @@ def open_gguf(path: Path) -> GGUFReader:
     except FileNotFoundError:
         raise FrontendError(f"{path}: no such file") from None
     except (*_READER_ERRORS, RecursionError) as exc:
-        raise FrontendError(f"{path}: not a valid GGUF file ({printable(str(exc))[:120]})"
-                            ) from None
+        raise FrontendError(
+            f"{path}: not a valid GGUF file ({printable(str(exc))[:120]})"
+        ) from None
 
 
 def _type_name(field: ReaderField) -> str:
@@ -64,8 +72,7 @@ def _string(reader: GGUFReader, key: str, path: Path) -> str | None:
         raise FrontendError(f"{path}: key '{key}' is not valid UTF-8") from None
 
 
-def _int(reader: GGUFReader, key: str, path: Path, limit: int,
-         default: int | None = None) -> int:
+def _int(reader: GGUFReader, key: str, path: Path, limit: int, default: int | None = None) -> int:
     """A positive integer key.
 
     llama.cpp writes per-layer arrays for some head counts; those are accepted when every
@@ -80,8 +87,10 @@ def _int(reader: GGUFReader, key: str, path: Path, limit: int,
     if types and types[0] == GGUFValueType.ARRAY and types[-1] in _INT_TYPES:
         values = sorted(set(field.contents()))
         if len(values) != 1:
-            raise FrontendError(f"{path}: key '{key}' varies per layer ({values}); only a "
-                                f"uniform value is supported")
+            raise FrontendError(
+                f"{path}: key '{key}' varies per layer ({values}); only a "
+                f"uniform value is supported"
+            )
         value = int(values[0])
     elif len(types) == 1 and types[0] in _INT_TYPES:
         value = int(field.contents())
@@ -109,25 +118,33 @@ def read_gguf(path: Path) -> ModelSpec:
         raise FrontendError(f"{path}: missing required key 'general.architecture'")
     family = ARCHITECTURES.get(arch)
     if family is None:
-        raise FrontendError(f"{path}: unsupported architecture '{arch}' in "
-                            f"'general.architecture' (supported: {', '.join(ARCHITECTURES)})")
+        raise FrontendError(
+            f"{path}: unsupported architecture '{arch}' in "
+            f"'general.architecture' (supported: {', '.join(ARCHITECTURES)})"
+        )
     layers = _int(reader, f"{arch}.block_count", path, limits.MAX_LAYERS)
     heads = _int(reader, f"{arch}.attention.head_count", path, limits.MAX_HEADS)
-    kv_heads = _int(reader, f"{arch}.attention.head_count_kv", path, limits.MAX_HEADS,
-                    default=heads)
+    kv_heads = _int(
+        reader, f"{arch}.attention.head_count_kv", path, limits.MAX_HEADS, default=heads
+    )
     hidden = _int(reader, f"{arch}.embedding_length", path, limits.MAX_HIDDEN)
     positions = _int(reader, f"{arch}.context_length", path, limits.MAX_POSITIONS)
-    head_dim = _int(reader, f"{arch}.attention.key_length", path, limits.MAX_HEAD_DIM,
-                    default=0) or None
+    head_dim = (
+        _int(reader, f"{arch}.attention.key_length", path, limits.MAX_HEAD_DIM, default=0) or None
+    )
     if head_dim is None:
         if hidden % heads:
-            raise FrontendError(f"{path}: '{arch}.embedding_length' = {hidden} is not divisible "
-                                f"by '{arch}.attention.head_count' = {heads} (and no "
-                                f"'{arch}.attention.key_length' is given)")
+            raise FrontendError(
+                f"{path}: '{arch}.embedding_length' = {hidden} is not divisible "
+                f"by '{arch}.attention.head_count' = {heads} (and no "
+                f"'{arch}.attention.key_length' is given)"
+            )
         head_dim = hidden // heads
     if heads % kv_heads:
-        raise FrontendError(f"{path}: '{arch}.attention.head_count' = {heads} is not a multiple "
-                            f"of '{arch}.attention.head_count_kv' = {kv_heads}")
+        raise FrontendError(
+            f"{path}: '{arch}.attention.head_count' = {heads} is not a multiple "
+            f"of '{arch}.attention.head_count_kv' = {kv_heads}"
+        )
     return ModelSpec(
         name=_model_name(reader, path),
         family=family,

@@ -33,15 +33,36 @@ class _Keys:
     head_dim: tuple[str, ...] = ()  # absent: hidden / heads
 
 
-_BERT = _Keys("bert", ("num_hidden_layers",), ("num_attention_heads",), ("hidden_size",),
-              ("max_position_embeddings",))
-_DISTILBERT = _Keys("bert", ("n_layers", "num_hidden_layers"), ("n_heads", "num_attention_heads"),
-                    ("dim", "hidden_size"), ("max_position_embeddings",))
-_GPT2 = _Keys("gpt2", ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads"),
-              ("n_embd", "hidden_size"), ("n_positions", "max_position_embeddings", "n_ctx"))
-_LLAMA = _Keys("llama", ("num_hidden_layers",), ("num_attention_heads",), ("hidden_size",),
-               ("max_position_embeddings",), kv_heads=("num_key_value_heads",),
-               head_dim=("head_dim",))
+_BERT = _Keys(
+    "bert",
+    ("num_hidden_layers",),
+    ("num_attention_heads",),
+    ("hidden_size",),
+    ("max_position_embeddings",),
+)
+_DISTILBERT = _Keys(
+    "bert",
+    ("n_layers", "num_hidden_layers"),
+    ("n_heads", "num_attention_heads"),
+    ("dim", "hidden_size"),
+    ("max_position_embeddings",),
+)
+_GPT2 = _Keys(
+    "gpt2",
+    ("n_layer", "num_hidden_layers"),
+    ("n_head", "num_attention_heads"),
+    ("n_embd", "hidden_size"),
+    ("n_positions", "max_position_embeddings", "n_ctx"),
+)
+_LLAMA = _Keys(
+    "llama",
+    ("num_hidden_layers",),
+    ("num_attention_heads",),
+    ("hidden_size",),
+    ("max_position_embeddings",),
+    kv_heads=("num_key_value_heads",),
+    head_dim=("head_dim",),
+)
 
 MODEL_TYPES: dict[str, _Keys] = {
     "bert": _BERT,
@@ -73,29 +94,35 @@ def _model_type(cfg: dict[str, Any], source: str) -> str:
     if "model_type" in cfg:
         model_type = cfg["model_type"]
         if not isinstance(model_type, str):
-            raise FrontendError(f"{_where(source, 'model_type')} must be a string, "
-                                f"got {brief(model_type)}")
+            raise FrontendError(
+                f"{_where(source, 'model_type')} must be a string, got {brief(model_type)}"
+            )
         if model_type not in MODEL_TYPES:
-            raise FrontendError(f"{source}: unsupported model_type '{model_type}' "
-                                f"(supported: {supported})")
+            raise FrontendError(
+                f"{source}: unsupported model_type '{model_type}' (supported: {supported})"
+            )
         return model_type
     archs = cfg.get("architectures")
     if not archs:
         raise FrontendError(f"{source}: missing required key 'model_type' (or 'architectures')")
     if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
-        raise FrontendError(f"{_where(source, 'architectures')} must be a list of strings, "
-                            f"got {brief(archs)}")
+        raise FrontendError(
+            f"{_where(source, 'architectures')} must be a list of strings, got {brief(archs)}"
+        )
     arch = archs[0]
     # Class names are <Type>For<Task>, <Type>Model or <Type>LMHeadModel.
     base = arch.split("For", 1)[0].removesuffix("LMHeadModel").removesuffix("Model").lower()
     if base not in MODEL_TYPES:
-        raise FrontendError(f"{source}: unsupported architecture '{arch}' in 'architectures' "
-                            f"(supported model types: {supported})")
+        raise FrontendError(
+            f"{source}: unsupported architecture '{arch}' in 'architectures' "
+            f"(supported model types: {supported})"
+        )
     return base
 
 
-def _int_field(cfg: dict[str, Any], keys: tuple[str, ...], source: str, limit: int,
-               default: int | None = None) -> int:
+def _int_field(
+    cfg: dict[str, Any], keys: tuple[str, ...], source: str, limit: int, default: int | None = None
+) -> int:
     """The first of `keys` present (JSON null counts as absent), as a positive int.
 
     Booleans are rejected although Python treats them as ints: `"n_head": true` is a typo,
@@ -106,8 +133,10 @@ def _int_field(cfg: dict[str, Any], keys: tuple[str, ...], source: str, limit: i
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            raise FrontendError(f"{_where(source, key)} must be an integer, got "
-                                f"{_json_brief(value)} ({type(value).__name__})")
+            raise FrontendError(
+                f"{_where(source, key)} must be an integer, got "
+                f"{_json_brief(value)} ({type(value).__name__})"
+            )
         if value < 1:
             raise FrontendError(f"{_where(source, key)} must be positive, got {value}")
         if value > limit:
@@ -131,8 +160,10 @@ def _max_positions(cfg: dict[str, Any], keys: _Keys, model_type: str, source: st
     pad = cfg.get("pad_token_id", 1)
     offset = pad + 1 if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 2
     if positions <= offset:
-        raise FrontendError(f"{_where(source, keys.positions[0])} = {positions} leaves no "
-                            f"usable positions after RoBERTa's offset of {offset}")
+        raise FrontendError(
+            f"{_where(source, keys.positions[0])} = {positions} leaves no "
+            f"usable positions after RoBERTa's offset of {offset}"
+        )
     return positions - offset
 
 
@@ -143,24 +174,32 @@ def spec_from_hf_config(cfg: dict[str, Any], source: str, name: str | None = Non
     file stem of `source`.
     """
     if not isinstance(cfg, dict):
-        raise FrontendError(f"{source}: expected a JSON object at top level, "
-                            f"got {type(cfg).__name__}")
+        raise FrontendError(
+            f"{source}: expected a JSON object at top level, got {type(cfg).__name__}"
+        )
     model_type = _model_type(cfg, source)
     keys = MODEL_TYPES[model_type]
     layers = _int_field(cfg, keys.layers, source, limits.MAX_LAYERS)
     heads = _int_field(cfg, keys.heads, source, limits.MAX_HEADS)
     hidden = _int_field(cfg, keys.hidden, source, limits.MAX_HIDDEN)
     kv_heads = _int_field(cfg, keys.kv_heads, source, limits.MAX_HEADS, default=heads)
-    head_dim = (_int_field(cfg, keys.head_dim, source, limits.MAX_HEAD_DIM, default=0)
-                if keys.head_dim else 0)
+    head_dim = (
+        _int_field(cfg, keys.head_dim, source, limits.MAX_HEAD_DIM, default=0)
+        if keys.head_dim
+        else 0
+    )
     if not head_dim:
         if hidden % heads:
-            raise FrontendError(f"{source}: '{keys.hidden[0]}' = {hidden} is not divisible by "
-                                f"'{keys.heads[0]}' = {heads} (and no 'head_dim' is given)")
+            raise FrontendError(
+                f"{source}: '{keys.hidden[0]}' = {hidden} is not divisible by "
+                f"'{keys.heads[0]}' = {heads} (and no 'head_dim' is given)"
+            )
         head_dim = hidden // heads
     if heads % kv_heads:
-        raise FrontendError(f"{source}: '{keys.heads[0]}' = {heads} is not a multiple of "
-                            f"'{keys.kv_heads[0]}' = {kv_heads}")
+        raise FrontendError(
+            f"{source}: '{keys.heads[0]}' = {heads} is not a multiple of "
+            f"'{keys.kv_heads[0]}' = {kv_heads}"
+        )
     return ModelSpec(
         name=display_name(name or _default_name(Path(source))),
         family=keys.family,

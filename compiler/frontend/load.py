@@ -27,10 +27,10 @@ def _from_directory(directory: Path) -> ModelSpec:
         return read_gguf(ggufs[0])
     if ggufs:
         names = ", ".join(p.name for p in ggufs)
-        raise FrontendError(f"{directory}: no config.json and several .gguf files ({names}); "
-                            f"name one of them")
-    raise FrontendError(f"{directory}: model directory holds neither config.json nor a "
-                        f".gguf file")
+        raise FrontendError(
+            f"{directory}: no config.json and several .gguf files ({names}); name one of them"
+        )
+    raise FrontendError(f"{directory}: model directory holds neither config.json nor a .gguf file")
 
 
 def _from_file(path: Path) -> ModelSpec:
@@ -39,8 +39,10 @@ def _from_file(path: Path) -> ModelSpec:
         return read_gguf(path)
     if suffix == ".json":
         return read_hf_config(path)
-    raise FrontendError(f"{path}: unsupported model file type '{path.suffix}' "
-                        f"(expected a .json config or a .gguf file)")
+    raise FrontendError(
+        f"{path}: unsupported model file type '{path.suffix}' "
+        f"(expected a .json config or a .gguf file)"
+    )
 
 
 def _looks_like_path(arg: str) -> bool:
@@ -61,5 +63,6 @@ def load_model(arg: str) -> ModelSpec:
         raise FrontendError(f"{arg}: no such file")
     close = difflib.get_close_matches(arg, preset_names(), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise FrontendError(f"unknown model '{arg}': not a preset ({', '.join(preset_names())}) "
-                        f"and no such file{hint}")
+    raise FrontendError(
+        f"unknown model '{arg}': not a preset ({', '.join(preset_names())}) and no such file{hint}"
+    )

@@ -56,7 +56,8 @@ class ModelSpec:
             raise FrontendError(
                 f"{where}: {self.num_layers} layers x {self.num_heads} heads = "
                 f"{self.num_layers * self.num_heads} attention heads exceed the limit of "
-                f"{limits.MAX_MODEL_HEADS}")
+                f"{limits.MAX_MODEL_HEADS}"
+            )
         if self.num_heads % self.num_kv_heads:
             raise FrontendError(
                 f"{where}: num_heads={self.num_heads} is not a multiple of "

@@ -37,17 +37,24 @@ def _preset(
 
 _ALL = (
     _preset("bert-base", "bert", layers=12, heads=12, head_dim=64, hidden=768, max_positions=512),
-    _preset("bert-large", "bert", layers=24, heads=16, head_dim=64, hidden=1024,
-            max_positions=512),
-    _preset("gpt2-small", "gpt2", layers=12, heads=12, head_dim=64, hidden=768,
-            max_positions=1024),
-    _preset("gpt2-medium", "gpt2", layers=24, heads=16, head_dim=64, hidden=1024,
-            max_positions=1024),
+    _preset("bert-large", "bert", layers=24, heads=16, head_dim=64, hidden=1024, max_positions=512),
+    _preset("gpt2-small", "gpt2", layers=12, heads=12, head_dim=64, hidden=768, max_positions=1024),
+    _preset(
+        "gpt2-medium", "gpt2", layers=24, heads=16, head_dim=64, hidden=1024, max_positions=1024
+    ),
     # all-MiniLM-L6-v2: 12 heads of 32 over a 384-wide hidden state.
     _preset("minilm-l6", "bert", layers=6, heads=12, head_dim=32, hidden=384, max_positions=512),
     # SmolLM2-135M: grouped-query attention, 3 query heads per KV head.
-    _preset("smollm2-135m", "llama", layers=30, heads=9, kv_heads=3, head_dim=64, hidden=576,
-            max_positions=8192),
+    _preset(
+        "smollm2-135m",
+        "llama",
+        layers=30,
+        heads=9,
+        kv_heads=3,
+        head_dim=64,
+        hidden=576,
+        max_positions=8192,
+    ),
 )
 
 PRESETS: dict[str, ModelSpec] = {spec.name: spec for spec in _ALL}

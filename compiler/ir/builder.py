@@ -30,11 +30,17 @@ from spatten_hls.compiler.ir.ops import (
 
 def graph_info(model: ModelSpec, cfg: Config) -> GraphInfo:
     return GraphInfo(
-        model=model.name, family=model.family, stage=cfg.model.stage,
-        num_layers=model.num_layers, num_heads=model.num_heads,
-        num_kv_heads=model.num_kv_heads, head_dim=model.head_dim,
-        seq_len=cfg.model.seq_len, gen_tokens=cfg.model.gen_tokens,
-        causal=model.causal, source=model.source,
+        model=model.name,
+        family=model.family,
+        stage=cfg.model.stage,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        num_kv_heads=model.num_kv_heads,
+        head_dim=model.head_dim,
+        seq_len=cfg.model.seq_len,
+        gen_tokens=cfg.model.gen_tokens,
+        causal=model.causal,
+        source=model.source,
     )
 
 
@@ -54,10 +60,16 @@ def _build_layer(g: AttnGraph, layer: int) -> None:
     base = f"{info.source}/layer{layer}"
     for kv in range(info.num_kv_heads):
         where = f"{base}/kv_head{kv}"
-        g.add_node(f"l{layer}.kv{kv}.load_k",
-                   LoadK(layer=layer, kv_head=kv, tokens=keys, head_dim=d), where)
-        g.add_node(f"l{layer}.kv{kv}.load_v",
-                   LoadV(layer=layer, kv_head=kv, tokens=keys, head_dim=d), where)
+        g.add_node(
+            f"l{layer}.kv{kv}.load_k",
+            LoadK(layer=layer, kv_head=kv, tokens=keys, head_dim=d),
+            where,
+        )
+        g.add_node(
+            f"l{layer}.kv{kv}.load_v",
+            LoadV(layer=layer, kv_head=kv, tokens=keys, head_dim=d),
+            where,
+        )
     outputs = []
     for head in range(info.num_heads):
         kv = head // info.group_size

@@ -29,8 +29,9 @@ def to_dot(g: AttnGraph) -> str:
             label = f"{node}\n{op.KIND} : {g.output_type(node)}"
             lines.append(f"    {_quote(node)} [label={_quote(label)}];")
         lines.append("  }")
-    for src, dst in sorted(g.nx_graph.edges, key=lambda e: (node_sort_key(e[0]),
-                                                           node_sort_key(e[1]))):
+    for src, dst in sorted(
+        g.nx_graph.edges, key=lambda e: (node_sort_key(e[0]), node_sort_key(e[1]))
+    ):
         data = g.nx_graph.edges[src, dst]
         label = f"{data['port']}: {data['tensor']}"
         lines.append(f"  {_quote(src)} -> {_quote(dst)} [label={_quote(label)}];")

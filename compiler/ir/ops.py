@@ -50,8 +50,10 @@ class Op:
 
     def attrs(self) -> dict[str, Any]:
         """Attributes for printing and serialization (sorted by name)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in sorted(
-            dataclasses.fields(self), key=lambda f: f.name)}
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in sorted(dataclasses.fields(self), key=lambda f: f.name)
+        }
 
 
 def _plain(value: Any) -> Any:
@@ -65,8 +67,11 @@ def op_from_attrs(kind: str, attrs: dict[str, Any]) -> Op:
     the op's field type (a string where an int belongs is a `ValueError`, not a later crash).
     """
     cls = OP_KINDS[kind]
-    hints = {name: hint for name, hint in typing.get_type_hints(cls).items()
-             if name in {f.name for f in dataclasses.fields(cls)}}
+    hints = {
+        name: hint
+        for name, hint in typing.get_type_hints(cls).items()
+        if name in {f.name for f in dataclasses.fields(cls)}
+    }
     unknown = sorted(set(attrs) - set(hints))
     missing = sorted(set(hints) - set(attrs))
     if unknown or missing:
@@ -74,9 +79,14 @@ def op_from_attrs(kind: str, attrs: dict[str, Any]) -> Op:
     return cls(**{name: _attr(kind, name, attrs[name], hints[name]) for name in hints})
 
 
-_ATTR_KINDS = {"<class 'int'>": "an integer", "<class 'float'>": "a finite number",
-               "<class 'bool'>": "a boolean", "int | None": "an integer or null",
-               "tuple[int, ...]": "a list of integers", "tuple[str, ...]": "a list of strings"}
+_ATTR_KINDS = {
+    "<class 'int'>": "an integer",
+    "<class 'float'>": "a finite number",
+    "<class 'bool'>": "a boolean",
+    "int | None": "an integer or null",
+    "tuple[int, ...]": "a list of integers",
+    "tuple[str, ...]": "a list of strings",
+}
 
 
 def _is_int(value: Any) -> bool:
@@ -96,8 +106,10 @@ def _attr(kind: str, name: str, value: Any, hint: Any) -> Any:
         item = _is_int if hint == tuple[int, ...] else (lambda v: isinstance(v, str))
         ok = isinstance(value, list) and all(item(v) for v in value)
     if not ok:
-        raise ValueError(f"{kind}: attribute '{name}' must be {_ATTR_KINDS[str(hint)]} (integers "
-                         f"at most {MAX_ATTR_INT} in size), got {brief(value)}")
+        raise ValueError(
+            f"{kind}: attribute '{name}' must be {_ATTR_KINDS[str(hint)]} (integers "
+            f"at most {MAX_ATTR_INT} in size), got {brief(value)}"
+        )
     if hint is float:
         return float(value)
     return tuple(value) if isinstance(value, list) else value
@@ -136,8 +148,10 @@ class LoadOp(Op):
         expected = {"tokens": "token_select", "heads": "head_select"}
         for gate, operand in zip(self.gates, operands, strict=True):
             if expected.get(gate) != operand.KIND:
-                problems.append(f"gate '{gate}' must come from {expected.get(gate, '?')}, "
-                                f"comes from {operand.KIND}")
+                problems.append(
+                    f"gate '{gate}' must come from {expected.get(gate, '?')}, "
+                    f"comes from {operand.KIND}"
+                )
             elif operand.layer >= self.layer:
                 problems.append(f"gate '{gate}' comes from layer {operand.layer}, not earlier")
         if self.tokens < 1 or self.head_dim < 1:
@@ -258,8 +272,11 @@ class Softmax(Op):
     head: int
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        dtype = Fixed(formats.PROB_FRAC + 1, formats.PROB_FRAC, signed=False) \
-            if _typed(inputs) else None
+        dtype = (
+            Fixed(formats.PROB_FRAC + 1, formats.PROB_FRAC, signed=False)
+            if _typed(inputs)
+            else None
+        )
         return TensorType(inputs[0].shape, dtype)
 
 

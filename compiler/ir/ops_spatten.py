@@ -197,10 +197,14 @@ class Requant(Op):
     def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
         problems = []
         kinds = [type(o).__name__ for o in operands]
-        if not isinstance(operands[0], Softmax) or not isinstance(operands[2], LoadKMsb) \
-                or not isinstance(operands[3], LoadKLsb):
-            problems.append(f"operands must be softmax, load_q, load_k_msb, load_k_lsb; got "
-                            f"{', '.join(kinds)}")
+        if (
+            not isinstance(operands[0], Softmax)
+            or not isinstance(operands[2], LoadKMsb)
+            or not isinstance(operands[3], LoadKLsb)
+        ):
+            problems.append(
+                f"operands must be softmax, load_q, load_k_msb, load_k_lsb; got {', '.join(kinds)}"
+            )
         if not 0.0 < self.threshold <= 1.0:
             problems.append(f"threshold={self.threshold} outside (0, 1]")
         return problems

@@ -26,9 +26,12 @@ from spatten_hls.compiler.ir.types import TensorType
 FORMAT_VERSION = 1
 NODE_ID = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 INFO_LIMITS = {
-    "num_layers": limits.MAX_LAYERS, "num_heads": limits.MAX_HEADS,
-    "num_kv_heads": limits.MAX_HEADS, "head_dim": limits.MAX_HEAD_DIM,
-    "seq_len": limits.MAX_SEQ_LEN, "gen_tokens": limits.MAX_GEN_TOKENS,
+    "num_layers": limits.MAX_LAYERS,
+    "num_heads": limits.MAX_HEADS,
+    "num_kv_heads": limits.MAX_HEADS,
+    "head_dim": limits.MAX_HEAD_DIM,
+    "seq_len": limits.MAX_SEQ_LEN,
+    "gen_tokens": limits.MAX_GEN_TOKENS,
 }
 
 
@@ -39,8 +42,9 @@ def to_json(g: AttnGraph) -> str:
         op = g.op(node)
         engine = {"engine": g.engine(node)} if g.engine(node) else {}
         h.add_node(node, kind=op.KIND, attrs=op.attrs(), origin=g.origin(node), **engine)
-    for src, dst in sorted(g.nx_graph.edges, key=lambda e: (node_sort_key(e[0]),
-                                                           node_sort_key(e[1]))):
+    for src, dst in sorted(
+        g.nx_graph.edges, key=lambda e: (node_sort_key(e[0]), node_sort_key(e[1]))
+    ):
         data = g.nx_graph.edges[src, dst]
         tensor = data["tensor"]
         h.add_edge(src, dst, port=data["port"], tensor=None if tensor is None else str(tensor))
@@ -73,8 +77,9 @@ def from_json(text: str, source: str = "IR JSON") -> AttnGraph:
     except (KeyError, TypeError, ValueError, AttributeError, nx.NetworkXError) as exc:
         # a damaged document must fail like any other bad IR, not with a bare KeyError
         what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise IRVerificationError(f"{source}: malformed spatten-ir document: "
-                                  f"{printable(what)[:200]}") from None
+        raise IRVerificationError(
+            f"{source}: malformed spatten-ir document: {printable(what)[:200]}"
+        ) from None
 
 
 def _graph_from_doc(doc: dict[str, Any]) -> AttnGraph:
@@ -88,8 +93,10 @@ def _graph_from_doc(doc: dict[str, Any]) -> AttnGraph:
         raise ValueError("'graph.nodes' and 'graph.edges' must be lists")
     most = max_nodes(info)
     if len(nodes) > most or len(edges) > 4 * most:
-        raise ValueError(f"{len(nodes)} nodes and {len(edges)} edges: more than a model of "
-                         f"this shape has (at most {most} nodes)")
+        raise ValueError(
+            f"{len(nodes)} nodes and {len(edges)} edges: more than a model of "
+            f"this shape has (at most {most} nodes)"
+        )
     h = nx.node_link_graph(graph, directed=True, edges="edges")
     g = AttnGraph(info, frozenset(properties))
     for node, data in h.nodes(data=True):
@@ -127,23 +134,38 @@ def graph_info_from_dict(raw: Any) -> GraphInfo:
     fields = {f.name: f for f in dataclasses.fields(GraphInfo)}
     if set(raw) != set(fields):
         odd = sorted(set(raw) ^ set(fields))
-        raise ValueError(f"'info' has unknown or missing keys {[printable(str(k)) for k in odd]}"
-                         f" (expected {sorted(fields)})")
+        raise ValueError(
+            f"'info' has unknown or missing keys {[printable(str(k)) for k in odd]}"
+            f" (expected {sorted(fields)})"
+        )
     for name, field in fields.items():
         value, kind = raw[name], field.type
-        if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)
-                              or not 0 <= value <= INFO_LIMITS.get(name, 0)):
-            raise ValueError(f"info.{name} = {brief(value)} must be an integer in "
-                             f"[0, {INFO_LIMITS.get(name, 0)}]")
+        if kind == "int" and (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= INFO_LIMITS.get(name, 0)
+        ):
+            raise ValueError(
+                f"info.{name} = {brief(value)} must be an integer in "
+                f"[0, {INFO_LIMITS.get(name, 0)}]"
+            )
         if kind in ("str", "bool") and type(value).__name__ != kind:
             raise ValueError(f"info.{name} must be a {kind}, got {brief(value)}")
     info = GraphInfo(**raw)
-    if not MODEL_NAME.fullmatch(info.model) or info.family not in FAMILIES \
-            or info.stage not in STAGES:
-        raise ValueError(f"info: model {brief(info.model)}, family {brief(info.family)} or "
-                         f"stage {brief(info.stage)} is not one the compiler knows")
-    if min(info.num_layers, info.num_heads, info.num_kv_heads, info.head_dim, info.seq_len) < 1 \
-            or info.num_heads % info.num_kv_heads:
-        raise ValueError("info: layers, heads, KV heads (dividing heads), head_dim and seq_len "
-                         "must be positive")
+    if (
+        not MODEL_NAME.fullmatch(info.model)
+        or info.family not in FAMILIES
+        or info.stage not in STAGES
+    ):
+        raise ValueError(
+            f"info: model {brief(info.model)}, family {brief(info.family)} or "
+            f"stage {brief(info.stage)} is not one the compiler knows"
+        )
+    if (
+        min(info.num_layers, info.num_heads, info.num_kv_heads, info.head_dim, info.seq_len) < 1
+        or info.num_heads % info.num_kv_heads
+    ):
+        raise ValueError(
+            "info: layers, heads, KV heads (dividing heads), head_dim and seq_len must be positive"
+        )
     return info

@@ -67,18 +67,25 @@ def _check_stage(g: AttnGraph, order: list[str]) -> None:
             problems.append(f"layer {op.layer} outside 0..{info.num_layers - 1}")
         if isinstance(op, LoadQ) and not 0 <= op.head < info.num_heads:
             problems.append(f"head {op.head} outside 0..{info.num_heads - 1}")
-        if isinstance(op, LoadK | LoadV | LoadKMsb | LoadKLsb) \
-                and not 0 <= op.kv_head < info.num_kv_heads:
+        if (
+            isinstance(op, LoadK | LoadV | LoadKMsb | LoadKLsb)
+            and not 0 <= op.kv_head < info.num_kv_heads
+        ):
             problems.append(f"kv_head {op.kv_head} outside 0..{info.num_kv_heads - 1}")
         if isinstance(op, LoadOp):
             rows = query_rows(info) if isinstance(op, LoadQ) else info.context
             if (op.tokens, op.head_dim) != (rows, info.head_dim):
-                problems.append(f"fetches [{op.tokens},{op.head_dim}], but the model's rows "
-                                f"are [{rows},{info.head_dim}]")
-        if isinstance(op, TokenSelect) and not (op.keep <= info.context and 0 <= op.keep_first
-                                                and 0 <= op.keep_recent):
-            problems.append(f"keeps {op.keep} of {info.context} tokens (first "
-                            f"{op.keep_first}, recent {op.keep_recent})")
+                problems.append(
+                    f"fetches [{op.tokens},{op.head_dim}], but the model's rows "
+                    f"are [{rows},{info.head_dim}]"
+                )
+        if isinstance(op, TokenSelect) and not (
+            op.keep <= info.context and 0 <= op.keep_first and 0 <= op.keep_recent
+        ):
+            problems.append(
+                f"keeps {op.keep} of {info.context} tokens (first "
+                f"{op.keep_first}, recent {op.keep_recent})"
+            )
         if isinstance(op, HeadSelect) and op.keep > info.num_heads:
             problems.append(f"keeps {op.keep} of {info.num_heads} heads")
         head = getattr(op, "head", None)

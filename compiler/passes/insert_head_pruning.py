@@ -11,10 +11,12 @@ from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
 
 NAME = "insert-head-pruning"
 
+
 def head_keep_counts(g: AttnGraph, cfg: Config) -> list[int]:
     h = cfg.head_pruning
     fractions = keep_fractions(g.info.num_layers, h.keep, h.skip_first, h.keep_per_layer)
     return keep_counts(g.info.num_heads, fractions)
+
 
 @register_pass(NAME, requires={"typed"}, provides={"head-pruned"})
 def insert_head_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
@@ -34,13 +36,20 @@ def insert_head_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     h = cfg.head_pruning
     if not h.enabled:
         return g
-    insert_cascade(g, Cascade(
-        pass_name=NAME, kind="head", gate="heads", counts=head_keep_counts(g, cfg),
-        full=g.info.num_heads,
-        importance=lambda layer, heads, chained: HeadImportance(
-            layer=layer, heads=heads, num_heads=g.info.num_heads, chained=chained),
-        select=lambda layer, keep: HeadSelect(layer=layer, keep=keep),
-        source=lambda layer, head: pv_node(g, layer, head),
-    ))
+    insert_cascade(
+        g,
+        Cascade(
+            pass_name=NAME,
+            kind="head",
+            gate="heads",
+            counts=head_keep_counts(g, cfg),
+            full=g.info.num_heads,
+            importance=lambda layer, heads, chained: HeadImportance(
+                layer=layer, heads=heads, num_heads=g.info.num_heads, chained=chained
+            ),
+            select=lambda layer, keep: HeadSelect(layer=layer, keep=keep),
+            source=lambda layer, head: pv_node(g, layer, head),
+        ),
+    )
     g.retype()
     return g

@@ -37,14 +37,22 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     t = cfg.token_pruning
     if not t.enabled:
         return g
-    insert_cascade(g, Cascade(
-        pass_name=NAME, kind="token", gate="tokens", counts=token_keep_counts(g, cfg),
-        full=g.info.context,
-        importance=lambda layer, heads, chained: TokenImportance(layer=layer, heads=heads,
-                                                                 chained=chained),
-        select=lambda layer, keep: TokenSelect(layer=layer, keep=keep, keep_first=t.keep_first,
-                                               keep_recent=t.keep_recent),
-        source=lambda layer, head: final_probs(g, layer, head),
-    ))
+    insert_cascade(
+        g,
+        Cascade(
+            pass_name=NAME,
+            kind="token",
+            gate="tokens",
+            counts=token_keep_counts(g, cfg),
+            full=g.info.context,
+            importance=lambda layer, heads, chained: TokenImportance(
+                layer=layer, heads=heads, chained=chained
+            ),
+            select=lambda layer, keep: TokenSelect(
+                layer=layer, keep=keep, keep_first=t.keep_first, keep_recent=t.keep_recent
+            ),
+            source=lambda layer, head: final_probs(g, layer, head),
+        ),
+    )
     g.retype()
     return g

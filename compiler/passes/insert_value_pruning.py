@@ -32,7 +32,13 @@ def insert_value_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
             op: MatMulPV = g.op(pv)
             probs = g.operands(pv)[0]
             node = pv.removesuffix(".pv") + ".value_topk"
-            insert_between(g, probs, pv, node, ValueTopK(layer=op.layer, head=op.head,
-                                                         keep=v.keep), origin_of(g, pv, NAME))
+            insert_between(
+                g,
+                probs,
+                pv,
+                node,
+                ValueTopK(layer=op.layer, head=op.head, keep=v.keep),
+                origin_of(g, pv, NAME),
+            )
     g.retype()
     return g

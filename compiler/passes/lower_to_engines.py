@@ -19,7 +19,7 @@ def engine_table(g: AttnGraph, cfg: Config) -> dict[str, str]:
     return {
         "load_q": f"fetcher[rows=queries, width={d}]",
         "matmul_qk": f"qk[keys_per_cycle={keys_per_cycle}, multipliers={keys_per_cycle * d}, "
-                     f"unroll={d}]",
+        f"unroll={d}]",
         "scale": "qk[score_multiplier=23b, saturate=24b]",
         "causal_mask": "softmax[mask=causal]",
         "softmax": "softmax[exp=2 tables(16+1024), recip=table(2048)]",

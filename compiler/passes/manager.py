@@ -40,8 +40,13 @@ def resolve_pipeline(names: Sequence[str], initial: frozenset[str]) -> list[Pass
     return infos
 
 
-def run_pipeline(g: AttnGraph, cfg: Config, names: Sequence[str],
-                 dump_dir: Path | None = None, check: bool = True) -> AttnGraph:
+def run_pipeline(
+    g: AttnGraph,
+    cfg: Config,
+    names: Sequence[str],
+    dump_dir: Path | None = None,
+    check: bool = True,
+) -> AttnGraph:
     infos = resolve_pipeline(names, g.properties)
     if check:
         verify(g)
@@ -57,8 +62,7 @@ def run_pipeline(g: AttnGraph, cfg: Config, names: Sequence[str],
     return g
 
 
-def _run_one(info: PassInfo, g: AttnGraph, cfg: Config, ran: list[str],
-             check: bool) -> AttnGraph:
+def _run_one(info: PassInfo, g: AttnGraph, cfg: Config, ran: list[str], check: bool) -> AttnGraph:
     work = g.copy()
     try:
         result = info.fn(work, cfg)

@@ -22,8 +22,9 @@ class PassInfo:
 PASSES: dict[str, PassInfo] = {}
 
 
-def register_pass(name: str, requires: set[str] = frozenset(), provides: set[str] = frozenset()
-                  ) -> Callable[[PassFn], PassFn]:
+def register_pass(
+    name: str, requires: set[str] = frozenset(), provides: set[str] = frozenset()
+) -> Callable[[PassFn], PassFn]:
     def decorate(fn: PassFn) -> PassFn:
         if name in PASSES:
             raise ValueError(f"pass '{name}' registered twice")

@@ -52,8 +52,9 @@ def nodes_by_layer(g: AttnGraph, kind: type) -> dict[int, list[str]]:
 
 def heads_by_layer(g: AttnGraph) -> dict[int, list[int]]:
     """Query heads present (not removed) in each layer."""
-    return {layer: [g.op(n).head for n in nodes]
-            for layer, nodes in nodes_by_layer(g, MatMulPV).items()}
+    return {
+        layer: [g.op(n).head for n in nodes] for layer, nodes in nodes_by_layer(g, MatMulPV).items()
+    }
 
 
 def origin_of(g: AttnGraph, node: str, pass_name: str) -> str:
@@ -85,14 +86,18 @@ def insert_cascade(g: AttnGraph, c: Cascade) -> None:
             if latest is not None:
                 add_gate(g, load, c.gate, latest, c.pass_name)
         origin = f"{g.info.source}/layer{layer} | {c.pass_name}"
-        imp = g.add_node(f"l{layer}.{c.kind}_importance",
-                         c.importance(layer, tuple(heads[layer]), previous is not None), origin)
+        imp = g.add_node(
+            f"l{layer}.{c.kind}_importance",
+            c.importance(layer, tuple(heads[layer]), previous is not None),
+            origin,
+        )
         for port, head in enumerate(heads[layer]):
             g.add_edge(c.source(layer, head), imp, port)
         if previous is not None:
             g.add_edge(previous, imp, len(heads[layer]))
         previous = imp
         if c.counts[layer] < c.full:
-            latest = g.add_node(f"l{layer}.{c.kind}_select", c.select(layer, c.counts[layer]),
-                                origin)
+            latest = g.add_node(
+                f"l{layer}.{c.kind}_select", c.select(layer, c.counts[layer]), origin
+            )
             g.add_edge(imp, latest, 0)

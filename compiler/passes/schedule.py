@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 
-def keep_fractions(num_layers: int, keep: float, skip_first: float,
-                   keep_per_layer: Sequence[float] | None = None) -> list[float]:
+def keep_fractions(
+    num_layers: int, keep: float, skip_first: float, keep_per_layer: Sequence[float] | None = None
+) -> list[float]:
     """Keep fraction of every layer (1.0 for unpruned layers); non-increasing."""
     if keep_per_layer is not None:
         return [float(f) for f in keep_per_layer]

@@ -40,10 +40,12 @@ def _split_load(g: AttnGraph, node: str, msb_bits: int, lsb_bits: int) -> None:
     op: LoadK = g.op(node)
     origin = origin_of(g, node, NAME)
     base = node.removesuffix(".load_k")
-    common = dict(layer=op.layer, kv_head=op.kv_head, tokens=op.tokens, head_dim=op.head_dim,
-                  gates=op.gates)
-    msb = g.add_node(f"{base}.load_k_msb", LoadKMsb(bits=msb_bits, lsb_bits=lsb_bits,
-                                                    **common), origin)
+    common = dict(
+        layer=op.layer, kv_head=op.kv_head, tokens=op.tokens, head_dim=op.head_dim, gates=op.gates
+    )
+    msb = g.add_node(
+        f"{base}.load_k_msb", LoadKMsb(bits=msb_bits, lsb_bits=lsb_bits, **common), origin
+    )
     lsb = g.add_node(f"{base}.load_k_lsb", LoadKLsb(bits=lsb_bits, **common), origin)
     for src, _, data in list(g.nx_graph.in_edges(node, data=True)):  # gates
         g.add_edge(src, msb, data["port"])
@@ -61,8 +63,14 @@ def _insert_requant(g: AttnGraph, softmax: str, threshold: float) -> None:
     scale: Scale = g.op(f"{head_prefix}.scale")
     k_lsb = k_msb.removesuffix("_msb") + "_lsb"
     causal = f"{head_prefix}.mask" in g
-    requant = Requant(layer=qk_op.layer, head=qk_op.head, kv_head=qk_op.kv_head,
-                      threshold=threshold, factor=scale.factor, causal=causal)
+    requant = Requant(
+        layer=qk_op.layer,
+        head=qk_op.head,
+        kv_head=qk_op.kv_head,
+        threshold=threshold,
+        factor=scale.factor,
+        causal=causal,
+    )
     users = g.users(softmax)
     # token importance (when token pruning ran first) must read the final probabilities too
     readers = [u for u in users if isinstance(g.op(u), TokenImportance)]

@@ -102,14 +102,38 @@ def layer_work(result: SimResult) -> list[LayerWork]:
         if info.stage == "summarization":
             n = r.tokens_in
             scores_per_head = n * (n + 1) // 2 if info.causal else n * n
-            out.append(LayerWork(r.layer, 1, heads, kv, n, scores_per_head * heads, n,
-                                 r.values_fetched, r.requant_fraction, r.topk_cycles))
+            out.append(
+                LayerWork(
+                    r.layer,
+                    1,
+                    heads,
+                    kv,
+                    n,
+                    scores_per_head * heads,
+                    n,
+                    r.values_fetched,
+                    r.requant_fraction,
+                    r.topk_cycles,
+                )
+            )
         else:
-            keys = sum(min(info.seq_len + s + 1, max(r.tokens_in, 1))
-                       for s in range(info.gen_tokens))
-            out.append(LayerWork(r.layer, info.gen_tokens, heads, kv, info.gen_tokens,
-                                 keys * heads, keys, r.values_fetched, r.requant_fraction,
-                                 r.topk_cycles))
+            keys = sum(
+                min(info.seq_len + s + 1, max(r.tokens_in, 1)) for s in range(info.gen_tokens)
+            )
+            out.append(
+                LayerWork(
+                    r.layer,
+                    info.gen_tokens,
+                    heads,
+                    kv,
+                    info.gen_tokens,
+                    keys * heads,
+                    keys,
+                    r.values_fetched,
+                    r.requant_fraction,
+                    r.topk_cycles,
+                )
+            )
     return out
 
 
@@ -120,8 +144,9 @@ def _stream_weights(w: LayerWork, cfg: Config, summarization: bool) -> dict[str,
     return {
         "q": w.query_rows * w.heads * row_bytes(q.q_bits, d),
         "k_msb": k_rows * row_bytes(q.k_msb_bits, d),
-        "k_lsb": k_rows * row_bytes(q.k_lsb_bits, d) * (
-            1.0 if not q.progressive else w.requant_fraction),
+        "k_lsb": k_rows
+        * row_bytes(q.k_lsb_bits, d)
+        * (1.0 if not q.progressive else w.requant_fraction),
         # summarization keeps V on chip: at most the visible rows once per KV head
         "v": min(w.values, k_rows) if summarization else w.values,
     }
@@ -135,8 +160,7 @@ def layer_dram_bytes(result: SimResult, cfg: Config, work: list[LayerWork]) -> l
     for s in STREAMS:
         total = int(result.dram_bytes.get(s, 0))
         wsum = sum(w[s] for w in weights)
-        shares = ([w[s] / wsum for w in weights] if wsum > 0
-                  else [1.0 / len(work)] * len(work))
+        shares = [w[s] / wsum for w in weights] if wsum > 0 else [1.0 / len(work)] * len(work)
         acc = 0
         for i, share in enumerate(shares):
             b = total - acc if i == len(work) - 1 else round(total * share)
@@ -174,31 +198,45 @@ def keys_per_cycle(cfg: Config) -> float:
     return (hw.multipliers / 2) / hw.head_dim
 
 
-def layer_cycles(w: LayerWork, dram_bytes: dict[str, int], cfg: Config,
-                 dram_efficiency: float = DRAM_EFFICIENCY) -> LayerCycles:
+def layer_cycles(
+    w: LayerWork, dram_bytes: dict[str, int], cfg: Config, dram_efficiency: float = DRAM_EFFICIENCY
+) -> LayerCycles:
     hw = cfg.hardware
     kpc = keys_per_cycle(cfg)
     qk = w.scores / kpc
     softmax = w.scores / kpc
     requant = w.requant_fraction * qk
-    value_topk = (2.0 * w.scores / hw.topk_parallelism
-                  if cfg.value_pruning.enabled else 0.0)
+    value_topk = 2.0 * w.scores / hw.topk_parallelism if cfg.value_pruning.enabled else 0.0
     pv = w.values * hw.head_dim / (hw.multipliers / 2)
     fill = HEAD_FILL * w.steps + ROW_GAP * w.query_rows * w.heads
     compute = max(qk + requant, softmax + requant, value_topk, pv, float(w.topk_cycles)) + fill
     eff = effective_bytes(dram_bytes, cfg)
     dram = eff / (dram_efficiency * bytes_per_cycle(cfg))
     bound = "memory" if dram > compute else "compute"
-    return LayerCycles(w.layer, qk, softmax, requant, value_topk, pv, float(w.topk_cycles),
-                       float(fill), compute, dram_bytes, eff, dram, max(compute, dram), bound)
+    return LayerCycles(
+        w.layer,
+        qk,
+        softmax,
+        requant,
+        value_topk,
+        pv,
+        float(w.topk_cycles),
+        float(fill),
+        compute,
+        dram_bytes,
+        eff,
+        dram,
+        max(compute, dram),
+        bound,
+    )
 
 
-def all_layer_cycles(result: SimResult, cfg: Config, dram_efficiency: float = DRAM_EFFICIENCY
-                     ) -> tuple[list[LayerWork], list[LayerCycles]]:
+def all_layer_cycles(
+    result: SimResult, cfg: Config, dram_efficiency: float = DRAM_EFFICIENCY
+) -> tuple[list[LayerWork], list[LayerCycles]]:
     work = layer_work(result)
     dram = layer_dram_bytes(result, cfg, work)
-    return work, [layer_cycles(w, b, cfg, dram_efficiency)
-                  for w, b in zip(work, dram, strict=True)]
+    return work, [layer_cycles(w, b, cfg, dram_efficiency) for w, b in zip(work, dram, strict=True)]
 
 
 def dense_fp16_bytes(result: SimResult) -> int:
@@ -207,5 +245,14 @@ def dense_fp16_bytes(result: SimResult) -> int:
     return result.dense_dram_bytes // row_bytes(12, d) * row_bytes(16, d)
 
 
-__all__ = ["LayerCycles", "LayerRecord", "LayerWork", "all_layer_cycles", "bytes_per_cycle",
-           "dense_fp16_bytes", "keys_per_cycle", "layer_cycles", "layer_work"]
+__all__ = [
+    "LayerCycles",
+    "LayerRecord",
+    "LayerWork",
+    "all_layer_cycles",
+    "bytes_per_cycle",
+    "dense_fp16_bytes",
+    "keys_per_cycle",
+    "layer_cycles",
+    "layer_work",
+]

@@ -38,11 +38,14 @@ class Part:
     uram: int
 
 
-PARTS: dict[str, Part] = {p.name: p for p in (
-    Part("xcu280-fsvh2892-2L-e", 9024, 4032, 960),
-    Part("xcu55c-fsvh2892-2L-e", 9024, 4032, 960),
-    Part("xcu50-fsvh2104-2-e", 5952, 2688, 640),
-)}
+PARTS: dict[str, Part] = {
+    p.name: p
+    for p in (
+        Part("xcu280-fsvh2892-2L-e", 9024, 4032, 960),
+        Part("xcu55c-fsvh2892-2L-e", 9024, 4032, 960),
+        Part("xcu50-fsvh2104-2-e", 5952, 2688, 640),
+    )
+}
 
 
 @dataclass
@@ -57,10 +60,17 @@ class Resources:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"dsp": self.dsp, "bram_18k": self.bram_18k, "uram": self.uram,
-                "part": self.part, "capacity": self.capacity, "fits": self.fits,
-                "utilization": self.utilization(), "breakdown": self.breakdown,
-                "notes": list(self.notes)}
+        return {
+            "dsp": self.dsp,
+            "bram_18k": self.bram_18k,
+            "uram": self.uram,
+            "part": self.part,
+            "capacity": self.capacity,
+            "fits": self.fits,
+            "utilization": self.utilization(),
+            "breakdown": self.breakdown,
+            "notes": list(self.notes),
+        }
 
     def utilization(self) -> dict[str, float] | None:
         if self.capacity is None:
@@ -89,19 +99,28 @@ def estimate_resources(cfg: Config) -> Resources:
     width = kpc * hw.head_dim * ONCHIP_BITS
     depth = math.ceil(2 * hw.max_tokens / kpc)
     use_uram = part is None or part.uram > 0
-    kv = {"uram": 2 * uram_blocks(width, depth)} if use_uram else \
-        {"bram_18k": 2 * bram_blocks(width, depth)}
+    kv = (
+        {"uram": 2 * uram_blocks(width, depth)}
+        if use_uram
+        else {"bram_18k": 2 * bram_blocks(width, depth)}
+    )
     breakdown["kv_buffers"] = kv
     copies = math.ceil(kpc / 2)
-    breakdown["softmax_tables"] = {"bram_18k": copies * (bram_blocks(17, 1024)
-                                                          + bram_blocks(19, 2048))}
-    fifo = 32 * bram_blocks(64, 64) + 32 * bram_blocks(128, 64) \
+    breakdown["softmax_tables"] = {
+        "bram_18k": copies * (bram_blocks(17, 1024) + bram_blocks(19, 2048))
+    }
+    fifo = (
+        32 * bram_blocks(64, 64)
+        + 32 * bram_blocks(128, 64)
         + 2 * 2 * bram_blocks(hw.topk_parallelism * 24, 64)
+    )
     breakdown["fifos"] = {"bram_18k": fifo}
     total = {k: sum(b.get(k, 0) for b in breakdown.values()) for k in ("dsp", "bram_18k", "uram")}
     if part is None:
-        notes.append(f"part '{hw.part}' is not in the part table ({', '.join(PARTS)}): "
-                     "capacities unknown, fits not decided")
+        notes.append(
+            f"part '{hw.part}' is not in the part table ({', '.join(PARTS)}): "
+            "capacities unknown, fits not decided"
+        )
         capacity, fits = None, None
     else:
         capacity = {"dsp": part.dsp, "bram_18k": part.bram_18k, "uram": part.uram}
@@ -109,5 +128,6 @@ def estimate_resources(cfg: Config) -> Resources:
         fits = not over
         for k in over:
             notes.append(f"{k}: needs {total[k]}, the part has {capacity[k]}")
-    return Resources(total["dsp"], total["bram_18k"], total["uram"], hw.part, capacity, fits,
-                     breakdown, notes)
+    return Resources(
+        total["dsp"], total["bram_18k"], total["uram"], hw.part, capacity, fits, breakdown, notes
+    )

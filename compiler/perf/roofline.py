@@ -42,8 +42,10 @@ class Roofline:
         return "memory" if self.op_per_byte < self.ridge_op_per_byte else "compute"
 
     def as_dict(self) -> dict:
-        doc = {k: (None if isinstance(v, float) and v == float("inf") else v)
-               for k, v in self.__dict__.items()}
+        doc = {
+            k: (None if isinstance(v, float) and v == float("inf") else v)
+            for k, v in self.__dict__.items()
+        }
         return {**doc, "bound": self.bound}
 
 
@@ -51,5 +53,12 @@ def roofline(ops: int, nbytes: int, latency_s: float, cfg: Config) -> Roofline:
     hw = cfg.hardware
     roof = 2 * hw.multipliers * hw.clock_mhz * 1e6 / 1e9
     bw = bytes_per_cycle(cfg) * hw.clock_mhz * 1e6 / 1e9
-    return Roofline(ops, nbytes, ops / nbytes if nbytes else float("inf"),
-                    ops / latency_s / 1e9 if latency_s > 0 else 0.0, roof, bw, roof / bw)
+    return Roofline(
+        ops,
+        nbytes,
+        ops / nbytes if nbytes else float("inf"),
+        ops / latency_s / 1e9 if latency_s > 0 else 0.0,
+        roof,
+        bw,
+        roof / bw,
+    )

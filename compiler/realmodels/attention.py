@@ -118,9 +118,11 @@ def run_hook(attention: AttentionFn, call: AttentionCall) -> tuple[np.ndarray, n
         raise SimulationError(f"{where} returned {got}, expected an array of shape {expected}")
     if keep is not None:
         keep = np.asarray(keep, dtype=np.int64)
-        if keep.ndim != 1 or not np.isin(keep, call.k_positions).all() \
-                or len(np.unique(keep)) != len(keep):
-            raise SimulationError(f"{where}: keep must list distinct positions out of "
-                                  f"k_positions")
+        if (
+            keep.ndim != 1
+            or not np.isin(keep, call.k_positions).all()
+            or len(np.unique(keep)) != len(keep)
+        ):
+            raise SimulationError(f"{where}: keep must list distinct positions out of k_positions")
         keep = np.sort(keep)
     return out.astype(call.q.dtype, copy=False), keep

@@ -40,8 +40,14 @@ from spatten_hls.compiler.realmodels.locate import minilm_dir
 
 DEFAULT_MAX_LENGTH = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 
-_INT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-             "intermediate_size", "max_position_embeddings")
+_INT_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,18 @@ class BertModel:
     def spec(self) -> ModelSpec:
         """The attention shape, as the compiler's front-end describes models."""
         c = self.config
-        return ModelSpec(self.name, "bert", c.num_layers, c.num_heads, c.num_heads, c.head_dim,
-                         c.hidden_size, c.max_positions, False, str(self.source))
+        return ModelSpec(
+            self.name,
+            "bert",
+            c.num_layers,
+            c.num_heads,
+            c.num_heads,
+            c.head_dim,
+            c.hidden_size,
+            c.max_positions,
+            False,
+            str(self.source),
+        )
 
     def tokenize(self, texts: Sequence[str]) -> Batch:
         return tokenize(self, texts)
@@ -110,6 +126,7 @@ class BertModel:
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def _read_config(path: Path) -> dict[str, Any]:
     cfg = parse_json(read_text(path, "model config", FrontendError), str(path), FrontendError)
@@ -125,8 +142,9 @@ def parse_config(cfg: Mapping[str, Any], path: Path) -> BertConfig:
         archs = cfg.get("architectures") or [""]
         model_type = "bert" if str(archs[0]).startswith("Bert") else archs[0]
     if model_type != "bert":
-        raise FrontendError(f"{path}: unsupported model family '{model_type}' for the numpy "
-                            f"encoder (only BERT)")
+        raise FrontendError(
+            f"{path}: unsupported model family '{model_type}' for the numpy encoder (only BERT)"
+        )
     values: dict[str, int] = {}
     for key in _INT_KEYS:
         value = cfg.get(key)
@@ -141,10 +159,17 @@ def parse_config(cfg: Mapping[str, Any], path: Path) -> BertConfig:
     pos = cfg.get("position_embedding_type", "absolute")
     if pos != "absolute":
         raise FrontendError(f"{path}: unsupported position_embedding_type '{pos}'")
-    return BertConfig(values["vocab_size"], values["hidden_size"], values["num_hidden_layers"],
-                      values["num_attention_heads"], values["intermediate_size"],
-                      values["max_position_embeddings"], int(cfg.get("type_vocab_size", 2)),
-                      float(cfg.get("layer_norm_eps", 1e-12)), int(cfg.get("pad_token_id", 0)))
+    return BertConfig(
+        values["vocab_size"],
+        values["hidden_size"],
+        values["num_hidden_layers"],
+        values["num_attention_heads"],
+        values["intermediate_size"],
+        values["max_position_embeddings"],
+        int(cfg.get("type_vocab_size", 2)),
+        float(cfg.get("layer_norm_eps", 1e-12)),
+        int(cfg.get("pad_token_id", 0)),
+    )
 
 
 def expected_shapes(c: BertConfig) -> dict[str, tuple[int, ...]]:
@@ -154,11 +179,17 @@ def expected_shapes(c: BertConfig) -> dict[str, tuple[int, ...]]:
         "embeddings.word_embeddings.weight": (c.vocab_size, h),
         "embeddings.position_embeddings.weight": (c.max_positions, h),
         "embeddings.token_type_embeddings.weight": (c.type_vocab_size, h),
-        "embeddings.LayerNorm.weight": (h,), "embeddings.LayerNorm.bias": (h,),
+        "embeddings.LayerNorm.weight": (h,),
+        "embeddings.LayerNorm.bias": (h,),
     }
-    linears = {"attention.self.query": (h, h), "attention.self.key": (h, h),
-               "attention.self.value": (h, h), "attention.output.dense": (h, h),
-               "intermediate.dense": (f, h), "output.dense": (h, f)}
+    linears = {
+        "attention.self.query": (h, h),
+        "attention.self.key": (h, h),
+        "attention.self.value": (h, h),
+        "attention.output.dense": (h, h),
+        "intermediate.dense": (f, h),
+        "output.dense": (h, f),
+    }
     for i in range(c.num_layers):
         p = f"encoder.layer.{i}."
         for name, shape in linears.items():
@@ -173,8 +204,9 @@ def expected_shapes(c: BertConfig) -> dict[str, tuple[int, ...]]:
 def _canonical(name: str) -> str:
     """HF BertModel names: strip a task model's `bert.` prefix, old TF gamma/beta names."""
     name = name.removeprefix("bert.")
-    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta",
-                                                                       "LayerNorm.bias")
+    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
+        "LayerNorm.beta", "LayerNorm.bias"
+    )
 
 
 def load_weights(path: Path, config: BertConfig, dtype: type = np.float32) -> dict[str, Any]:
@@ -192,8 +224,9 @@ def load_weights(path: Path, config: BertConfig, dtype: type = np.float32) -> di
             raise FrontendError(f"{path}: missing tensor '{name}'")
         array = tensors[name]
         if array.shape != shape:
-            raise FrontendError(f"{path}: tensor '{name}' has shape {array.shape}, config.json "
-                                f"implies {shape}")
+            raise FrontendError(
+                f"{path}: tensor '{name}' has shape {array.shape}, config.json implies {shape}"
+            )
         array = np.ascontiguousarray(array, dtype=dtype)
         array.setflags(write=False)
         weights[name] = array
@@ -215,15 +248,19 @@ def _load_tokenizer(path: Path, config: BertConfig, max_length: int) -> Tokenize
 
 
 @functools.cache
-def _load_cached(directory: str, dtype_name: str, max_length: int | None,
-                 stamp: tuple[int, ...]) -> BertModel:
+def _load_cached(
+    directory: str, dtype_name: str, max_length: int | None, stamp: tuple[int, ...]
+) -> BertModel:
     del stamp  # only part of the cache key: a rewritten file is loaded again
     root = Path(directory)
     config = parse_config(_read_config(root / "config.json"), root / "config.json")
     if max_length is None:
         st = root / "sentence_bert_config.json"
-        max_length = int(_read_config(st).get("max_seq_length", DEFAULT_MAX_LENGTH)) \
-            if st.is_file() else DEFAULT_MAX_LENGTH
+        max_length = (
+            int(_read_config(st).get("max_seq_length", DEFAULT_MAX_LENGTH))
+            if st.is_file()
+            else DEFAULT_MAX_LENGTH
+        )
     max_length = min(max_length, config.max_positions)
     weights = load_weights(root / "model.safetensors", config, np.dtype(dtype_name).type)
     tokenizer = _load_tokenizer(root / "tokenizer.json", config, max_length)
@@ -238,8 +275,9 @@ def _minilm_dir_or_none() -> Path | None:
         return None
 
 
-def load_bert(path: str | Path | None = None, *, dtype: type = np.float32,
-              max_length: int | None = None) -> BertModel:
+def load_bert(
+    path: str | Path | None = None, *, dtype: type = np.float32, max_length: int | None = None
+) -> BertModel:
     """Load a BERT directory (default: the packaged all-MiniLM-L6-v2), cached per process.
 
     `path` may also be the directory's `config.json`. `dtype=np.float64` gives a float64 run of
@@ -252,13 +290,17 @@ def load_bert(path: str | Path | None = None, *, dtype: type = np.float32,
     if not root.is_dir():
         raise FrontendError(f"{root}: no such model directory")
     root = root.resolve()
-    stamp = tuple(x for n in ("config.json", "model.safetensors", "tokenizer.json")
-                  if (root / n).exists()
-                  for x in ((root / n).stat().st_mtime_ns, (root / n).stat().st_size))
+    stamp = tuple(
+        x
+        for n in ("config.json", "model.safetensors", "tokenizer.json")
+        if (root / n).exists()
+        for x in ((root / n).stat().st_mtime_ns, (root / n).stat().st_size)
+    )
     return _load_cached(str(root), np.dtype(dtype).name, max_length, stamp)
 
 
 # --- forward -------------------------------------------------------------------------------
+
 
 def tokenize(model: BertModel, texts: Sequence[str]) -> Batch:
     """Tokenize (uncased WordPiece, [CLS] ... [SEP], truncated, right-padded)."""
@@ -312,18 +354,20 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.nd
     return y
 
 
-def forward(model: BertModel, batch: Batch,
-            attention: AttentionFn = dense_attention) -> BertOutput:
+def forward(model: BertModel, batch: Batch, attention: AttentionFn = dense_attention) -> BertOutput:
     """Post-LN BERT over the real tokens of `batch`; returns the final hidden states."""
     c, w = model.config, model.weights
     nh, hd = c.num_heads, c.head_dim
     rows = batch.mask.astype(bool)
     positions = [np.flatnonzero(r) for r in rows]
-    x = (w["embeddings.word_embeddings.weight"][batch.ids[rows]]
-         + w["embeddings.position_embeddings.weight"][np.concatenate(positions)]
-         + w["embeddings.token_type_embeddings.weight"][batch.type_ids[rows]])
-    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
-                   c.layer_norm_eps)
+    x = (
+        w["embeddings.word_embeddings.weight"][batch.ids[rows]]
+        + w["embeddings.position_embeddings.weight"][np.concatenate(positions)]
+        + w["embeddings.token_type_embeddings.weight"][batch.type_ids[rows]]
+    )
+    x = layer_norm(
+        x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], c.layer_norm_eps
+    )
     for layer in range(c.num_layers):
         p = f"encoder.layer.{layer}."
 
@@ -339,29 +383,38 @@ def forward(model: BertModel, batch: Batch,
         for seq, pos in enumerate(positions):
             sl = slice(start, start + len(pos))
             start += len(pos)
-            heads = [np.ascontiguousarray(t[sl].reshape(-1, nh, hd).transpose(1, 0, 2))
-                     for t in (q, k, v)]
+            heads = [
+                np.ascontiguousarray(t[sl].reshape(-1, nh, hd).transpose(1, 0, 2))
+                for t in (q, k, v)
+            ]
             call = AttentionCall(layer, seq, *heads, pos, pos, causal=False)
             out, keep = run_hook(attention, call)
             ctx[sl] = out.transpose(1, 0, 2).reshape(len(pos), -1)
             keeps.append(keep)
-        x = layer_norm(lin(ctx, "attention.output.dense") + x,
-                       w[p + "attention.output.LayerNorm.weight"],
-                       w[p + "attention.output.LayerNorm.bias"], c.layer_norm_eps)
-        x = layer_norm(lin(gelu(lin(x, "intermediate.dense")), "output.dense") + x,
-                       w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-                       c.layer_norm_eps)
+        x = layer_norm(
+            lin(ctx, "attention.output.dense") + x,
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+            c.layer_norm_eps,
+        )
+        x = layer_norm(
+            lin(gelu(lin(x, "intermediate.dense")), "output.dense") + x,
+            w[p + "output.LayerNorm.weight"],
+            w[p + "output.LayerNorm.bias"],
+            c.layer_norm_eps,
+        )
         if any(keep is not None for keep in keeps):
             x, positions = _prune(x, positions, keeps)
     hidden, start = [], 0
     for pos in positions:
-        hidden.append(x[start:start + len(pos)])
+        hidden.append(x[start : start + len(pos)])
         start += len(pos)
     return BertOutput(tuple(hidden), tuple(positions))
 
 
-def _prune(x: np.ndarray, positions: list[np.ndarray],
-           keeps: list[np.ndarray | None]) -> tuple[np.ndarray, list[np.ndarray]]:
+def _prune(
+    x: np.ndarray, positions: list[np.ndarray], keeps: list[np.ndarray | None]
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Drop the rows of the tokens each sequence's hook did not keep."""
     select, new_positions, start = [], [], 0
     for pos, keep in zip(positions, keeps, strict=True):
@@ -374,8 +427,9 @@ def _prune(x: np.ndarray, positions: list[np.ndarray],
     return x[np.concatenate(select)], new_positions
 
 
-def embed(model: BertModel, texts: Sequence[str] | Batch,
-          attention: AttentionFn = dense_attention) -> np.ndarray:
+def embed(
+    model: BertModel, texts: Sequence[str] | Batch, attention: AttentionFn = dense_attention
+) -> np.ndarray:
     """Sentence embeddings [B, hidden] (unit norm) of `texts` (or an already tokenized batch)."""
     batch = texts if isinstance(texts, Batch) else tokenize(model, texts)
     return forward(model, batch, attention).pooled()

@@ -44,8 +44,10 @@ class _PromptCapture:
 
 
 def generation_graph(model: LlamaModel, cfg: Config, prompt: int, steps: int):
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
-        cfg.model, stage="generation", seq_len=prompt, gen_tokens=steps))
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, stage="generation", seq_len=prompt, gen_tokens=steps),
+    )
     check_against_model(cfg, model.spec)
     return run_pipeline(build_attention_graph(model.spec, cfg), cfg, DEFAULT_PIPELINE), cfg
 
@@ -55,23 +57,31 @@ def decode_spatten(model: LlamaModel, ids: np.ndarray, prompt: int, cfg: Config)
     ids = np.asarray(ids, dtype=np.int64)
     steps = len(ids) - prompt - 1  # positions prompt .. len-2 each predict the next token
     if prompt < 1 or steps < 1:
-        raise CompilerError(f"need a prompt of >= 1 token and >= 1 decode step; got a prompt "
-                            f"of {prompt} of {len(ids)} tokens")
+        raise CompilerError(
+            f"need a prompt of >= 1 token and >= 1 decode step; got a prompt "
+            f"of {prompt} of {len(ids)} tokens"
+        )
     graph, cfg = generation_graph(model, cfg, prompt, steps)
     session = GenerationSession(graph, cfg.hardware.topk_parallelism)
     forward(model, ids[:prompt], _PromptCapture(session))
     c, w = model.config, model.weights
     nll, top1 = [], []
     for p in range(prompt, len(ids) - 1):
-        x = w["token_embd.weight"][ids[p:p + 1]].astype(np.float32)
+        x = w["token_embd.weight"][ids[p : p + 1]].astype(np.float32)
         where = np.array([p], dtype=np.int64)
         for layer in range(c.num_layers):
             b = f"blk.{layer}."
             h = rms_norm(x, w[b + "attn_norm.weight"], c.rms_eps)
-            q = rope((h @ w[b + "attn_q.weight"].T).reshape(1, c.num_heads, c.head_dim), where,
-                     model.rope_inv_freq)
-            k = rope((h @ w[b + "attn_k.weight"].T).reshape(1, c.num_kv_heads, c.head_dim),
-                     where, model.rope_inv_freq)
+            q = rope(
+                (h @ w[b + "attn_q.weight"].T).reshape(1, c.num_heads, c.head_dim),
+                where,
+                model.rope_inv_freq,
+            )
+            k = rope(
+                (h @ w[b + "attn_k.weight"].T).reshape(1, c.num_kv_heads, c.head_dim),
+                where,
+                model.rope_inv_freq,
+            )
             v = (h @ w[b + "attn_v.weight"].T).reshape(1, c.num_kv_heads, c.head_dim)
             ctx = session.step(layer, p, *(t.transpose(1, 0, 2) for t in (q, k, v)))
             x = x + ctx.transpose(1, 0, 2).reshape(1, -1) @ w[b + "attn_output.weight"].T
@@ -81,6 +91,6 @@ def decode_spatten(model: LlamaModel, ids: np.ndarray, prompt: int, cfg: Config)
             gate *= h @ w[b + "ffn_up.weight"].T
             x += gate @ w[b + "ffn_down.weight"].T
         logits = rms_norm(x, w["output_norm.weight"], c.rms_eps) @ w["output.weight"].T
-        nll.append(float(token_nll(logits, ids[p + 1:p + 2])[0]))
+        nll.append(float(token_nll(logits, ids[p + 1 : p + 2])[0]))
         top1.append(int(logits[0].argmax()))
     return DecodeRun(np.array(nll), np.array(top1), session.finish())

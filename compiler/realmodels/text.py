@@ -19,9 +19,23 @@ from spatten_hls.compiler.input_files import read_text
 
 # Topic keys present in every CPython >= 3.11; chosen for running prose.
 DEFAULT_TOPICS: tuple[str, ...] = (
-    "execmodel", "naming", "exceptions", "import", "types", "objects",
-    "customization", "specialnames", "numbers", "compound", "function", "class",
-    "assignment", "typesseq", "typesmapping", "truth", "comparisons",
+    "execmodel",
+    "naming",
+    "exceptions",
+    "import",
+    "types",
+    "objects",
+    "customization",
+    "specialnames",
+    "numbers",
+    "compound",
+    "function",
+    "class",
+    "assignment",
+    "typesseq",
+    "typesmapping",
+    "truth",
+    "comparisons",
 )
 
 _HEADING = re.compile(r"^[*=\-~^\"]{3,}$")
@@ -62,8 +76,9 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
 
 
-def default_sentences(count: int, *, min_words: int = 6, max_words: int = 40,
-                      topics: Sequence[str] = DEFAULT_TOPICS) -> list[str]:
+def default_sentences(
+    count: int, *, min_words: int = 6, max_words: int = 40, topics: Sequence[str] = DEFAULT_TOPICS
+) -> list[str]:
     """The first `count` sentences of the default text with min_words..max_words words.
 
     Sentences quoting code ("eval()") are kept: they are part of the prose. Duplicates are
@@ -79,8 +94,10 @@ def default_sentences(count: int, *, min_words: int = 6, max_words: int = 40,
             out.append(sentence)
             if len(out) == count:
                 return out
-    raise ValueError(f"the default text holds only {len(out)} sentences of {min_words}.."
-                     f"{max_words} words, {count} requested")
+    raise ValueError(
+        f"the default text holds only {len(out)} sentences of {min_words}.."
+        f"{max_words} words, {count} requested"
+    )
 
 
 def read_text_file(path: str | Path) -> str:

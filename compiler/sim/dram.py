@@ -26,8 +26,13 @@ class DramCounter:
         return self.q + self.k_msb + self.k_lsb + self.v
 
     def as_dict(self) -> dict[str, int]:
-        return {"q": self.q, "k_msb": self.k_msb, "k_lsb": self.k_lsb, "v": self.v,
-                "total": self.total}
+        return {
+            "q": self.q,
+            "k_msb": self.k_msb,
+            "k_lsb": self.k_lsb,
+            "v": self.v,
+            "total": self.total,
+        }
 
 
 def dense_baseline_bytes(info: GraphInfo) -> int:

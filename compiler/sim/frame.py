@@ -33,10 +33,12 @@ class PruningState:
     @classmethod
     def fresh(cls, info: GraphInfo) -> PruningState:
         never = info.num_layers
-        return cls(np.full(info.context, never, dtype=np.int64),
-                   np.zeros(info.context, dtype=np.int64),
-                   np.full(info.num_heads, never, dtype=np.int64),
-                   np.zeros(info.num_heads, dtype=np.int64))
+        return cls(
+            np.full(info.context, never, dtype=np.int64),
+            np.zeros(info.context, dtype=np.int64),
+            np.full(info.num_heads, never, dtype=np.int64),
+            np.zeros(info.num_heads, dtype=np.int64),
+        )
 
     def visible_tokens(self, layer: int, end: int) -> np.ndarray:
         """Positions < end that layer `layer` still sees, ascending."""
@@ -82,9 +84,17 @@ class Frame:
 
     def fork(self) -> Frame:
         """A frame for one head's chain in a worker thread: same rows, own counters."""
-        return dataclasses.replace(self, dram=DramCounter(), values_fetched=0, prob_rows=0,
-                                   requant_rows=0, topk_cycles=0, v_fetch={},
-                                   k_lsb_fetch=set(), in_worker=True)
+        return dataclasses.replace(
+            self,
+            dram=DramCounter(),
+            values_fetched=0,
+            prob_rows=0,
+            requant_rows=0,
+            topk_cycles=0,
+            v_fetch={},
+            k_lsb_fetch=set(),
+            in_worker=True,
+        )
 
     def merge(self, other: Frame) -> None:
         """Add what a forked frame counted."""
@@ -104,7 +114,7 @@ class Frame:
         return int(max(self.q_rows[-1], self.k_rows[-1])) + 1
 
     def group_alive(self, kv_head: int, group_size: int) -> bool:
-        return bool(self.heads_alive[kv_head * group_size:(kv_head + 1) * group_size].any())
+        return bool(self.heads_alive[kv_head * group_size : (kv_head + 1) * group_size].any())
 
 
 def _as_index(rows: np.ndarray) -> slice | np.ndarray:

@@ -122,13 +122,22 @@ def _mask(f: Frame, op: CausalMask, args: list, ins: list, out: TensorType) -> P
 def _softmax(f: Frame, op: Softmax, args: list, ins: list, out: TensorType) -> np.ndarray:
     scores = args[0]
     if isinstance(scores, PendingScores):
-        visible = scores.visible if scores.visible is not None \
+        visible = (
+            scores.visible
+            if scores.visible is not None
             else np.full(scores.acc.shape[0], scores.acc.shape[1], dtype=np.int64)
+        )
         # A thread team costs more than a few rows (decode steps have one) take.
         threads = not f.in_worker and scores.acc.shape[0] >= PARALLEL_MIN_ROWS
-        return scaled_softmax_visible(scores.acc, scores.m, scores.sh, visible,
-                                      *softmax_tables(), out=f.pool.take(scores.acc.shape),
-                                      threads=threads)
+        return scaled_softmax_visible(
+            scores.acc,
+            scores.m,
+            scores.sh,
+            visible,
+            *softmax_tables(),
+            out=f.pool.take(scores.acc.shape),
+            threads=threads,
+        )
     return softmax_rows(scores, *softmax_tables()).astype(np.float64)
 
 

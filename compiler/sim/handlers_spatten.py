@@ -65,8 +65,14 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
     acc = qk_accumulate_f64(np.ascontiguousarray(q[rows]), k_full, q_bits, k_bits)
     visible = f.visible[rows] if op.causal else np.full(len(rows), acc.shape[1], np.int64)
     m, sh = score_multiplier(f, op.head, op.factor)
-    redone = scaled_softmax_visible(acc, m, sh, visible, *softmax_tables(),
-                                    threads=not f.in_worker and len(rows) >= PARALLEL_MIN_ROWS)
+    redone = scaled_softmax_visible(
+        acc,
+        m,
+        sh,
+        visible,
+        *softmax_tables(),
+        threads=not f.in_worker and len(rows) >= PARALLEL_MIN_ROWS,
+    )
     result = f.pool.take(probs.shape)
     np.copyto(result, probs)
     result[rows] = redone
@@ -78,14 +84,16 @@ def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType)
     keep = as_ratio(op.keep)
     pruned = f.pool.take(probs.shape)
     fetched = np.zeros(probs.shape[1], dtype=np.bool_)
-    f.values_fetched += value_topk_rows(probs, f.visible, keep.numerator, keep.denominator,
-                                        f.topk_parallelism, pruned, fetched)
+    f.values_fetched += value_topk_rows(
+        probs, f.visible, keep.numerator, keep.denominator, f.topk_parallelism, pruned, fetched
+    )
     return PrunedProbs(pruned, fetched)
 
 
-def _token_importance(f: Frame, op: TokenImportance, args: list, ins: list,
-                      out: TensorType) -> None:
-    for probs in args[:len(op.heads)]:
+def _token_importance(
+    f: Frame, op: TokenImportance, args: list, ins: list, out: TensorType
+) -> None:
+    for probs in args[: len(op.heads)]:
         if probs is not None:  # None: a pruned head
             add_column_sums(f.state.token_importance, f.k_rows, probs)
 
@@ -98,16 +106,16 @@ def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorT
     protected = (candidates < op.keep_first) | (candidates >= end - op.keep_recent)
     if f.step_query is not None:  # a decode step never prunes its own token
         protected |= candidates == f.step_query
-    survivors, cycles = select_survivors(f.state.token_importance[candidates], protected,
-                                         op.keep, f.topk_parallelism)
+    survivors, cycles = select_survivors(
+        f.state.token_importance[candidates], protected, op.keep, f.topk_parallelism
+    )
     f.topk_cycles += cycles
     f.state.token_dropped_at[candidates[~survivors]] = op.layer
 
 
-def _head_importance(f: Frame, op: HeadImportance, args: list, ins: list,
-                     out: TensorType) -> None:
+def _head_importance(f: Frame, op: HeadImportance, args: list, ins: list, out: TensorType) -> None:
     weights = f.codes.v_weights()
-    for head, codes in zip(op.heads, args[:len(op.heads)], strict=True):
+    for head, codes in zip(op.heads, args[: len(op.heads)], strict=True):
         if codes is not None:
             f.state.head_importance[head] += abs_sum(codes) * int(weights[head])
 
@@ -116,9 +124,12 @@ def _head_select(f: Frame, op: HeadSelect, args: list, ins: list, out: TensorTyp
     alive = np.flatnonzero(f.heads_alive)
     if len(alive) <= op.keep:
         return
-    survivors, cycles = select_survivors(f.state.head_importance[alive],
-                                         np.zeros(len(alive), dtype=np.bool_), op.keep,
-                                         f.topk_parallelism)
+    survivors, cycles = select_survivors(
+        f.state.head_importance[alive],
+        np.zeros(len(alive), dtype=np.bool_),
+        op.keep,
+        f.topk_parallelism,
+    )
     f.topk_cycles += cycles
     f.state.head_dropped_at[alive[~survivors]] = op.layer
 

@@ -20,8 +20,10 @@ from spatten_hls.compiler.limits import format_bytes
 
 Inputs = dict[str, np.ndarray]
 MAX_EXTRA_BYTES = 1 << 30  # arrays beside the inputs (saved outputs) are at most this large
-HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                  (2, 0): np.lib.format.read_array_header_2_0}
+HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 # Q and K entries ~ N(0, QK_STD^2) give scores q.k/sqrt(d) with std QK_STD^2 = 2.5: softmax rows
 # are peaked (a few keys carry most of the mass) as in trained models, not flat noise.
@@ -46,7 +48,8 @@ def check_working_set(info: GraphInfo) -> None:
         raise SimulationError(
             f"simulating {info.model} at {info.context} tokens needs about "
             f"{format_bytes(need)} of memory, over the {format_bytes(limits.MAX_WORKING_SET_BYTES)}"
-            f" limit; shorten model.seq_len / model.gen_tokens")
+            f" limit; shorten model.seq_len / model.gen_tokens"
+        )
 
 
 def input_shapes(info: GraphInfo) -> dict[str, tuple[int, int, int]]:
@@ -92,8 +95,9 @@ def load_inputs_npz(path: Path, info: GraphInfo) -> Inputs:
             for member in archive.infolist():
                 key = member.filename.removesuffix(".npy")
                 if member.filename == key:
-                    raise SimulationError(f"{path}: member {brief(member.filename)} is not an "
-                                          f".npy array")
+                    raise SimulationError(
+                        f"{path}: member {brief(member.filename)} is not an .npy array"
+                    )
                 arrays[key] = _read_member(archive, member, key, shapes.get(key), path)
     except zipfile.BadZipFile as exc:
         raise SimulationError(f"{path}: not an .npz archive ({exc})") from None
@@ -102,8 +106,13 @@ def load_inputs_npz(path: Path, info: GraphInfo) -> Inputs:
     return check_inputs(arrays, info, str(path))
 
 
-def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, key: str,
-                 shape: tuple[int, ...] | None, path: Path) -> np.ndarray:
+def _read_member(
+    archive: zipfile.ZipFile,
+    member: zipfile.ZipInfo,
+    key: str,
+    shape: tuple[int, ...] | None,
+    path: Path,
+) -> np.ndarray:
     where = f"{path}: '{printable(key)[:60]}'"
     with archive.open(member) as handle:
         try:
@@ -118,18 +127,22 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, key: str,
         if shape is None:  # a saved output (out{L}, ref{L}) or a stray key: shape not read
             found_shape = tuple(found)
             if int(np.prod(found_shape, dtype=np.float64)) * dtype.itemsize > MAX_EXTRA_BYTES:
-                raise SimulationError(f"{where} declares {list(found_shape)} elements: too "
-                                      f"large for an input archive")
+                raise SimulationError(
+                    f"{where} declares {list(found_shape)} elements: too large for an input archive"
+                )
         elif tuple(found) != shape:
-            raise SimulationError(f"{where} has shape {list(found)}, expected {list(shape)} "
-                                  f"[heads, tokens, head_dim]")
+            raise SimulationError(
+                f"{where} has shape {list(found)}, expected {list(shape)} [heads, tokens, head_dim]"
+            )
         if dtype.hasobject or dtype.kind not in "fiu":
             raise SimulationError(f"{where} has dtype {dtype}, expected float32")
         count = int(np.prod(found, dtype=np.int64))
         data = handle.read(count * dtype.itemsize + 1)
         if len(data) != count * dtype.itemsize:
-            raise SimulationError(f"{where} holds {len(data)} data bytes, its header declares "
-                                  f"{count * dtype.itemsize}")
+            raise SimulationError(
+                f"{where} holds {len(data)} data bytes, its header declares "
+                f"{count * dtype.itemsize}"
+            )
     array = np.frombuffer(data, dtype=dtype)
     order = "F" if fortran else "C"
     return array.reshape(found, order=order)
@@ -142,22 +155,29 @@ def check_inputs(arrays: Inputs, info: GraphInfo, source: str) -> Inputs:
     they are ignored, so a saved run can be fed back as `--inputs`.
     """
     shapes = input_shapes(info)
-    saved_outputs = {f"{kind}{layer}" for kind in ("out", "ref")
-                     for layer in range(info.num_layers)}
+    saved_outputs = {
+        f"{kind}{layer}" for kind in ("out", "ref") for layer in range(info.num_layers)
+    }
     missing = [name for name in shapes if name not in arrays]
     if missing:
-        raise SimulationError(f"{source}: missing array(s) {', '.join(missing[:6])}"
-                              f"{' ...' if len(missing) > 6 else ''}")
+        raise SimulationError(
+            f"{source}: missing array(s) {', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}"
+        )
     extra = sorted(set(arrays) - set(shapes) - saved_outputs)
     if extra:
-        raise SimulationError(f"{source}: unexpected array(s) {', '.join(extra[:6])} "
-                              f"(expected q/k/v0..{info.num_layers - 1})")
+        raise SimulationError(
+            f"{source}: unexpected array(s) {', '.join(extra[:6])} "
+            f"(expected q/k/v0..{info.num_layers - 1})"
+        )
     checked: Inputs = {}
     for name, shape in shapes.items():
         a = arrays[name]
         if a.shape != shape:
-            raise SimulationError(f"{source}: '{name}' has shape {list(a.shape)}, "
-                                  f"expected {list(shape)} [heads, tokens, head_dim]")
+            raise SimulationError(
+                f"{source}: '{name}' has shape {list(a.shape)}, "
+                f"expected {list(shape)} [heads, tokens, head_dim]"
+            )
         if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
             raise SimulationError(f"{source}: '{name}' has dtype {a.dtype}, expected float32")
         if not np.all(np.isfinite(a)):
@@ -167,7 +187,8 @@ def check_inputs(arrays: Inputs, info: GraphInfo, source: str) -> Inputs:
             converted = np.asarray(a, dtype=np.float32)
         if not np.all(np.isfinite(converted)):  # finite float64 beyond float32's range
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(converted))[0])
-            raise SimulationError(f"{source}: '{name}' holds a value outside the float32 range "
-                                  f"at {list(bad)}")
+            raise SimulationError(
+                f"{source}: '{name}' holds a value outside the float32 range at {list(bad)}"
+            )
         checked[name] = converted
     return checked

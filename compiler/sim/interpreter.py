@@ -78,11 +78,21 @@ def compile_program(g: AttnGraph) -> list[LayerProgram]:
         if handler is None:
             raise SimulationError(f"no simulator kernel for op '{op.KIND}' (node %{node})")
         program = layers[op.layer]
-        operands = tuple(index[src][1] if index[src][0] == op.layer else EXTERNAL
-                         for src in g.operands(node))
+        operands = tuple(
+            index[src][1] if index[src][0] == op.layer else EXTERNAL for src in g.operands(node)
+        )
         index[node] = (op.layer, len(program))
-        program.append(Instruction(node, op, handler, operands, g.operand_types(node),
-                                   g.output_type(node), len(program)))
+        program.append(
+            Instruction(
+                node,
+                op,
+                handler,
+                operands,
+                g.operand_types(node),
+                g.output_type(node),
+                len(program),
+            )
+        )
     for layer, program in enumerate(layers):
         if not any(isinstance(i.op, HeadConcat) for i in program):
             raise SimulationError(f"layer {layer} has no head_concat")
@@ -102,17 +112,29 @@ def _phase(program: list[Instruction]) -> LayerProgram:
             group.append("epilogue")
     for i, ins in enumerate(program):  # chains read only loads and their own values
         for o in ins.operands:
-            if o != EXTERNAL and group[o] not in (group[i], "prologue") \
-                    and group[i] != "epilogue":
+            if o != EXTERNAL and group[o] not in (group[i], "prologue") and group[i] != "epilogue":
                 raise SimulationError(f"%{ins.node} reads %{program[o].node} across heads")
     last_use: dict[int, int] = {}
     for i, ins in enumerate(program):
         for o in ins.operands:
             last_use[o] = i
-    phased = [dataclasses.replace(ins, dying=tuple(sorted(
-        {o for o in ins.operands if o != EXTERNAL and last_use[o] == i
-         and (group[o] == group[i] or group[i] == "epilogue")})))
-        for i, ins in enumerate(program)]
+    phased = [
+        dataclasses.replace(
+            ins,
+            dying=tuple(
+                sorted(
+                    {
+                        o
+                        for o in ins.operands
+                        if o != EXTERNAL
+                        and last_use[o] == i
+                        and (group[o] == group[i] or group[i] == "epilogue")
+                    }
+                )
+            ),
+        )
+        for i, ins in enumerate(program)
+    ]
     heads = sorted({g for g in group if not isinstance(g, str)})
     return LayerProgram(
         size=len(program),
@@ -151,16 +173,22 @@ def _run(instructions: list[Instruction], values: list, frame: Frame, group_size
 PARALLEL_MIN_PAIRS = 4096
 
 
-def _run_frame(program: LayerProgram, frame: Frame, group_size: int,
-               workers: ThreadPoolExecutor | None) -> np.ndarray:
+def _run_frame(
+    program: LayerProgram, frame: Frame, group_size: int, workers: ThreadPoolExecutor | None
+) -> np.ndarray:
     values: list = [None] * program.size
     _run(program.prologue, values, frame, group_size)
     chains = [c for c in program.chains if not _skipped(c[0], frame, group_size)]
-    if workers is not None and len(chains) > 1 \
-            and len(frame.q_rows) * len(frame.k_rows) >= PARALLEL_MIN_PAIRS:
+    if (
+        workers is not None
+        and len(chains) > 1
+        and len(frame.q_rows) * len(frame.k_rows) >= PARALLEL_MIN_PAIRS
+    ):
         forks = [frame.fork() for _ in chains]
-        jobs = [workers.submit(_run, chain, values, fork, group_size)
-                for chain, fork in zip(chains, forks, strict=True)]
+        jobs = [
+            workers.submit(_run, chain, values, fork, group_size)
+            for chain, fork in zip(chains, forks, strict=True)
+        ]
         for job, fork in zip(jobs, forks, strict=True):
             job.result()
             frame.merge(fork)
@@ -172,9 +200,14 @@ def _run_frame(program: LayerProgram, frame: Frame, group_size: int,
     return values[concat.index]
 
 
-def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
-             reference: bool = True, progress: bool = False,
-             topk_parallelism: int = 16) -> SimResult:
+def simulate(
+    g: AttnGraph,
+    inputs: Inputs | None = None,
+    seed: int = 0,
+    reference: bool = True,
+    progress: bool = False,
+    topk_parallelism: int = 16,
+) -> SimResult:
     """Simulate every layer of `g` (a typed graph) on `inputs` or seeded random inputs.
 
     `reference=True` also runs the float64 reference on the same surviving rows and heads
@@ -193,12 +226,16 @@ def simulate(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0,
 class _Run:
     """One simulation: programs, codes, pruning state, counters and the result."""
 
-    def __init__(self, g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool,
-                 topk_parallelism: int) -> None:
+    def __init__(
+        self, g: AttnGraph, inputs: Inputs | None, seed: int, reference: bool, topk_parallelism: int
+    ) -> None:
         info = self.info = g.info
         used_seed = seed if inputs is None else None  # reported as null for user inputs
-        inputs = check_inputs(inputs, info, "inputs") if inputs is not None \
+        inputs = (
+            check_inputs(inputs, info, "inputs")
+            if inputs is not None
             else random_inputs(info, seed)
+        )
         self.programs = compile_program(g)
         self.bits = _load_bits(self.programs)
         self.reference = reference
@@ -211,18 +248,18 @@ class _Run:
         self.codes: list[LayerCodes | None] = [None] * info.num_layers
         self.scales: list[np.ndarray | None] = [None] * info.num_layers
         self.v_scale_ref = largest_v_scale(
-            (inputs[f"v{layer}"] for layer in range(info.num_layers)), self.bits["v"])
+            (inputs[f"v{layer}"] for layer in range(info.num_layers)), self.bits["v"]
+        )
         if info.stage == "generation":
-            self.codes = [quantize_layer(inputs, layer, info, self.bits,
-                                         v_scale_ref=self.v_scale_ref)
-                          for layer in range(info.num_layers)]
-        self.result = SimResult(info, used_seed, [], {}, dense_baseline_bytes(info), inputs,
-                                {}, {})
+            self.codes = [
+                quantize_layer(inputs, layer, info, self.bits, v_scale_ref=self.v_scale_ref)
+                for layer in range(info.num_layers)
+            ]
+        self.result = SimResult(info, used_seed, [], {}, dense_baseline_bytes(info), inputs, {}, {})
         shape = (info.num_heads, info.context, info.head_dim)
         self.out_codes = [np.zeros(shape, dtype=np.int64) for _ in range(info.num_layers)]
         self.refs = [np.zeros(shape) for _ in range(info.num_layers)] if reference else []
-        self.records = [LayerRecord(layer, 0, [], [], 0, 0.0) for layer in range(
-            info.num_layers)]
+        self.records = [LayerRecord(layer, 0, [], [], 0, 0.0) for layer in range(info.num_layers)]
         self.requant = np.zeros((info.num_layers, 2), dtype=np.int64)
 
     def run(self, progress: bool) -> SimResult:
@@ -231,8 +268,14 @@ class _Run:
         # Heads run in parallel threads (BLAS and the kernels release the GIL), each with
         # single-threaded kernels: no thread pool fights another for the cores.
         workers = min(2, os.cpu_count() or 1)
-        bar = tqdm(total=info.num_layers * len(steps), desc="simulate", unit="layer-step",
-                   disable=not progress, delay=1.0, leave=False)
+        bar = tqdm(
+            total=info.num_layers * len(steps),
+            desc="simulate",
+            unit="layer-step",
+            disable=not progress,
+            delay=1.0,
+            leave=False,
+        )
         with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool, bar:
             self.workers = pool
             for q_end, end, step_query in steps:
@@ -241,20 +284,33 @@ class _Run:
                     bar.update()
         return self._finish()
 
-    def _run_layer(self, layer: int, q_end: tuple[int, int], end: int,
-                   step_query: int | None) -> None:
+    def _run_layer(
+        self, layer: int, q_end: tuple[int, int], end: int, step_query: int | None
+    ) -> None:
         k_rows = self.state.visible_tokens(layer, end)
         q_rows = k_rows[(k_rows >= q_end[0]) & (k_rows < q_end[1])]
         heads = self.state.alive_heads(layer)
         codes = self.codes[layer]
         if codes is None:
-            codes = quantize_layer(self.result.inputs, layer, self.info, self.bits, self.pool,
-                                   self.v_scale_ref)
+            codes = quantize_layer(
+                self.result.inputs, layer, self.info, self.bits, self.pool, self.v_scale_ref
+            )
         self.scales[layer] = codes.v_scale
-        frame = Frame(codes, layer, q_rows, k_rows, heads, self.state, self.dram, self.pool,
-                      self.topk_parallelism, step_query)
-        out = _run_frame(self.programs[layer], frame, self.info.group_size,
-                         getattr(self, "workers", None))
+        frame = Frame(
+            codes,
+            layer,
+            q_rows,
+            k_rows,
+            heads,
+            self.state,
+            self.dram,
+            self.pool,
+            self.topk_parallelism,
+            step_query,
+        )
+        out = _run_frame(
+            self.programs[layer], frame, self.info.group_size, getattr(self, "workers", None)
+        )
         self.out_codes[layer][:, q_rows] = out
         self._account(frame)
         record = self.records[layer]
@@ -264,8 +320,9 @@ class _Run:
         record.topk_cycles += frame.topk_cycles
         self.requant[layer] += (frame.requant_rows, frame.prob_rows)
         if self.reference:
-            reference_rows(self.result.inputs, layer, self.info, q_rows, k_rows, heads,
-                           self.refs[layer])
+            reference_rows(
+                self.result.inputs, layer, self.info, q_rows, k_rows, heads, self.refs[layer]
+            )
         if self.codes[layer] is None:
             release(codes, self.pool)
 
@@ -282,19 +339,19 @@ class _Run:
         info, result = self.info, self.result
         end = info.context
         for layer, record in enumerate(self.records):
-            record.kept_tokens = [int(t) for t in np.flatnonzero(
-                self.state.token_dropped_at[:end] > layer)]
-            record.heads_kept = [int(h) for h in np.flatnonzero(
-                self.state.head_dropped_at > layer)]
+            record.kept_tokens = [
+                int(t) for t in np.flatnonzero(self.state.token_dropped_at[:end] > layer)
+            ]
+            record.heads_kept = [int(h) for h in np.flatnonzero(self.state.head_dropped_at > layer)]
             redone, rows = self.requant[layer]
             record.requant_fraction = float(redone / rows) if rows else 0.0
             result.out_codes[f"out{layer}"] = self.out_codes[layer]
-            result.outputs[f"out{layer}"] = (self.out_codes[layer] * self.scales[layer][
-                :, None, None]).astype(np.float32)
+            result.outputs[f"out{layer}"] = (
+                self.out_codes[layer] * self.scales[layer][:, None, None]
+            ).astype(np.float32)
             if self.reference:
                 result.references[f"ref{layer}"] = self.refs[layer]
-                record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"],
-                                                   self.refs[layer])
+                record.rel_err_vs_float = _rel_err(result.outputs[f"out{layer}"], self.refs[layer])
         result.layers = self.records
         result.dram_bytes = self.dram.as_dict()
         result.pruning_state = self.state

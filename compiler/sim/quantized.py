@@ -51,9 +51,16 @@ def largest_v_scale(v_arrays: Iterable[np.ndarray], v_bits: int) -> float:
     return amax / ((1 << (v_bits - 1)) - 1) if amax > 0 else 1.0
 
 
-def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, int],
-                   pool: BufferPool | None = None, v_scale_ref: float = 1.0) -> LayerCodes:
+def quantize_layer(
+    inputs: Inputs,
+    layer: int,
+    info: GraphInfo,
+    bits: dict[str, int],
+    pool: BufferPool | None = None,
+    v_scale_ref: float = 1.0,
+) -> LayerCodes:
     """Codes of one layer; with `pool`, written into reusable buffers (see `release`)."""
+
     def buffer(shape: tuple[int, ...]) -> np.ndarray | None:
         return pool.take(shape) if pool is not None else None
 
@@ -74,9 +81,14 @@ def quantize_layer(inputs: Inputs, layer: int, info: GraphInfo, bits: dict[str, 
         msb_t = np.floor(k_t / step) * step  # msb = k >> lsb_bits (floor), widened back
         planes = {"k_msb_t": msb_t, "k_lsb_t": k_t - msb_t}
     return LayerCodes(
-        q=q, k_t=k_t, v=v, q_scale=q_scale,
-        k_scale=k_scale[kv_of_head], v_scale=v_scale[kv_of_head],
-        causal=info.causal and info.stage == "summarization", v_scale_ref=v_scale_ref,
+        q=q,
+        k_t=k_t,
+        v=v,
+        q_scale=q_scale,
+        k_scale=k_scale[kv_of_head],
+        v_scale=v_scale[kv_of_head],
+        causal=info.causal and info.stage == "summarization",
+        v_scale_ref=v_scale_ref,
         **planes,
     )
 

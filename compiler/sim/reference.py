@@ -9,8 +9,15 @@ from spatten_hls.compiler.ir.graph import GraphInfo
 from spatten_hls.compiler.sim.inputs import Inputs
 
 
-def reference_rows(inputs: Inputs, layer: int, info: GraphInfo, q_rows: np.ndarray,
-                   k_rows: np.ndarray, heads_alive: np.ndarray, out: np.ndarray) -> None:
+def reference_rows(
+    inputs: Inputs,
+    layer: int,
+    info: GraphInfo,
+    q_rows: np.ndarray,
+    k_rows: np.ndarray,
+    heads_alive: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """Write softmax(q k^T / sqrt(d), causal by position) v into out[h, q_rows]."""
     q, k, v = (inputs[f"{t}{layer}"] for t in "qkv")
     causal = info.causal

@@ -24,10 +24,15 @@ class LayerRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "layer": self.layer, "tokens_in": self.tokens_in, "kept_tokens": self.kept_tokens,
-            "heads_in": self.heads_in, "heads_kept": self.heads_kept,
-            "values_fetched": self.values_fetched, "requant_fraction": self.requant_fraction,
-            "topk_cycles": self.topk_cycles, "rel_err_vs_float": self.rel_err_vs_float,
+            "layer": self.layer,
+            "tokens_in": self.tokens_in,
+            "kept_tokens": self.kept_tokens,
+            "heads_in": self.heads_in,
+            "heads_kept": self.heads_kept,
+            "values_fetched": self.values_fetched,
+            "requant_fraction": self.requant_fraction,
+            "topk_cycles": self.topk_cycles,
+            "rel_err_vs_float": self.rel_err_vs_float,
         }
 
 
@@ -49,9 +54,14 @@ class SimResult:
         """max |y_sim - y_float| / max |y_float| over every computed row of every layer."""
         if not self.references:
             return None
-        diff = max(float(np.max(np.abs(self.outputs[f"out{i}"].astype(np.float64)
-                                       - self.references[f"ref{i}"])))
-                   for i in range(self.info.num_layers))
+        diff = max(
+            float(
+                np.max(
+                    np.abs(self.outputs[f"out{i}"].astype(np.float64) - self.references[f"ref{i}"])
+                )
+            )
+            for i in range(self.info.num_layers)
+        )
         scale = max(float(np.max(np.abs(r))) for r in self.references.values())
         return diff / scale if scale > 0 else diff
 
@@ -62,12 +72,18 @@ class SimResult:
     def to_json_dict(self) -> dict[str, Any]:
         i = self.info
         doc: dict[str, Any] = {
-            "model": i.model, "stage": i.stage, "seq_len": i.seq_len,
+            "model": i.model,
+            "stage": i.stage,
+            "seq_len": i.seq_len,
             "gen_tokens": i.gen_tokens if i.stage == "generation" else 0,
-            "layers_count": i.num_layers, "heads": i.num_heads, "kv_heads": i.num_kv_heads,
-            "head_dim": i.head_dim, "seed": self.seed,
+            "layers_count": i.num_layers,
+            "heads": i.num_heads,
+            "kv_heads": i.num_kv_heads,
+            "head_dim": i.head_dim,
+            "seed": self.seed,
             "layers": [r.as_dict() for r in self.layers],
-            "dram_bytes": dict(self.dram_bytes), "dense_dram_bytes": self.dense_dram_bytes,
+            "dram_bytes": dict(self.dram_bytes),
+            "dense_dram_bytes": self.dense_dram_bytes,
             "dram_reduction": round(self.dram_reduction, 6),
             "rel_err_vs_float": self.rel_err_vs_float,
         }

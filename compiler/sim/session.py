@@ -26,8 +26,9 @@ from spatten_hls.compiler.sim.result import SimResult
 
 def _blank_run(g: AttnGraph, topk_parallelism: int) -> _Run:
     """A simulation whose inputs are zeros until the session writes each layer's rows."""
-    zeros = {name: np.zeros(shape, dtype=np.float32)
-             for name, shape in input_shapes(g.info).items()}
+    zeros = {
+        name: np.zeros(shape, dtype=np.float32) for name, shape in input_shapes(g.info).items()
+    }
     return _Run(g, zeros, 0, False, topk_parallelism)
 
 
@@ -46,19 +47,23 @@ class SummarizationSession:
         """Original positions the layer sees (all of them before any pruning)."""
         return self._run.state.visible_tokens(layer, self.info.seq_len)
 
-    def layer(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def layer(
+        self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Run one layer on float q [heads, n, d], k and v [kv_heads, n, d] of the visible
         tokens; return (output [heads, n, d] float32, positions alive after the layer)."""
         if layer != self._next_layer:
-            raise SimulationError(f"layers run in order: expected layer {self._next_layer}, "
-                                  f"got {layer}")
+            raise SimulationError(
+                f"layers run in order: expected layer {self._next_layer}, got {layer}"
+            )
         run, info = self._run, self.info
         rows = self.visible_tokens(layer)
         for name, x in (("q", q), ("k", k), ("v", v)):
             if x.shape[1] != len(rows) or not np.all(np.isfinite(x)):
-                raise SimulationError(f"layer {layer}: {name} must hold {len(rows)} finite rows "
-                                      f"(the visible tokens), got shape {list(x.shape)}")
+                raise SimulationError(
+                    f"layer {layer}: {name} must hold {len(rows)} finite rows "
+                    f"(the visible tokens), got shape {list(x.shape)}"
+                )
             run.result.inputs[f"{name}{layer}"][:, rows] = x
         if layer == 0:
             run.v_scale_ref = largest_v_scale([run.result.inputs["v0"]], run.bits["v"])
@@ -68,14 +73,13 @@ class SummarizationSession:
         codes = run.out_codes[layer][:, rows]
         scales = run.scales[layer][:, None, None]
         out = (codes * scales).astype(np.float32)
-        alive = np.flatnonzero(run.state.token_dropped_at[:info.seq_len] > layer)
+        alive = np.flatnonzero(run.state.token_dropped_at[: info.seq_len] > layer)
         return out, alive
 
     def finish(self) -> SimResult:
         if self._next_layer != self.info.num_layers:
             raise SimulationError(f"only {self._next_layer} of {self.info.num_layers} layers ran")
         return self._run._finish()
-
 
 
 class GenerationSession:
@@ -110,19 +114,23 @@ class GenerationSession:
             run.result.inputs[f"{name}{layer}"][:, :p] = x
         if layer == 0:
             run.v_scale_ref = largest_v_scale([v], run.bits["v"])
-        codes = quantize_layer(run.result.inputs, layer, info, run.bits,
-                               v_scale_ref=run.v_scale_ref)
+        codes = quantize_layer(
+            run.result.inputs, layer, info, run.bits, v_scale_ref=run.v_scale_ref
+        )
         run.codes[layer] = codes
         run.scales[layer] = codes.v_scale
         self._calibrated[layer] = True
 
-    def step(self, layer: int, position: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
-             ) -> np.ndarray:
+    def step(
+        self, layer: int, position: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
+    ) -> np.ndarray:
         """One layer of one decode step: the new token's q [heads, 1, d] and its k, v
         [kv_heads, 1, d]; returns the dequantized attention output [heads, 1, d]."""
         if (position, layer) != self._next:
-            raise SimulationError(f"steps run in order: expected position {self._next[0]} "
-                                  f"layer {self._next[1]}, got {position} {layer}")
+            raise SimulationError(
+                f"steps run in order: expected position {self._next[0]} "
+                f"layer {self._next[1]}, got {position} {layer}"
+            )
         if not self._calibrated[layer]:
             raise SimulationError(f"layer {layer}: give the prompt before the first step")
         run, info = self._run, self.info
@@ -141,7 +149,7 @@ class GenerationSession:
             codes.k_lsb_t[:, :, position] = k_codes - msb
         run._run_layer(layer, (position, position + 1), position + 1, position)
         self._next = (position, layer + 1) if layer + 1 < info.num_layers else (position + 1, 0)
-        out = run.out_codes[layer][:, position:position + 1] * codes.v_scale[:, None, None]
+        out = run.out_codes[layer][:, position : position + 1] * codes.v_scale[:, None, None]
         return out.astype(np.float32)
 
     def finish(self) -> SimResult:

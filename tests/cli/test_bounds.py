@@ -26,8 +26,7 @@ from spatten_hls.compiler.cli.main import main
 HANG_GUARD_S = 30.0
 
 
-def fails_cleanly(capsys, *argv: object, status: int = 1, fragments: tuple[str, ...] = ()
-                  ) -> str:
+def fails_cleanly(capsys, *argv: object, status: int = 1, fragments: tuple[str, ...] = ()) -> str:
     start = time.perf_counter()
     try:
         code = main([str(a) for a in argv])
@@ -46,8 +45,14 @@ def fails_cleanly(capsys, *argv: object, status: int = 1, fragments: tuple[str, 
 
 
 def hf_config(tmp_path: Path, **overrides: object) -> Path:
-    cfg = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,
-           "num_key_value_heads": 2, "hidden_size": 64, "max_position_embeddings": 256}
+    cfg = {
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "hidden_size": 64,
+        "max_position_embeddings": 256,
+    }
     cfg.update(overrides)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
@@ -56,14 +61,18 @@ def hf_config(tmp_path: Path, **overrides: object) -> Path:
 
 # -- declared sizes ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("key", "value", "fragment"), [
-    ("num_attention_heads", 10**9, f"exceeds the limit of {limits.MAX_HEADS}"),
-    ("num_hidden_layers", 10**9, f"exceeds the limit of {limits.MAX_LAYERS}"),
-    ("num_key_value_heads", 10**9, f"exceeds the limit of {limits.MAX_HEADS}"),
-    ("hidden_size", 10**12, f"exceeds the limit of {limits.MAX_HIDDEN}"),
-    ("max_position_embeddings", 10**30, f"exceeds the limit of {limits.MAX_POSITIONS}"),
-    ("head_dim", 10**6, f"exceeds the limit of {limits.MAX_HEAD_DIM}"),
-])
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("num_attention_heads", 10**9, f"exceeds the limit of {limits.MAX_HEADS}"),
+        ("num_hidden_layers", 10**9, f"exceeds the limit of {limits.MAX_LAYERS}"),
+        ("num_key_value_heads", 10**9, f"exceeds the limit of {limits.MAX_HEADS}"),
+        ("hidden_size", 10**12, f"exceeds the limit of {limits.MAX_HIDDEN}"),
+        ("max_position_embeddings", 10**30, f"exceeds the limit of {limits.MAX_POSITIONS}"),
+        ("head_dim", 10**6, f"exceeds the limit of {limits.MAX_HEAD_DIM}"),
+    ],
+)
 def test_declared_model_sizes_have_limits(capsys, tmp_path, key, value, fragment) -> None:
     path = hf_config(tmp_path, **{key: value})
     fails_cleanly(capsys, "ir", path, fragments=(str(path), key))
@@ -71,14 +80,25 @@ def test_declared_model_sizes_have_limits(capsys, tmp_path, key, value, fragment
 
 
 def test_the_whole_model_has_a_head_limit(capsys, tmp_path) -> None:
-    path = hf_config(tmp_path, num_hidden_layers=200, num_attention_heads=200,
-                     num_key_value_heads=200, hidden_size=200 * 64)
+    path = hf_config(
+        tmp_path,
+        num_hidden_layers=200,
+        num_attention_heads=200,
+        num_key_value_heads=200,
+        hidden_size=200 * 64,
+    )
     fails_cleanly(capsys, "ir", path, fragments=("40000 attention heads", "limit"))
 
 
 def test_a_workload_too_large_for_memory_is_refused_before_it_starts(capsys, tmp_path) -> None:
-    path = hf_config(tmp_path, num_hidden_layers=1, num_attention_heads=1,
-                     num_key_value_heads=1, hidden_size=64, max_position_embeddings=1 << 15)
+    path = hf_config(
+        tmp_path,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        hidden_size=64,
+        max_position_embeddings=1 << 15,
+    )
     config = tmp_path / "long.toml"
     config.write_text(f"[model]\nseq_len = {1 << 15}\n")
     for command in ("simulate", "report"):
@@ -97,20 +117,24 @@ def gguf_key(name: bytes, kind: int, payload: bytes) -> bytes:
     return gguf_string(name) + struct.pack("<I", kind) + payload
 
 
-@pytest.mark.parametrize(("blob", "fragment"), [
-    (gguf_bytes(tensors=1 << 40), "tensors"),
-    (b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 40), "metadata keys"),
-    (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 4, 1 << 40))]), "array elements"),
-    (gguf_bytes(keys=[gguf_key(b"a", 8, struct.pack("<Q", 1 << 60))]), "bytes in a string"),
-    (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 9, 1) * 200)]), "nested deeper"),
-    (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 8, 10**6))]), "truncated"),
-    (gguf_bytes(keys=[gguf_key(b"a", 42, b"")]), "unknown value type"),
-    (gguf_bytes(version=1), "version"),
-    (b"GGUF\x03\x00", "version"),
-    (b"NOPE" + bytes(20), "bad magic"),
-])
-def test_gguf_counts_and_lengths_are_checked_before_parsing(capsys, tmp_path, blob,
-                                                           fragment) -> None:
+@pytest.mark.parametrize(
+    ("blob", "fragment"),
+    [
+        (gguf_bytes(tensors=1 << 40), "tensors"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 40), "metadata keys"),
+        (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 4, 1 << 40))]), "array elements"),
+        (gguf_bytes(keys=[gguf_key(b"a", 8, struct.pack("<Q", 1 << 60))]), "bytes in a string"),
+        (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 9, 1) * 200)]), "nested deeper"),
+        (gguf_bytes(keys=[gguf_key(b"a", 9, struct.pack("<IQ", 8, 10**6))]), "truncated"),
+        (gguf_bytes(keys=[gguf_key(b"a", 42, b"")]), "unknown value type"),
+        (gguf_bytes(version=1), "version"),
+        (b"GGUF\x03\x00", "version"),
+        (b"NOPE" + bytes(20), "bad magic"),
+    ],
+)
+def test_gguf_counts_and_lengths_are_checked_before_parsing(
+    capsys, tmp_path, blob, fragment
+) -> None:
     path = tmp_path / "hostile.gguf"
     path.write_bytes(blob)
     fails_cleanly(capsys, "ir", path, fragments=(str(path), fragment))
@@ -134,11 +158,15 @@ def test_gguf_metadata_declaring_huge_shapes(capsys, tmp_path) -> None:
 
 # -- parser limits -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ('{"model_type": "llama", "num_hidden_layers": ' + "9" * 5000 + "}", "digits"),
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    ('{"a": ' * 50_000 + "1" + "}" * 50_000, "nested too deeply"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"model_type": "llama", "num_hidden_layers": ' + "9" * 5000 + "}", "digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a": ' * 50_000 + "1" + "}" * 50_000, "nested too deeply"),
+    ],
+)
 def test_json_parser_limits_are_one_line_errors(capsys, tmp_path, text, fragment) -> None:
     path = tmp_path / "config.json"
     path.write_text(text)
@@ -149,8 +177,9 @@ def test_json_parser_limits_are_one_line_errors(capsys, tmp_path, text, fragment
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bounds")
     model = root / "tiny.json"
-    model.write_text('{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 16, '
-                     '"n_positions": 32}')
+    model.write_text(
+        '{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 16, "n_positions": 32}'
+    )
     config = root / "c.toml"
     config.write_text("[model]\nseq_len = 6\n[token_pruning]\nenabled = true\nskip_first = 0\n")
     assert main(["compile", str(model), "--config", str(config), "-o", str(root / "prj")]) == 0
@@ -173,6 +202,7 @@ def _set(path: list, value):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return edit
 
 
@@ -181,6 +211,7 @@ def _node_attr(kind: str, attr: str, value):
         for node in doc["graph"]["nodes"]:
             if node["kind"] == kind:
                 node["attrs"][attr] = value
+
     return edit
 
 
@@ -188,8 +219,10 @@ def _drop_node(kind: str):
     def edit(doc):
         victim = next(n["id"] for n in doc["graph"]["nodes"] if n["kind"] == kind)
         doc["graph"]["nodes"] = [n for n in doc["graph"]["nodes"] if n["id"] != victim]
-        doc["graph"]["edges"] = [e for e in doc["graph"]["edges"]
-                                 if victim not in (e["source"], e["target"])]
+        doc["graph"]["edges"] = [
+            e for e in doc["graph"]["edges"] if victim not in (e["source"], e["target"])
+        ]
+
     return edit
 
 
@@ -233,8 +266,7 @@ def test_report_on_an_ir_that_disagrees_with_the_config(capsys, project, tmp_pat
 
 @pytest.mark.csim
 @pytest.mark.parametrize("change", ["grown", "shrunk"])
-def test_csim_fails_on_a_golden_file_of_the_wrong_size(capsys, project, tmp_path,
-                                                      change) -> None:
+def test_csim_fails_on_a_golden_file_of_the_wrong_size(capsys, project, tmp_path, change) -> None:
     copy = tmp_path / "prj"
     shutil.copytree(project, copy)
     out = copy / "tb" / "data" / "out.bin"
@@ -245,6 +277,7 @@ def test_csim_fails_on_a_golden_file_of_the_wrong_size(capsys, project, tmp_path
 
 # -- non-regular files -------------------------------------------------------------------------
 
+
 def test_devices_fifos_and_directories_are_refused_as_inputs(capsys, tmp_path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -254,8 +287,9 @@ def test_devices_fifos_and_directories_are_refused_as_inputs(capsys, tmp_path) -
     os.mkfifo(json_fifo)
     for special in (Path("/dev/zero"), fifo, tmp_path):
         fails_cleanly(capsys, "ir", "bert-base", "--config", special, fragments=(str(special),))
-        fails_cleanly(capsys, "simulate", "bert-base", "--inputs", special,
-                      fragments=(str(special),))
+        fails_cleanly(
+            capsys, "simulate", "bert-base", "--inputs", special, fragments=(str(special),)
+        )
     fails_cleanly(capsys, "ir", gguf_fifo, fragments=("not a regular file",))
     fails_cleanly(capsys, "ir", json_fifo, fragments=("not a regular file",))
 
@@ -265,8 +299,9 @@ def test_a_text_file_that_is_a_fifo_or_device(capsys, tmp_path) -> None:
     fifo = tmp_path / "text"
     os.mkfifo(fifo)
     for special in (Path("/dev/zero"), fifo):
-        fails_cleanly(capsys, "eval", "minilm-l6", "--text-file", special,
-                      fragments=("not a regular file",))
+        fails_cleanly(
+            capsys, "eval", "minilm-l6", "--text-file", special, fragments=("not a regular file",)
+        )
 
 
 def test_an_oversized_file_is_refused_unread(capsys, tmp_path) -> None:
@@ -278,6 +313,7 @@ def test_an_oversized_file_is_refused_unread(capsys, tmp_path) -> None:
 
 # -- inputs archives and arguments ---------------------------------------------------------------
 
+
 def npz(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
@@ -287,32 +323,48 @@ def npz(path: Path, members: dict[str, bytes]) -> Path:
 
 def npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
-                                                  "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("members", "fragment"), [
-    ({"q0.npy": b"hello"}, "'q0' is not a valid .npy array"),
-    ({"notes.txt": b"x"}, "member 'notes.txt' is not an .npy array"),
-    ({"q0.npy": npy_header((10**6, 10**6, 10**3))}, "'q0' has shape"),
-    ({"out0.npy": npy_header((10**6, 10**6, 10**3))}, "too large"),
-    ({"q0.npy": npy_header((12, 8, 64), "|O")}, "'q0' has dtype"),
-    ({"q0.npy": npy_header((12, 8, 64))}, "'q0' holds 0 data bytes"),
-])
-def test_inputs_archive_members_are_checked_before_their_data(capsys, tmp_path, members,
-                                                             fragment) -> None:
+@pytest.mark.parametrize(
+    ("members", "fragment"),
+    [
+        ({"q0.npy": b"hello"}, "'q0' is not a valid .npy array"),
+        ({"notes.txt": b"x"}, "member 'notes.txt' is not an .npy array"),
+        ({"q0.npy": npy_header((10**6, 10**6, 10**3))}, "'q0' has shape"),
+        ({"out0.npy": npy_header((10**6, 10**6, 10**3))}, "too large"),
+        ({"q0.npy": npy_header((12, 8, 64), "|O")}, "'q0' has dtype"),
+        ({"q0.npy": npy_header((12, 8, 64))}, "'q0' holds 0 data bytes"),
+    ],
+)
+def test_inputs_archive_members_are_checked_before_their_data(
+    capsys, tmp_path, members, fragment
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[model]\nseq_len = 8\n")
     path = npz(tmp_path / "in.npz", members)
-    fails_cleanly(capsys, "simulate", "bert-base", "--config", config, "--inputs", path,
-                  fragments=(str(path), fragment))
+    fails_cleanly(
+        capsys,
+        "simulate",
+        "bert-base",
+        "--config",
+        config,
+        "--inputs",
+        path,
+        fragments=(str(path), fragment),
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ["simulate", "bert-base", "--seed", "-1"],
-    ["compile", "bert-base", "-o", "x", "--seed", "1e3"],
-    ["report", "bert-base", "--seed", str(1 << 70)],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "bert-base", "--seed", "-1"],
+        ["compile", "bert-base", "-o", "x", "--seed", "1e3"],
+        ["report", "bert-base", "--seed", str(1 << 70)],
+    ],
+)
 def test_out_of_range_arguments_are_usage_errors(capsys, argv) -> None:
     fails_cleanly(capsys, *argv, status=2, fragments=("--seed",))

@@ -11,8 +11,7 @@ import pytest
 
 from spatten_hls.compiler.cli.main import main
 
-MODEL_JSON = ('{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32,'
-              ' "n_positions": 128}')
+MODEL_JSON = '{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 128}'
 CONFIG = """[model]
 seq_len = 12
 [token_pruning]
@@ -55,13 +54,25 @@ def entries(directory: Path) -> set[str]:
 
 
 def is_project(directory: Path) -> bool:
-    return all((directory / p).is_file() for p in
-               ("src/spatten_top.cpp", "src/params.h", "tb/tb_spatten_top.cpp",
-                "tb/data/out.bin", "run_hls.tcl", "hls_config.cfg", "Makefile", "README.md",
-                "config.toml", "ir/final.ir.txt"))
+    return all(
+        (directory / p).is_file()
+        for p in (
+            "src/spatten_top.cpp",
+            "src/params.h",
+            "tb/tb_spatten_top.cpp",
+            "tb/data/out.bin",
+            "run_hls.tcl",
+            "hls_config.cfg",
+            "Makefile",
+            "README.md",
+            "config.toml",
+            "ir/final.ir.txt",
+        )
+    )
 
 
 # -- compile ---------------------------------------------------------------------------------
+
 
 def test_compile_into_a_new_directory(capsys, tmp_path: Path, inputs) -> None:
     model, config = inputs
@@ -78,13 +89,13 @@ def test_compile_into_a_new_directory(capsys, tmp_path: Path, inputs) -> None:
 def test_compile_into_an_existing_empty_directory(capsys, tmp_path: Path, inputs) -> None:
     model, config = inputs
     (tmp_path / "empty").mkdir()
-    code, out, _ = run_cli(capsys, "compile", model, "--config", config, "-o",
-                           tmp_path / "empty")
+    code, out, _ = run_cli(capsys, "compile", model, "--config", config, "-o", tmp_path / "empty")
     assert code == 0 and "wrote" in out and is_project(tmp_path / "empty")
 
 
-def test_compile_into_the_current_directory(capsys, tmp_path: Path, inputs,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_into_the_current_directory(
+    capsys, tmp_path: Path, inputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`-o .` names the directory by its real path (it has no name of its own)."""
     model, config = inputs
     here = tmp_path / "here"
@@ -106,8 +117,7 @@ def test_compile_into_the_current_directory(capsys, tmp_path: Path, inputs,
     assert_one_error(err, "current directory", "-o here --force")
     assert {p: p.read_bytes() for p in here.rglob("*") if p.is_file()} == old
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "compile", model, "--config", config, "-o", "here",
-                             "--force")
+    code, out, err = run_cli(capsys, "compile", model, "--config", config, "-o", "here", "--force")
     assert (code, err) == (0, "") and "wrote" in out
     assert is_project(here) and not (here / "stale.txt").exists()
     assert entries(tmp_path) == before
@@ -133,8 +143,7 @@ def test_force_replaces_the_directory_completely(capsys, tmp_path: Path, inputs)
     (out_dir / "stale.txt").write_text("old")
     (out_dir / "src" / "old_engine.h").write_text("old")
     before = entries(tmp_path)
-    code, out, err = run_cli(capsys, "compile", model, "--config", config, "-o", out_dir,
-                             "--force")
+    code, out, err = run_cli(capsys, "compile", model, "--config", config, "-o", out_dir, "--force")
     assert code == 0 and err == "" and "wrote" in out
     assert is_project(out_dir)
     assert not (out_dir / "stale.txt").exists()
@@ -145,22 +154,30 @@ def test_force_replaces_the_directory_completely(capsys, tmp_path: Path, inputs)
 def test_compile_into_a_missing_parent_fails(capsys, tmp_path: Path, inputs) -> None:
     model, config = inputs
     before = entries(tmp_path)
-    code, out, err = run_cli(capsys, "compile", model, "--config", config, "-o",
-                             tmp_path / "missing" / "prj")
+    code, out, err = run_cli(
+        capsys, "compile", model, "--config", config, "-o", tmp_path / "missing" / "prj"
+    )
     assert code == 1 and out == ""
     assert_one_error(err, "does not exist")
     assert entries(tmp_path) == before
 
 
-@pytest.mark.parametrize(("config_text", "fragments"), [
-    ("[model]\nseq_len = 12\n[hardware]\nhead_dim = 8\n", ("head_dim",)),
-    ("[model]\nseq_len = 12\n[quantisation]\nq_bits = 8\n", ("unknown section", "quantisation")),
-    ("[model]\nseq_len = 500\n", ("model.seq_len", "500")),
-    ("[model]\nseq_len = 12\n[quantization]\nq_bits = 40\n", ("quantization.q_bits", "40")),
-], ids=["head-dim-over-hardware", "unknown-section", "seq-over-positions", "bits-out-of-range"])
-def test_a_failed_compile_leaves_nothing_behind(capsys, tmp_path: Path, inputs,
-                                                config_text: str,
-                                                fragments: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("config_text", "fragments"),
+    [
+        ("[model]\nseq_len = 12\n[hardware]\nhead_dim = 8\n", ("head_dim",)),
+        (
+            "[model]\nseq_len = 12\n[quantisation]\nq_bits = 8\n",
+            ("unknown section", "quantisation"),
+        ),
+        ("[model]\nseq_len = 500\n", ("model.seq_len", "500")),
+        ("[model]\nseq_len = 12\n[quantization]\nq_bits = 40\n", ("quantization.q_bits", "40")),
+    ],
+    ids=["head-dim-over-hardware", "unknown-section", "seq-over-positions", "bits-out-of-range"],
+)
+def test_a_failed_compile_leaves_nothing_behind(
+    capsys, tmp_path: Path, inputs, config_text: str, fragments: tuple[str, ...]
+) -> None:
     model, _ = inputs
     config = tmp_path / "bad.toml"
     config.write_text(config_text)
@@ -190,6 +207,7 @@ def test_a_failed_force_compile_keeps_the_old_project(capsys, tmp_path: Path, in
 
 # -- csim ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-csim")
@@ -206,7 +224,8 @@ def test_csim_passes_on_a_fresh_project(capsys, project: Path) -> None:
     code, out, _ = run_cli(capsys, "csim", project)
     assert code == 0, out
     assert out.strip().splitlines() == [
-        f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"]
+        f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"
+    ]
 
 
 @pytest.mark.csim
@@ -220,8 +239,10 @@ def test_csim_fails_on_a_corrupted_golden_file(capsys, tmp_path: Path, project: 
     code, out, _ = run_cli(capsys, "csim", broken)
     assert code == 1
     assert "pruning state: 1 of" in out
-    assert out.strip().splitlines()[-1] == f"{LAYERS} layers + pruning state: {LAYERS} passed, " \
-                                          "1 failed"
+    assert (
+        out.strip().splitlines()[-1] == f"{LAYERS} layers + pruning state: {LAYERS} passed, "
+        "1 failed"
+    )
 
 
 def test_csim_on_a_directory_that_is_no_project(capsys, tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ def spatten_command() -> list[str]:
 
 def run_subprocess(cwd: Path, *args: str, seed: str = "0") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    return subprocess.run([*spatten_command(), *args], cwd=cwd, env=env, capture_output=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [*spatten_command(), *args], cwd=cwd, env=env, capture_output=True, timeout=120, check=False
+    )
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -66,8 +67,16 @@ def test_ir_help(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: spatten ir ")
-    for option in ("MODEL", "--config", "--after", "--format", "-o", "--dump-ir-after-all",
-                   "bert-base", "smollm2-135m"):
+    for option in (
+        "MODEL",
+        "--config",
+        "--after",
+        "--format",
+        "-o",
+        "--dump-ir-after-all",
+        "bert-base",
+        "smollm2-135m",
+    ):
         assert option in out, option
 
 
@@ -98,13 +107,15 @@ def test_after_a_named_pass(capsys):
 
 def test_config_changes_the_output(capsys, tmp_path):
     cfg = tmp_path / "q.toml"
-    cfg.write_text('[model]\nseq_len = 7\n[quantization]\nq_bits = 6\nv_bits = 5\n')
+    cfg.write_text("[model]\nseq_len = 7\n[quantization]\nq_bits = 6\nv_bits = 5\n")
     code, out, err = run_cli(capsys, "ir", "gpt2-small", "--config", str(cfg), "--after", "all")
     assert (code, err) == (0, "")
     assert "seq_len=7" in out.splitlines()[0]
     # 6 + 12 - 1 + 6
-    assert "%l0.h0.qk = matmul_qk(%l0.h0.load_q, %l0.kv0.load_k) {head=0, kv_head=0, " \
-           "layer=0} : fixed<23,0>[7,7]" in out
+    assert (
+        "%l0.h0.qk = matmul_qk(%l0.h0.load_q, %l0.kv0.load_k) {head=0, kv_head=0, "
+        "layer=0} : fixed<23,0>[7,7]" in out
+    )
     last = [line for line in out.splitlines() if line.startswith("%l11.concat = ")]
     assert len(last) == 1 and ": fixed<5,0>[7,768] @ writeback[" in last[0]
     assert last[0].endswith("# preset:gpt2-small/layer11")
@@ -127,8 +138,9 @@ def test_dot(capsys):
     assert out.startswith("digraph ")
     g = build_attention_graph(PRESETS["minilm-l6"], Config())
     assert len(re.findall(r'^\s+"[^"]+" \[label=', out, flags=re.M)) == len(g)
-    assert len(re.findall(r'^\s+"[^"]+" -> "[^"]+"', out, flags=re.M)) == \
-        g.nx_graph.number_of_edges()
+    assert (
+        len(re.findall(r'^\s+"[^"]+" -> "[^"]+"', out, flags=re.M)) == g.nx_graph.number_of_edges()
+    )
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "dot"])
@@ -156,7 +168,8 @@ def test_dump_ir_after_all(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "ir", "minilm-l6", "--dump-ir-after-all", str(dump))
     assert code == 0
     assert (dump / "00-input.ir.txt").read_text() == print_ir(
-        build_attention_graph(PRESETS["minilm-l6"], Config()))
+        build_attention_graph(PRESETS["minilm-l6"], Config())
+    )
     assert (dump / "01-assign-quant-types.ir.txt").is_file()
     assert "bits=12" in (dump / "01-assign-quant-types.ir.txt").read_text()
     last = sorted(dump.iterdir())[-1]
@@ -166,16 +179,26 @@ def test_dump_ir_after_all(capsys, tmp_path):
 def test_hf_config_file_model(capsys, tmp_path):
     path = tmp_path / "tiny-llama" / "config.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({
-        "model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "hidden_size": 32, "max_position_embeddings": 64}))
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "hidden_size": 32,
+                "max_position_embeddings": 64,
+            }
+        )
+    )
     cfg = tmp_path / "c.toml"
     cfg.write_text("[model]\nseq_len = 5\n")
     code, out, err = run_cli(capsys, "ir", str(path.parent), "--config", str(cfg))
     assert (code, err) == (0, "")
     assert out.splitlines()[0].startswith(
         "// spatten-ir model=tiny-llama family=llama stage=summarization layers=2 heads=4 "
-        "kv_heads=2 head_dim=8 seq_len=5 ")
+        "kv_heads=2 head_dim=8 seq_len=5 "
+    )
     assert "%l1.h3.qk = matmul_qk(%l1.h3.load_q, %l1.kv1.load_k)" in out
 
 
@@ -189,8 +212,13 @@ def write(path: Path, text: str) -> str:
 
 
 def bert_like(**overrides) -> str:
-    cfg = {"model_type": "bert", "num_hidden_layers": 2, "num_attention_heads": 4,
-           "hidden_size": 64, "max_position_embeddings": 128}
+    cfg = {
+        "model_type": "bert",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "hidden_size": 64,
+        "max_position_embeddings": 128,
+    }
     cfg.update(overrides)
     return json.dumps(cfg)
 
@@ -204,10 +232,11 @@ def error_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     kpl = write(tmp / "kpl.toml", "[token_pruning]\nkeep_per_layer = [0.9, 0.8]\n")
     gen = write(tmp / "gen.toml", '[model]\nstage = "generation"\n')
     bad_q = write(tmp / "q.toml", "[quantization]\nq_bits = 17\n")
-    t5 = write(tmp / "t5" / "config.json", json.dumps(
-        {"model_type": "t5", "num_layers": 6, "num_heads": 8, "d_model": 512}))
-    heads = write(tmp / "odd" / "config.json", bert_like(hidden_size=100,
-                                                           num_attention_heads=3))
+    t5 = write(
+        tmp / "t5" / "config.json",
+        json.dumps({"model_type": "t5", "num_layers": 6, "num_heads": 8, "d_model": 512}),
+    )
+    heads = write(tmp / "odd" / "config.json", bert_like(hidden_size=100, num_attention_heads=3))
     broken_json = write(tmp / "broken" / "config.json", '{"model_type": "bert",')
     txt = write(tmp / "model.txt", "hello")
     (tmp / "empty_dir").mkdir()
@@ -216,10 +245,11 @@ def error_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     out_missing = str(tmp / "no_such_dir" / "ir.txt")
     return {
         "bad-toml": (["bert-base", "--config", bad_toml], [bad_toml, "invalid TOML"]),
-        "unknown-key": (["bert-base", "--config", unknown_key],
-                        [unknown_key, "'model.sequence'"]),
-        "wrong-type": (["bert-base", "--config", wrong_type],
-                       [wrong_type, "'model.seq_len'", "'3'"]),
+        "unknown-key": (["bert-base", "--config", unknown_key], [unknown_key, "'model.sequence'"]),
+        "wrong-type": (
+            ["bert-base", "--config", wrong_type],
+            [wrong_type, "'model.seq_len'", "'3'"],
+        ),
         "missing-config": (["bert-base", "--config", missing_cfg], [missing_cfg]),
         "missing-model-file": ([missing_model], [missing_model, "no such file"]),
         "unknown-preset": (["bert-bse"], ["'bert-bse'", "did you mean 'bert-base'"]),
@@ -228,24 +258,39 @@ def error_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
         "invalid-json": ([broken_json], [broken_json, "invalid JSON"]),
         "unsupported-file-type": ([txt], [txt, ".txt"]),
         "empty-model-dir": ([str(tmp / "empty_dir")], [str(tmp / "empty_dir")]),
-        "seq-len-too-long": (["bert-base", "--config", too_long],
-                             [too_long, "'model.seq_len'", "513", "512"]),
-        "keep-per-layer-length": (["gpt2-small", "--config", kpl],
-                                  [kpl, "'token_pruning.keep_per_layer'", "2 entries",
-                                   "12 layers"]),
+        "seq-len-too-long": (
+            ["bert-base", "--config", too_long],
+            [too_long, "'model.seq_len'", "513", "512"],
+        ),
+        "keep-per-layer-length": (
+            ["gpt2-small", "--config", kpl],
+            [kpl, "'token_pruning.keep_per_layer'", "2 entries", "12 layers"],
+        ),
         "generation-on-encoder": (["bert-base", "--config", gen], [gen, "'model.stage'"]),
-        "q-bits-range": (["bert-base", "--config", bad_q], [bad_q, "'quantization.q_bits'",
-                                                            "17"]),
+        "q-bits-range": (["bert-base", "--config", bad_q], [bad_q, "'quantization.q_bits'", "17"]),
         "output-dir-missing": (["bert-base", "-o", out_missing], [out_missing, "does not exist"]),
         "unknown-after": (["bert-base", "--after", "nosuchpass"], ["--after", "'nosuchpass'"]),
     }
 
 
 ERROR_NAMES = [
-    "bad-toml", "unknown-key", "wrong-type", "missing-config", "missing-model-file",
-    "unknown-preset", "unsupported-architecture", "inconsistent-heads", "invalid-json",
-    "unsupported-file-type", "empty-model-dir", "seq-len-too-long", "keep-per-layer-length",
-    "generation-on-encoder", "q-bits-range", "output-dir-missing", "unknown-after",
+    "bad-toml",
+    "unknown-key",
+    "wrong-type",
+    "missing-config",
+    "missing-model-file",
+    "unknown-preset",
+    "unsupported-architecture",
+    "inconsistent-heads",
+    "invalid-json",
+    "unsupported-file-type",
+    "empty-model-dir",
+    "seq-len-too-long",
+    "keep-per-layer-length",
+    "generation-on-encoder",
+    "q-bits-range",
+    "output-dir-missing",
+    "unknown-after",
 ]
 
 
@@ -278,8 +323,7 @@ def test_debug_shows_the_exception(capsys):
 def test_usage_errors_exit_2(capsys):
     assert "the following arguments are required: MODEL" in usage_error(capsys, "ir")
     assert "invalid choice: 'xml'" in usage_error(capsys, "ir", "bert-base", "--format", "xml")
-    assert "unrecognized arguments: --bogus" in usage_error(capsys, "ir", "bert-base",
-                                                            "--bogus")
+    assert "unrecognized arguments: --bogus" in usage_error(capsys, "ir", "bert-base", "--bogus")
     assert "required: COMMAND (see 'spatten --help')" in usage_error(capsys)
     assert "invalid choice: 'frobnicate'" in usage_error(capsys, "frobnicate")
 
@@ -296,8 +340,7 @@ def test_subprocess_version_help_and_text(tmp_path):
     assert result.stdout.decode().startswith("usage: spatten ir ")
     result = run_subprocess(tmp_path, "ir", "bert-base")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode() == print_ir(build_attention_graph(PRESETS["bert-base"],
-                                                                    Config()))
+    assert result.stdout.decode() == print_ir(build_attention_graph(PRESETS["bert-base"], Config()))
     assert list(tmp_path.iterdir()) == []  # nothing written into the cwd
 
 
@@ -306,8 +349,9 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     result = run_subprocess(tmp_path, "ir", "bert-base", "--config", "bad.toml")
     assert result.returncode == 1
     assert result.stdout == b""
-    assert result.stderr.decode() == \
-        "error: bad.toml: 'model.seq_len' must be an integer, got True\n"
+    assert (
+        result.stderr.decode() == "error: bad.toml: 'model.seq_len' must be an integer, got True\n"
+    )
     result = run_subprocess(tmp_path, "ir")
     assert result.returncode == 2
     assert b"Traceback" not in result.stderr

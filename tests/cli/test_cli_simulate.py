@@ -52,17 +52,46 @@ def test_bert_base_json_documented_keys_and_values(capsys) -> None:
     code, out, err = run_cli(capsys, "simulate", "bert-base", "--json")
     assert code == 0 and err == ""
     doc = json.loads(out)
-    assert {"model", "stage", "seq_len", "gen_tokens", "layers_count", "heads", "kv_heads",
-            "head_dim", "seed", "layers", "dram_bytes", "dense_dram_bytes", "dram_reduction",
-            "rel_err_vs_float"} <= doc.keys()
-    assert (doc["model"], doc["stage"], doc["seq_len"], doc["gen_tokens"]) == \
-        ("bert-base", "summarization", 128, 0)
-    assert (doc["layers_count"], doc["heads"], doc["kv_heads"], doc["head_dim"], doc["seed"]) \
-        == (12, 12, 12, 64, 0)
+    assert {
+        "model",
+        "stage",
+        "seq_len",
+        "gen_tokens",
+        "layers_count",
+        "heads",
+        "kv_heads",
+        "head_dim",
+        "seed",
+        "layers",
+        "dram_bytes",
+        "dense_dram_bytes",
+        "dram_reduction",
+        "rel_err_vs_float",
+    } <= doc.keys()
+    assert (doc["model"], doc["stage"], doc["seq_len"], doc["gen_tokens"]) == (
+        "bert-base",
+        "summarization",
+        128,
+        0,
+    )
+    assert (doc["layers_count"], doc["heads"], doc["kv_heads"], doc["head_dim"], doc["seed"]) == (
+        12,
+        12,
+        12,
+        64,
+        0,
+    )
     assert [r["layer"] for r in doc["layers"]] == list(range(12))
     for r in doc["layers"]:
-        assert {"layer", "tokens_in", "kept_tokens", "heads_kept", "values_fetched",
-                "requant_fraction", "rel_err_vs_float"} <= r.keys()
+        assert {
+            "layer",
+            "tokens_in",
+            "kept_tokens",
+            "heads_kept",
+            "values_fetched",
+            "requant_fraction",
+            "rel_err_vs_float",
+        } <= r.keys()
         assert r["tokens_in"] == 128 and r["kept_tokens"] == list(range(128))
         assert r["heads_kept"] == list(range(12))
         assert r["values_fetched"] == 12 * 128 * 128  # non-causal: every query sees every key
@@ -70,8 +99,13 @@ def test_bert_base_json_documented_keys_and_values(capsys) -> None:
         assert 0 < r["rel_err_vs_float"] <= 1e-2
     rows = 12 * 12 * 128  # layers * (kv) heads * tokens
     dram = doc["dram_bytes"]
-    assert dram == {"q": rows * row(12), "k_msb": rows * row(8), "k_lsb": rows * row(4),
-                    "v": rows * row(12), "total": 3 * rows * row(12)}
+    assert dram == {
+        "q": rows * row(12),
+        "k_msb": rows * row(8),
+        "k_lsb": rows * row(4),
+        "v": rows * row(12),
+        "total": 3 * rows * row(12),
+    }
     assert doc["dense_dram_bytes"] == dram["total"] and doc["dram_reduction"] == 1.0
     assert 0 < doc["rel_err_vs_float"] <= max(r["rel_err_vs_float"] for r in doc["layers"])
     # exactly what the library computes
@@ -83,28 +117,32 @@ def test_text_summary(capsys, small: Path) -> None:
     code, out, err = run_cli(capsys, "simulate", "bert-base", "--config", small)
     assert code == 0 and err == ""
     total = 3 * 12 * 12 * 16 * row(12)  # q, k (8 + 4 bits), v: three 12-bit planes
-    assert out.startswith("bert-base: 12 layers x 12 heads (12 KV heads), head_dim 64, "
-                          "summarization, 16 tokens\n")
+    assert out.startswith(
+        "bert-base: 12 layers x 12 heads (12 KV heads), head_dim 64, summarization, 16 tokens\n"
+    )
     assert f"DRAM read: {total:,} bytes" in out
     assert f"dense 12-bit baseline {total:,} bytes; reduction 1.00x" in out
     assert "max |y_sim - y_float| / max |y_float| = " in out
     layer_lines = [line for line in out.splitlines() if line[:5].strip().isdigit()]
     assert [int(line.split()[0]) for line in layer_lines] == list(range(12))
-    assert all(line.split()[1:5] == ["16", "16", "12->12", str(12 * 16 * 16)]
-               for line in layer_lines)
+    assert all(
+        line.split()[1:5] == ["16", "16", "12->12", str(12 * 16 * 16)] for line in layer_lines
+    )
 
 
 def test_generation_example_config(capsys) -> None:
-    code, out, err = run_cli(capsys, "simulate", "smollm2-135m", "--config", SMOLLM_GEN,
-                             "--json")
+    code, out, err = run_cli(capsys, "simulate", "smollm2-135m", "--config", SMOLLM_GEN, "--json")
     assert code == 0 and err == ""
     doc = json.loads(out)
-    assert (doc["model"], doc["stage"], doc["seq_len"], doc["gen_tokens"]) == \
-        ("smollm2-135m", "generation", 256, 32)
+    assert (doc["model"], doc["stage"], doc["seq_len"], doc["gen_tokens"]) == (
+        "smollm2-135m",
+        "generation",
+        256,
+        32,
+    )
     assert (doc["layers_count"], doc["heads"], doc["kv_heads"]) == (30, 9, 3)
     cache = sum(256 + t + 1 for t in range(32))  # K/V rows per KV head over all steps
-    assert all(r["tokens_in"] == 288 and r["values_fetched"] == 9 * cache
-               for r in doc["layers"])
+    assert all(r["tokens_in"] == 288 and r["values_fetched"] == 9 * cache for r in doc["layers"])
     dram = doc["dram_bytes"]
     assert dram["q"] == 30 * 9 * 32 * row(12)
     assert dram["k_msb"] == 30 * 3 * cache * row(8)
@@ -117,8 +155,9 @@ def test_generation_example_config(capsys) -> None:
 def test_seed_changes_the_run(capsys, small: Path) -> None:
     docs = {}
     for seed in ("0", "1"):
-        code, out, _ = run_cli(capsys, "simulate", "bert-base", "--config", small, "--json",
-                               "--seed", seed)
+        code, out, _ = run_cli(
+            capsys, "simulate", "bert-base", "--config", small, "--json", "--seed", seed
+        )
         assert code == 0
         docs[seed] = json.loads(out)
     assert (docs["0"]["seed"], docs["1"]["seed"]) == (0, 1)
@@ -131,20 +170,32 @@ def test_seed_changes_the_run(capsys, small: Path) -> None:
 
 def test_save_writes_documented_arrays_and_inputs_reproduce(capsys, tmp_path, small) -> None:
     first = tmp_path / "first.npz"
-    code, out1, err = run_cli(capsys, "simulate", "bert-base", "--config", small, "--json",
-                              "--save", first)
+    code, out1, err = run_cli(
+        capsys, "simulate", "bert-base", "--config", small, "--json", "--save", first
+    )
     assert code == 0 and err == ""
     with np.load(first) as data:
         saved = {k: data[k] for k in data.files}
-    assert sorted(saved) == sorted(f"{t}{i}" for t in ("q", "k", "v", "out", "ref")
-                                   for i in range(12))
+    assert sorted(saved) == sorted(
+        f"{t}{i}" for t in ("q", "k", "v", "out", "ref") for i in range(12)
+    )
     for key, array in saved.items():
         assert array.shape == (12, 16, 64) and array.dtype == np.float32, key
     assert np.abs(saved["out3"] - saved["ref3"]).max() > 0  # sim and reference differ a bit
 
     second = tmp_path / "second.npz"
-    code, out2, err = run_cli(capsys, "simulate", "bert-base", "--config", small, "--json",
-                              "--inputs", first, "--save", second)
+    code, out2, err = run_cli(
+        capsys,
+        "simulate",
+        "bert-base",
+        "--config",
+        small,
+        "--json",
+        "--inputs",
+        first,
+        "--save",
+        second,
+    )
     assert code == 0 and err == ""
     doc1, doc2 = json.loads(out1), json.loads(out2)
     assert doc2["seed"] is None
@@ -201,17 +252,25 @@ def _inf(a):
     a["q7"][3, 3, 3] = np.inf
 
 
-@pytest.mark.parametrize("spoil,needle", [
-    (_wrong_key, "q0"), (_wrong_shape, "k5"), (_nan, "v2"), (_inf, "q7"),
-], ids=["wrong-keys", "wrong-shape", "nan", "inf"])
+@pytest.mark.parametrize(
+    "spoil,needle",
+    [
+        (_wrong_key, "q0"),
+        (_wrong_shape, "k5"),
+        (_nan, "v2"),
+        (_inf, "q7"),
+    ],
+    ids=["wrong-keys", "wrong-shape", "nan", "inf"],
+)
 def test_bad_inputs_file(capsys, tmp_path, small, spoil, needle: str) -> None:
     arrays = valid_arrays(tmp_path, small, capsys)
     spoil(arrays)
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)
     save = tmp_path / "out.npz"
-    code, out, err = run_cli(capsys, "simulate", "bert-base", "--config", small,
-                             "--inputs", bad, "--save", save)
+    code, out, err = run_cli(
+        capsys, "simulate", "bert-base", "--config", small, "--inputs", bad, "--save", save
+    )
     assert_one_error(code, out, err, needle, str(bad))
     assert not save.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "small.toml"]
@@ -232,16 +291,16 @@ def test_missing_and_unreadable_inputs(capsys, tmp_path, small) -> None:
     np.save(npy, np.zeros(3))
     for path in (missing, text, npy):
         save = tmp_path / "out.npz"
-        code, out, err = run_cli(capsys, "simulate", "bert-base", "--config", small,
-                                 "--inputs", path, "--save", save)
+        code, out, err = run_cli(
+            capsys, "simulate", "bert-base", "--config", small, "--inputs", path, "--save", save
+        )
         assert_one_error(code, out, err, str(path))
         assert not save.exists()
 
 
 def test_save_into_missing_directory(capsys, tmp_path, small) -> None:
     target = tmp_path / "nowhere" / "out.npz"
-    code, out, err = run_cli(capsys, "simulate", "bert-base", "--config", small,
-                             "--save", target)
+    code, out, err = run_cli(capsys, "simulate", "bert-base", "--config", small, "--save", target)
     assert_one_error(code, out, err, str(target.parent))
     assert not target.parent.exists()
 
@@ -274,9 +333,14 @@ def spatten_command() -> list[str]:
 def test_installed_script_from_another_directory(tmp_path, small, capsys) -> None:
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    proc = subprocess.run([*spatten_command(), "simulate", "bert-base", "--config", str(small),
-                           "--json"], cwd=cwd, capture_output=True, timeout=180, check=False,
-                          env={**os.environ, "PYTHONHASHSEED": "1"})
+    proc = subprocess.run(
+        [*spatten_command(), "simulate", "bert-base", "--config", str(small), "--json"],
+        cwd=cwd,
+        capture_output=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "1"},
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stderr == b""  # no progress bar without a terminal
     assert list(cwd.iterdir()) == []

@@ -21,8 +21,7 @@ from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.perf.plot import report_figure
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_JSON = ('{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32,'
-              ' "n_positions": 64}')
+MODEL_JSON = '{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64}'
 
 
 @pytest.fixture
@@ -38,13 +37,17 @@ def config(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("module", "argv", "extra"), [
-    ("safetensors", ["eval", "minilm-l6"], "realmodels"),
-    ("tokenizers", ["eval", "smollm2-135m"], "realmodels"),
-    ("matplotlib", ["report", "bert-base", "--plot", "r.png"], "plot"),
-])
-def test_a_missing_extra_is_one_line_with_its_install_command(capsys, monkeypatch, tmp_path,
-                                                              module, argv, extra) -> None:
+@pytest.mark.parametrize(
+    ("module", "argv", "extra"),
+    [
+        ("safetensors", ["eval", "minilm-l6"], "realmodels"),
+        ("tokenizers", ["eval", "smollm2-135m"], "realmodels"),
+        ("matplotlib", ["report", "bert-base", "--plot", "r.png"], "plot"),
+    ],
+)
+def test_a_missing_extra_is_one_line_with_its_install_command(
+    capsys, monkeypatch, tmp_path, module, argv, extra
+) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 1
@@ -59,26 +62,54 @@ def test_the_wheel_claims_one_top_level_package(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "compiler", "kernels", "templates"):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
-        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns(
-            "__pycache__")} if (REPO / name).is_dir() else {}))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                           "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
-                          capture_output=True, text=True, timeout=300)
+        copy(
+            REPO / name,
+            source / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}),
+        )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("spatten_hls-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(
-        (".dist-info", ".data"))}
+    top = {
+        name.split("/")[0]
+        for name in names
+        if not name.split("/")[0].endswith((".dist-info", ".data"))
+    }
     assert top == {"spatten_hls"}
     packaged = {n for n in names if n.startswith("spatten_hls/")}
-    for folder, package in (("compiler", "compiler"), ("kernels", "kernels"),
-                            ("templates", "templates")):
-        sources = {f"spatten_hls/{package}/{p.relative_to(REPO / folder)}"
-                   for p in (REPO / folder).rglob("*")
-                   if p.is_file() and "__pycache__" not in p.parts}
+    for folder, package in (
+        ("compiler", "compiler"),
+        ("kernels", "kernels"),
+        ("templates", "templates"),
+    ):
+        sources = {
+            f"spatten_hls/{package}/{p.relative_to(REPO / folder)}"
+            for p in (REPO / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
         assert sources <= packaged, sorted(sources - packaged)[:5]
-    entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(
-        "entry_points.txt"))).decode()
+    entry = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
     assert "spatten = spatten_hls.compiler.cli.main:main" in entry
 
 
@@ -88,9 +119,13 @@ def test_csim_shows_progress_on_a_terminal_and_says_what_it_compared(model, tmp_
     assert main(["compile", str(model), "--config", str(cfg), "-o", str(tmp_path / "p")]) == 0
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    done = subprocess.run([sys.executable, "-m", "spatten_hls.compiler.cli.main", "csim",
-                           str(tmp_path / "p")], stdout=subprocess.PIPE, stderr=follower,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "spatten_hls.compiler.cli.main", "csim", str(tmp_path / "p")],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=300,
+    )
     os.close(follower)
     terminal = b""
     while True:
@@ -112,8 +147,16 @@ def test_the_report_has_units_and_says_what_compute_means(capsys) -> None:
     text = capsys.readouterr().out
     header, units = text.splitlines()[2:4]
     assert header.split()[:3] == ["layer", "tokens", "heads"]
-    assert units.split() == ["in->kept", "in->kept", "bytes", "cycles", "cycles", "cycles",
-                             "cycles", "cycles"]
+    assert units.split() == [
+        "in->kept",
+        "in->kept",
+        "bytes",
+        "cycles",
+        "cycles",
+        "cycles",
+        "cycles",
+        "cycles",
+    ]
     assert "1024 multipliers = 512 in Q·K + 512 in prob·V" in text
     assert "compute = the slowest engine of the pipelined critical path" in text
     assert "integer ops (2 per MAC done)" in text and "GOP/s" in text and "FLOP" not in text
@@ -151,17 +194,23 @@ def test_the_figure_names_model_config_part_and_labels_the_peak(tmp_path) -> Non
 
 
 def test_a_large_simulation_error_is_explained(capsys, model, tmp_path) -> None:
-    cfg = config(tmp_path, "[model]\nseq_len = 48\n[quantization]\nprogressive = true\n"
-                           "k_msb_bits = 2\nk_lsb_bits = 10\nrequant_threshold = 0.01\n"
-                           "[value_pruning]\nenabled = true\nkeep = 0.9\n")
+    cfg = config(
+        tmp_path,
+        "[model]\nseq_len = 48\n[quantization]\nprogressive = true\n"
+        "k_msb_bits = 2\nk_lsb_bits = 10\nrequant_threshold = 0.01\n"
+        "[value_pruning]\nenabled = true\nkeep = 0.9\n",
+    )
     assert main(["simulate", str(model), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if line.startswith("note: ")]
-    assert notes[0].startswith("note: the error is relative to float64 attention over the same "
-                               "surviving tokens and heads")
+    assert notes[0].startswith(
+        "note: the error is relative to float64 attention over the same surviving tokens and heads"
+    )
     assert "without value pruning:" in notes[1] and "with all 12 K bits for every row:" in notes[1]
-    assert notes[2] == ("note: the largest part comes from the rows computed with only K's 2 "
-                        "MSB bits (max prob >= 0.01)")
+    assert notes[2] == (
+        "note: the largest part comes from the rows computed with only K's 2 "
+        "MSB bits (max prob >= 0.01)"
+    )
 
 
 def test_a_small_simulation_error_needs_no_explanation(capsys) -> None:

@@ -23,8 +23,7 @@ from spatten_hls.compiler import output_dir, outputs
 from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.errors import OutputError
 
-MODEL_JSON = ('{"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16,'
-              ' "n_positions": 64}')
+MODEL_JSON = '{"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}'
 CONFIG = "[model]\nseq_len = 6\n"
 
 
@@ -42,8 +41,11 @@ def one_error(err: str, *fragments: str) -> None:
 
 
 def tree(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -68,6 +70,7 @@ def writers(model: Path, config: Path, target: Path) -> dict[str, list[object]]:
 
 # -- resolving the output path -----------------------------------------------------------------
 
+
 def test_a_missing_directory_then_dotdot_is_not_its_parent(capsys, tmp_path, model) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -85,8 +88,12 @@ def test_symlink_loops_and_paths_through_files_are_one_error(capsys, tmp_path, m
     (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
     plain = tmp_path / "plain.txt"
     plain.write_text("a file")
-    cases = {tmp_path / "loop_a": "symbolic links", tmp_path / "loop_a" / "x": "symbolic links",
-             plain / "x": "not a directory", plain / ".." / "x": "not a directory"}
+    cases = {
+        tmp_path / "loop_a": "symbolic links",
+        tmp_path / "loop_a" / "x": "symbolic links",
+        plain / "x": "not a directory",
+        plain / ".." / "x": "not a directory",
+    }
     for target, fragment in cases.items():
         for name, argv in writers(*model, target).items():
             code, _, err = run_cli(capsys, *argv)
@@ -111,8 +118,9 @@ def test_a_symlinked_output_file_writes_its_target(capsys, tmp_path, model) -> N
     real = tmp_path / "real.txt"
     real.write_text("old")
     (tmp_path / "link.txt").symlink_to(real)
-    assert run_cli(capsys, "ir", model[0], "--config", model[1], "-o",
-                   tmp_path / "link.txt")[0] == 0
+    assert (
+        run_cli(capsys, "ir", model[0], "--config", model[1], "-o", tmp_path / "link.txt")[0] == 0
+    )
     assert (tmp_path / "link.txt").is_symlink() and real.read_text().startswith("// spatten-ir")
 
 
@@ -163,8 +171,12 @@ NEW = {"a.txt": b"new", "sub/b.txt": b"new" * 1000}
 
 
 def kill_during_replacement(target: Path, point: str) -> None:
-    done = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(target), point],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(target), point],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
@@ -216,15 +228,30 @@ def test_ctrl_c_during_the_commit_still_completes_and_reports_success(tmp_path, 
     target = tmp_path / "prj"
     target.mkdir()
     (target / "old.h").write_text("old")
-    done = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT, "compile", str(model[0]),
-                           "--config", str(model[1]), "-o", str(target), "--force"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            INTERRUPT_SCRIPT,
+            "compile",
+            str(model[0]),
+            "--config",
+            str(model[1]),
+            "-o",
+            str(target),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "interrupted" not in done.stderr and done.stdout.startswith(f"wrote {target} (")
     assert (target / "src" / "params.h").is_file() and not (target / "old.h").exists()
 
 
 # -- permissions -------------------------------------------------------------------------------
+
 
 def modes(path: Path) -> set[int]:
     paths = [path, *path.rglob("*")] if path.is_dir() else [path]
@@ -249,20 +276,35 @@ def test_outputs_get_the_users_umask_not_private_modes(capsys, tmp_path, model) 
 def test_a_stricter_umask_is_honoured(tmp_path, model) -> None:
     target = tmp_path / "prj"
     done = subprocess.run(
-        [sys.executable, "-c", "import os, sys; os.umask(0o077); "
-         "from spatten_hls.compiler.cli.main import main; sys.exit(main(sys.argv[1:]))",
-         "compile", str(model[0]), "--config", str(model[1]), "-o", str(target)],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; os.umask(0o077); "
+            "from spatten_hls.compiler.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "compile",
+            str(model[0]),
+            "--config",
+            str(model[1]),
+            "-o",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert modes(target) == {0o600, 0o700}
 
 
 # -- unwritable, read-only and full targets ------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
-def test_a_refusing_filesystem_is_one_error_and_leaves_nothing(capsys, tmp_path, model,
-                                                              monkeypatch, code) -> None:
+def test_a_refusing_filesystem_is_one_error_and_leaves_nothing(
+    capsys, tmp_path, model, monkeypatch, code
+) -> None:
     """The filesystem refuses the temporary file or directory (permission, read-only)."""
+
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
@@ -281,15 +323,23 @@ def test_a_refusing_filesystem_is_one_error_and_leaves_nothing(capsys, tmp_path,
 
 def test_a_full_disk_for_real(tmp_path, model) -> None:
     """RLIMIT_FSIZE makes every write past 64 KiB fail (EFBIG), like a full disk."""
+
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
 
-    for argv, target in ((["ir", "bert-base", "-o", "ir.txt"], "ir.txt"),
-                         (["compile", "bert-base", "-o", "prj"], "prj")):
-        done = subprocess.run([sys.executable, "-m", "spatten_hls.compiler.cli.main", *argv],
-                              cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True,
-                              timeout=120)
+    for argv, target in (
+        (["ir", "bert-base", "-o", "ir.txt"], "ir.txt"),
+        (["compile", "bert-base", "-o", "prj"], "prj"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "spatten_hls.compiler.cli.main", *argv],
+            cwd=tmp_path,
+            preexec_fn=limit,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1, done.stderr
         one_error(done.stderr, target, os.strerror(errno.EFBIG))
         assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.toml"]
@@ -343,8 +393,12 @@ outputs.write_text_atomic(Path(sys.argv[1]), "new")
 def test_a_killed_file_write_leaves_the_old_file_and_the_next_run_cleans_up(tmp_path) -> None:
     target = tmp_path / "out.txt"
     target.write_text("old")
-    done = subprocess.run([sys.executable, "-c", FILE_KILL_SCRIPT, str(target)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", FILE_KILL_SCRIPT, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL
     assert target.read_text() == "old"
     (stale,) = [p for p in tmp_path.iterdir() if p != target]

@@ -43,10 +43,18 @@ def case_key(case: Case) -> str:
 def model_spec(case: Case) -> ModelSpec:
     m = case["model"]
     heads, head_dim = m["heads"], m["head_dim"]
-    return ModelSpec(name=m.get("name", "tiny"), family=m["family"], num_layers=m["layers"],
-                     num_heads=heads, num_kv_heads=m.get("kv_heads", heads), head_dim=head_dim,
-                     hidden_size=heads * head_dim, max_positions=4096,
-                     causal=m["family"] != "bert", source=f"test:{m.get('name', 'tiny')}")
+    return ModelSpec(
+        name=m.get("name", "tiny"),
+        family=m["family"],
+        num_layers=m["layers"],
+        num_heads=heads,
+        num_kv_heads=m.get("kv_heads", heads),
+        head_dim=head_dim,
+        hidden_size=heads * head_dim,
+        max_positions=4096,
+        causal=m["family"] != "bert",
+        source=f"test:{m.get('name', 'tiny')}",
+    )
 
 
 def compile_case(case: Case) -> tuple[AttnGraph, Config]:
@@ -64,8 +72,9 @@ def vectors_for(graph: AttnGraph, cfg: Config, seed: int) -> GoldenVectors:
     bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
     if project_context(graph, cfg).progressive:
         bits["k_lsb"] = q.k_lsb_bits
-    return golden_vectors(graph, bits, q.k_lsb_bits, seed=seed,
-                          topk_parallelism=cfg.hardware.topk_parallelism)
+    return golden_vectors(
+        graph, bits, q.k_lsb_bits, seed=seed, topk_parallelism=cfg.hardware.topk_parallelism
+    )
 
 
 @dataclass
@@ -116,8 +125,9 @@ class DesignFactory:
             self._designs[key] = future
         return self._designs[key]
 
-    def _build(self, graph: AttnGraph, cfg: Config, project: Path,
-               files: dict[str, bytes]) -> Design:
+    def _build(
+        self, graph: AttnGraph, cfg: Config, project: Path, files: dict[str, bytes]
+    ) -> Design:
         return Design(graph, cfg, project, files, DesignLibrary(project, self.cache))
 
     def close(self) -> None:
@@ -129,4 +139,3 @@ def design_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterable[DesignF
     factory = DesignFactory(tmp_path_factory.mktemp("designs"), workers=os.cpu_count() or 1)
     yield factory
     factory.close()
-

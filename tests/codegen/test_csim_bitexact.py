@@ -25,81 +25,125 @@ pytestmark = pytest.mark.csim
 
 SEEDS = (0, 1, 2)
 ALL_TECHNIQUES = {
-    "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0, "keep_first": 1,
-                      "keep_recent": 2},
+    "token_pruning": {
+        "enabled": True,
+        "keep": 0.5,
+        "skip_first": 0.0,
+        "keep_first": 1,
+        "keep_recent": 2,
+    },
     "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
     "value_pruning": {"enabled": True, "keep": 0.4},
     "quantization": {"progressive": True, "requant_threshold": 0.4},
 }
 
 
-def model(name: str, family: str, layers: int, heads: int, head_dim: int,
-          kv_heads: int | None = None) -> dict:
-    return {"name": name, "family": family, "layers": layers, "heads": heads,
-            "kv_heads": kv_heads or heads, "head_dim": head_dim}
+def model(
+    name: str, family: str, layers: int, heads: int, head_dim: int, kv_heads: int | None = None
+) -> dict:
+    return {
+        "name": name,
+        "family": family,
+        "layers": layers,
+        "heads": heads,
+        "kv_heads": kv_heads or heads,
+        "head_dim": head_dim,
+    }
 
 
 CASES: dict[str, dict] = {
     "bert-dense-d64": {
         "model": model("bert-dense", "bert", 2, 4, 64),
-        "config": {"model": {"seq_len": 32}}},
+        "config": {"model": {"seq_len": 32}},
+    },
     "gpt-dense-causal-d32": {
         "model": model("gpt-dense", "gpt2", 2, 4, 32),
-        "config": {"model": {"seq_len": 28}}},
+        "config": {"model": {"seq_len": 28}},
+    },
     "token-pruning": {
         "model": model("tokens", "gpt2", 3, 4, 16),
-        "config": {"model": {"seq_len": 40},
-                   "token_pruning": {"enabled": True, "keep": 0.4, "skip_first": 0.0,
-                                     "keep_first": 3, "keep_recent": 4}}},
+        "config": {
+            "model": {"seq_len": 40},
+            "token_pruning": {
+                "enabled": True,
+                "keep": 0.4,
+                "skip_first": 0.0,
+                "keep_first": 3,
+                "keep_recent": 4,
+            },
+        },
+    },
     "head-pruning": {
         "model": model("heads", "bert", 3, 6, 16),
-        "config": {"model": {"seq_len": 24},
-                   "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}}},
+        "config": {
+            "model": {"seq_len": 24},
+            "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
+        },
+    },
     "value-pruning": {
         "model": model("values", "bert", 2, 4, 16),
-        "config": {"model": {"seq_len": 32}, "value_pruning": {"enabled": True, "keep": 0.3}}},
+        "config": {"model": {"seq_len": 32}, "value_pruning": {"enabled": True, "keep": 0.3}},
+    },
     "progressive-requant": {
         "model": model("progressive", "bert", 2, 4, 16),
-        "config": {"model": {"seq_len": 32},
-                   "quantization": {"progressive": True, "requant_threshold": 0.6}}},
+        "config": {
+            "model": {"seq_len": 32},
+            "quantization": {"progressive": True, "requant_threshold": 0.6},
+        },
+    },
     "progressive-none": {
         "model": model("progressive-none", "gpt2", 2, 4, 16),
-        "config": {"model": {"seq_len": 32},
-                   "quantization": {"progressive": True, "requant_threshold": 0.001}}},
+        "config": {
+            "model": {"seq_len": 32},
+            "quantization": {"progressive": True, "requant_threshold": 0.001},
+        },
+    },
     "all-techniques": {
         "model": model("all", "gpt2", 3, 6, 16),
-        "config": {"model": {"seq_len": 36}, **ALL_TECHNIQUES}},
+        "config": {"model": {"seq_len": 36}, **ALL_TECHNIQUES},
+    },
     "generation-dense": {
         "model": model("gen-dense", "gpt2", 2, 4, 16),
-        "config": {"model": {"seq_len": 12, "stage": "generation", "gen_tokens": 4}}},
+        "config": {"model": {"seq_len": 12, "stage": "generation", "gen_tokens": 4}},
+    },
     "generation-all-techniques": {
         "model": model("gen-all", "llama", 3, 4, 16, kv_heads=2),
-        "config": {"model": {"seq_len": 12, "stage": "generation", "gen_tokens": 5},
-                   **ALL_TECHNIQUES}},
+        "config": {
+            "model": {"seq_len": 12, "stage": "generation", "gen_tokens": 5},
+            **ALL_TECHNIQUES,
+        },
+    },
     "gqa-6h-2kv": {
         "model": model("gqa", "llama", 2, 6, 16, kv_heads=2),
-        "config": {"model": {"seq_len": 20},
-                   "head_pruning": {"enabled": True, "keep": 0.34, "skip_first": 0.0}}},
+        "config": {
+            "model": {"seq_len": 20},
+            "head_pruning": {"enabled": True, "keep": 0.34, "skip_first": 0.0},
+        },
+    },
     "odd-sizes": {
         "model": model("odd", "bert", 2, 3, 24),
-        "config": {"model": {"seq_len": 77},
-                   "token_pruning": {"enabled": True, "keep": 0.37, "skip_first": 0.0},
-                   "value_pruning": {"enabled": True, "keep": 0.37},
-                   "quantization": {"q_bits": 7, "k_msb_bits": 5, "k_lsb_bits": 3,
-                                    "v_bits": 9},
-                   "hardware": {"topk_parallelism": 3}}},
+        "config": {
+            "model": {"seq_len": 77},
+            "token_pruning": {"enabled": True, "keep": 0.37, "skip_first": 0.0},
+            "value_pruning": {"enabled": True, "keep": 0.37},
+            "quantization": {"q_bits": 7, "k_msb_bits": 5, "k_lsb_bits": 3, "v_bits": 9},
+            "hardware": {"topk_parallelism": 3},
+        },
+    },
     "key-tiles": {
         "model": model("tiles", "gpt2", 2, 4, 16, kv_heads=2),
-        "config": {"model": {"seq_len": 40}, **ALL_TECHNIQUES,
-                   "hardware": {"max_tokens": 16}}},
+        "config": {"model": {"seq_len": 40}, **ALL_TECHNIQUES, "hardware": {"max_tokens": 16}},
+    },
 }
 
 
 def uses(*names: str):
     """Name the cases a test reads, so that `designs` can build them ahead (in parallel)."""
+
     def mark(function):
         function.cases = names
         return function
+
     return mark
 
 
@@ -119,9 +163,12 @@ def designs(design_factory, request: pytest.FixtureRequest):
 def state_parts(design, state: np.ndarray) -> dict[str, np.ndarray]:
     info = design.graph.info
     ctx, heads = info.context, info.num_heads
-    return {"token_dropped_at": state[:ctx], "token_importance": state[ctx:2 * ctx],
-            "head_dropped_at": state[2 * ctx:2 * ctx + heads],
-            "head_importance": state[2 * ctx + heads:]}
+    return {
+        "token_dropped_at": state[:ctx],
+        "token_importance": state[ctx : 2 * ctx],
+        "head_dropped_at": state[2 * ctx : 2 * ctx + heads],
+        "head_importance": state[2 * ctx + heads :],
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -132,14 +179,18 @@ def test_design_matches_simulator(designs, name: str, capfd: pytest.CaptureFixtu
         vectors, run = design.run(seed)
         golden = vectors.arrays
         if seed == 0:  # the helper's vectors are the ones the project ships
-            shipped = {p.removeprefix("tb/data/"): b for p, b in design.files.items()
-                       if p.startswith("tb/data/")}
+            shipped = {
+                p.removeprefix("tb/data/"): b
+                for p, b in design.files.items()
+                if p.startswith("tb/data/")
+            }
             assert vectors.files() == shipped
         layers = golden["out"].shape[0]
         assert np.all(np.any(golden["out"].reshape(layers, -1) != 0, axis=1)), "zero layer"
         assert run.out.dtype == golden["out"].dtype and run.out.shape == golden["out"].shape
-        assert np.array_equal(run.out, golden["out"]), \
+        assert np.array_equal(run.out, golden["out"]), (
             f"{name} seed {seed}: {np.count_nonzero(run.out != golden['out'])} codes differ"
+        )
         assert np.array_equal(run.state, golden["state"]), f"{name} seed {seed}: state"
     stdout = capfd.readouterr().out  # the C++ stream model warns on stdout (CSIM.md)
     assert "Hls::stream" not in stdout, stdout[-1000:]
@@ -198,7 +249,7 @@ def test_gqa_prunes_heads_within_kv_groups(designs) -> None:
         dropped = state_parts(design, run.state)["head_dropped_at"]
         assert_alive_counts(dropped, keeps)
         # all three query heads of a KV head dropped after layer 0: layer 1 skips that KV head
-        groups_skipped += sum(bool(np.all(dropped[g * 3:g * 3 + 3] == 0)) for g in range(2))
+        groups_skipped += sum(bool(np.all(dropped[g * 3 : g * 3 + 3] == 0)) for g in range(2))
     assert groups_skipped >= 2
 
 
@@ -208,10 +259,15 @@ def _without(name: str, section: str) -> dict:
     return {"model": case["model"], "config": config}
 
 
-@pytest.mark.parametrize(("name", "section"), [("value-pruning", "value_pruning"),
-                                               ("odd-sizes", "value_pruning"),
-                                               ("token-pruning", "token_pruning"),
-                                               ("head-pruning", "head_pruning")])
+@pytest.mark.parametrize(
+    ("name", "section"),
+    [
+        ("value-pruning", "value_pruning"),
+        ("odd-sizes", "value_pruning"),
+        ("token-pruning", "token_pruning"),
+        ("head-pruning", "head_pruning"),
+    ],
+)
 def test_technique_changes_the_output(designs, name: str, section: str) -> None:
     """The same inputs without the technique give other codes: the match above is not dense."""
     design = designs.get(CASES[name])
@@ -267,8 +323,8 @@ def test_generation_runs_every_decode_step(designs) -> None:
     info = design.graph.info
     vectors, run = design.run(0)
     computed = np.any(run.out != 0, axis=-1)  # [layers, heads, context]
-    assert computed[:, :, info.seq_len:].all()  # each generated position has its output row
-    assert not computed[:, :, :info.seq_len].any()  # the prompt rows are not recomputed
+    assert computed[:, :, info.seq_len :].all()  # each generated position has its output row
+    assert not computed[:, :, : info.seq_len].any()  # the prompt rows are not recomputed
     assert np.array_equal(run.out, vectors.arrays["out"])
 
 
@@ -285,6 +341,7 @@ def test_keys_beyond_max_tokens_are_tiled(designs) -> None:
 
 
 # -- the real testbench binary ---------------------------------------------------------------
+
 
 @uses("generation-all-techniques")
 def test_run_csim_passes_and_a_corrupted_golden_file_fails(designs, tmp_path: Path) -> None:

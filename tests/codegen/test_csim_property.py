@@ -24,8 +24,11 @@ def fractions(low: int, high: int) -> st.SearchStrategy[float]:
 
 @st.composite
 def cases(draw: st.DrawFn) -> dict:
-    layers, kv_heads, group = draw(st.integers(1, 3)), draw(st.integers(1, 3)), \
-        draw(st.integers(1, 3))
+    layers, kv_heads, group = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+    )
     generation = draw(st.booleans())
     families = ["gpt2", "llama"] if generation else ["bert", "gpt2", "llama"]
     family = "llama" if group > 1 else draw(st.sampled_from(families))
@@ -42,34 +45,55 @@ def cases(draw: st.DrawFn) -> dict:
     config: dict = {
         "model": model,
         "quantization": {
-            "q_bits": draw(st.integers(3, 12)), "v_bits": draw(st.integers(3, 12)),
-            "k_msb_bits": msb, "k_lsb_bits": draw(st.integers(2 if progressive else 0, 4)),
-            "progressive": progressive, "requant_threshold": draw(fractions(1, 90))},
-        "hardware": {"topk_parallelism": draw(st.sampled_from([1, 2, 16])),
-                     "max_tokens": draw(st.integers(max(2, context // 3), context + 8))},
+            "q_bits": draw(st.integers(3, 12)),
+            "v_bits": draw(st.integers(3, 12)),
+            "k_msb_bits": msb,
+            "k_lsb_bits": draw(st.integers(2 if progressive else 0, 4)),
+            "progressive": progressive,
+            "requant_threshold": draw(fractions(1, 90)),
+        },
+        "hardware": {
+            "topk_parallelism": draw(st.sampled_from([1, 2, 16])),
+            "max_tokens": draw(st.integers(max(2, context // 3), context + 8)),
+        },
     }
     if draw(st.booleans()):
         config["token_pruning"] = {
-            "enabled": True, "keep": draw(fractions(20, 100)),
+            "enabled": True,
+            "keep": draw(fractions(20, 100)),
             "skip_first": draw(st.sampled_from([0.0, 0.34])),
-            "keep_first": draw(st.integers(0, 3)), "keep_recent": draw(st.integers(0, 3))}
+            "keep_first": draw(st.integers(0, 3)),
+            "keep_recent": draw(st.integers(0, 3)),
+        }
     if draw(st.booleans()):
-        config["head_pruning"] = {"enabled": True, "keep": draw(fractions(20, 100)),
-                                  "skip_first": draw(st.sampled_from([0.0, 0.34]))}
+        config["head_pruning"] = {
+            "enabled": True,
+            "keep": draw(fractions(20, 100)),
+            "skip_first": draw(st.sampled_from([0.0, 0.34])),
+        }
     if draw(st.booleans()):
         config["value_pruning"] = {"enabled": True, "keep": draw(fractions(10, 100))}
-    return {"model": {"name": "random", "family": family, "layers": layers,
-                      "heads": kv_heads * group, "kv_heads": kv_heads,
-                      "head_dim": draw(st.sampled_from([8, 16, 32]))},
-            "config": config}
+    return {
+        "model": {
+            "name": "random",
+            "family": family,
+            "layers": layers,
+            "heads": kv_heads * group,
+            "kv_heads": kv_heads,
+            "head_dim": draw(st.sampled_from([8, 16, 32])),
+        },
+        "config": config,
+    }
 
 
 # capfd only collects the C++ stdout; it is read out afresh in every example
-@settings(max_examples=4, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(pair=st.lists(cases(), min_size=2, max_size=2))
-def test_random_designs_are_bit_exact(design_factory, pair: list[dict],
-                                      capfd: pytest.CaptureFixture) -> None:
+def test_random_designs_are_bit_exact(
+    design_factory, pair: list[dict], capfd: pytest.CaptureFixture
+) -> None:
     """Two random designs per example, so that their g++ builds run side by side (8 in all)."""
     design_factory.prefetch(pair)
     capfd.readouterr()
@@ -79,8 +103,9 @@ def test_random_designs_are_bit_exact(design_factory, pair: list[dict],
             vectors, run = design.run(seed)
             golden = vectors.arrays
             assert np.any(golden["out"] != 0)
-            assert np.array_equal(run.out, golden["out"]), \
+            assert np.array_equal(run.out, golden["out"]), (
                 f"seed {seed}: {np.count_nonzero(run.out != golden['out'])} output codes differ"
+            )
             assert np.array_equal(run.state, golden["state"]), f"seed {seed}: pruning state"
     stdout = capfd.readouterr().out  # the C++ stream model warns on stdout (CSIM.md)
     assert "Hls::stream" not in stdout, stdout[-1000:]

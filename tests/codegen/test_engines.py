@@ -81,18 +81,38 @@ def i64(a) -> np.ndarray:
 
 # -- constants --------------------------------------------------------------------------------
 
+
 def test_constants_equal_the_python_formats(lib):
-    names = ["SCORE_FRAC", "SCORE_BITS", "MULT_BITS", "QK_ACC_BITS", "SCORE_MAX", "MASKED",
-             "EXP_INT_BITS", "EXP_FRAC", "EXP_DOMAIN", "RECIP_INDEX_BITS", "RECIP_FRAC",
-             "RECIP_BASE", "PROB_FRAC", "PROB_ONE", "RECIP_SHIFT_BIAS"]
+    names = [
+        "SCORE_FRAC",
+        "SCORE_BITS",
+        "MULT_BITS",
+        "QK_ACC_BITS",
+        "SCORE_MAX",
+        "MASKED",
+        "EXP_INT_BITS",
+        "EXP_FRAC",
+        "EXP_DOMAIN",
+        "RECIP_INDEX_BITS",
+        "RECIP_FRAC",
+        "RECIP_BASE",
+        "PROB_FRAC",
+        "PROB_ONE",
+        "RECIP_SHIFT_BIAS",
+    ]
     for name in names:
         assert lib.engines_constant(name.encode()) == getattr(formats, name), name
     assert lib.engines_constant(b"TOPK_ROUND_OVERHEAD") == topk.TOPK_ROUND_OVERHEAD
     assert lib.engines_constant(b"PIVOT_SEED") == topk.PIVOT_SEED
     sizes = [lib.engines_constant(f"{t}_SIZE".encode()) for t in ("EXP_HI", "EXP_LO", "RECIP")]
     assert sizes == [len(t) for t in TABLES]
-    widths = {"MULT_T": formats.MULT_BITS, "SCORE_T": formats.SCORE_BITS,
-              "PROB_T": formats.PROB_FRAC + 1, "EXP_T": formats.EXP_FRAC + 1, "RECIP_T": 19}
+    widths = {
+        "MULT_T": formats.MULT_BITS,
+        "SCORE_T": formats.SCORE_BITS,
+        "PROB_T": formats.PROB_FRAC + 1,
+        "EXP_T": formats.EXP_FRAC + 1,
+        "RECIP_T": 19,
+    }
     for name, width in widths.items():
         assert lib.engines_constant(f"{name}_WIDTH".encode()) == width, name
     assert lib.engines_constant(b"NO_SUCH_CONSTANT") == -(2**63)  # the lookup can fail
@@ -109,6 +129,7 @@ def test_xorshift32_sequence(lib):
 
 
 # -- Q.K, scale, softmax, P.V ------------------------------------------------------------------
+
 
 def test_qk_dot_equals_integer_loop(lib):
     rng = np.random.default_rng(1)
@@ -139,8 +160,12 @@ def test_scale_score_all_shifts(lib):
     rng = np.random.default_rng(2)
     saturated = unsaturated = 0
     for sh in range(1, 63):
-        multipliers = [2**22, 2**23 - 1, int(rng.integers(2**22, 2**23)),
-                       int(rng.integers(0, 2**23))]
+        multipliers = [
+            2**22,
+            2**23 - 1,
+            int(rng.integers(2**22, 2**23)),
+            int(rng.integers(0, 2**23)),
+        ]
         for m in multipliers:
             acc = _scale_accs(rng, sh)
             out = np.empty_like(acc)
@@ -266,6 +291,7 @@ def test_pv_row_equals_accumulate_and_requantize(lib):
 
 # -- top-k and pruning selections --------------------------------------------------------------
 
+
 def _topk_values(rng: np.random.Generator, n: int, kind: int) -> np.ndarray:
     if kind == 0:
         return rng.integers(0, 4, n)  # many ties
@@ -312,11 +338,27 @@ def test_value_topk_row_equals_kernel(lib):
                 visible[0] = lk
                 probs = np.where(np.arange(lk)[None, :] < visible[:, None], probs, 0)
                 out, fetched = np.empty((rows, lk), dtype=np.int64), np.zeros(lk, np.int64)
-                kept = lib.engines_value_topk(i64(probs), i64(visible), rows, lk, keep_num,
-                                              keep_den, parallelism, out, fetched)
+                kept = lib.engines_value_topk(
+                    i64(probs),
+                    i64(visible),
+                    rows,
+                    lk,
+                    keep_num,
+                    keep_den,
+                    parallelism,
+                    out,
+                    fetched,
+                )
                 e_out, e_fetched = np.empty((rows, lk)), np.zeros(lk, dtype=np.bool_)
-                e_kept = value_topk_rows(probs.astype(np.float64), i64(visible), keep_num,
-                                         keep_den, parallelism, e_out, e_fetched)
+                e_kept = value_topk_rows(
+                    probs.astype(np.float64),
+                    i64(visible),
+                    keep_num,
+                    keep_den,
+                    parallelism,
+                    e_out,
+                    e_fetched,
+                )
                 assert kept == e_kept
                 assert np.array_equal(out, e_out.astype(np.int64))
                 assert np.array_equal(fetched.astype(bool), e_fetched)
@@ -334,8 +376,10 @@ def test_select_survivors_equals_kernel(lib):
             keep = int(rng.integers(0, n + 3))
             parallelism = int(rng.choice([1, 4, 32]))
             survivors, cycles = np.empty(n, dtype=np.int64), np.full(1, -1, dtype=np.int64)
-            assert lib.engines_select(imp, i64(protected), n, keep, parallelism, survivors,
-                                      cycles) == 0
+            assert (
+                lib.engines_select(imp, i64(protected), n, keep, parallelism, survivors, cycles)
+                == 0
+            )
             e_mask, e_cycles = select_survivors(imp, protected, keep, parallelism)
             assert np.array_equal(survivors.astype(bool), e_mask), (n, trial)
             assert cycles[0] == e_cycles
@@ -362,8 +406,10 @@ def test_add_column_sums_and_abs_sum(lib):
 
 # -- progressive quantization ------------------------------------------------------------------
 
-def _softmax_of(q: np.ndarray, k: np.ndarray, bits: int, m: int, sh: int,
-                visible: np.ndarray) -> np.ndarray:
+
+def _softmax_of(
+    q: np.ndarray, k: np.ndarray, bits: int, m: int, sh: int, visible: np.ndarray
+) -> np.ndarray:
     acc = qk_accumulate_f64(q.astype(np.float64), k.astype(np.float64), bits, bits)
     return scaled_softmax_visible(acc, m, sh, i64(visible), *TABLES).astype(np.int64)
 
@@ -388,8 +434,23 @@ def test_requant_row_equals_handler_arithmetic(lib):
         if len(rows):
             expected[rows] = _softmax_of(q[rows], k_msb + k_lsb, bits, m, sh, visible[rows])
         got, redone = probs.copy(), np.full(lq, -1, dtype=np.int64)
-        assert lib.engines_requant(i64(q), i64(k_msb), i64(k_lsb), i64(visible), lq, lk, d, m,
-                                   sh, threshold, got, redone) == 0
+        assert (
+            lib.engines_requant(
+                i64(q),
+                i64(k_msb),
+                i64(k_lsb),
+                i64(visible),
+                lq,
+                lk,
+                d,
+                m,
+                sh,
+                threshold,
+                got,
+                redone,
+            )
+            == 0
+        )
         assert np.flatnonzero(redone).tolist() == rows.tolist()
         assert np.array_equal(got, expected), trial
         redone_rows += len(rows)
@@ -422,14 +483,23 @@ def _function_bodies(code: str) -> list[tuple[str, str]]:
         while depth:
             depth += {"{": 1, "}": -1}.get(code[end], 0)
             end += 1
-        found.append((match.group(1), code[match.end():end - 1]))
+        found.append((match.group(1), code[match.end() : end - 1]))
     return found
 
 
 # The engines of this suite; other headers in the folder (written on top of these) get the
 # folder-wide rules only, not the one-pragma-per-loop house rule of these engines.
-ENGINE_HEADERS = ("spatten_types.h", "qk.h", "scale.h", "softmax.h", "pv.h", "topk.h",
-                  "value_topk.h", "importance.h", "requant.h")
+ENGINE_HEADERS = (
+    "spatten_types.h",
+    "qk.h",
+    "scale.h",
+    "softmax.h",
+    "pv.h",
+    "topk.h",
+    "value_topk.h",
+    "importance.h",
+    "requant.h",
+)
 
 
 def test_engine_headers_exist():

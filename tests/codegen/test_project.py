@@ -29,22 +29,45 @@ GOLDEN = REPO / "tests" / "golden" / "small_project"
 MANIFEST = "MANIFEST.sha256"
 # Generated text files are golden; the hand-written engines and host code are copied verbatim
 # from templates/hls (checked against their source instead of duplicated here).
-TEXT_FILES = ("src/*.cpp", "src/*.h", "src/engines/spatten_tables.h", "tb/tb_spatten_top.cpp",
-              "tb/host_params.h", "Makefile", "run_hls.tcl", "hls_config.cfg", "README.md",
-              "config.toml", "ir/final.ir.txt")
+TEXT_FILES = (
+    "src/*.cpp",
+    "src/*.h",
+    "src/engines/spatten_tables.h",
+    "tb/tb_spatten_top.cpp",
+    "tb/host_params.h",
+    "Makefile",
+    "run_hls.tcl",
+    "hls_config.cfg",
+    "README.md",
+    "config.toml",
+    "ir/final.ir.txt",
+)
 TEMPLATES = REPO / "templates" / "hls"
-COPIED = {**{f"src/engines/{p.name}": p for p in (TEMPLATES / "engines").glob("*.h")},
-          "tb/host.h": TEMPLATES / "tb" / "host.h",
-          "tb/ctypes_api.cpp": TEMPLATES / "tb" / "ctypes_api.cpp"}
+COPIED = {
+    **{f"src/engines/{p.name}": p for p in (TEMPLATES / "engines").glob("*.h")},
+    "tb/host.h": TEMPLATES / "tb" / "host.h",
+    "tb/ctypes_api.cpp": TEMPLATES / "tb" / "ctypes_api.cpp",
+}
 PART, CLOCK_MHZ = "xcvu9p-flga2104-2L-e", 250.0
 
 CASE = {
-    "model": {"name": "golden-small", "family": "llama", "layers": 2, "heads": 4,
-              "kv_heads": 2, "head_dim": 16},
+    "model": {
+        "name": "golden-small",
+        "family": "llama",
+        "layers": 2,
+        "heads": 4,
+        "kv_heads": 2,
+        "head_dim": 16,
+    },
     "config": {
         "model": {"seq_len": 12},
-        "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0, "keep_first": 1,
-                          "keep_recent": 2},
+        "token_pruning": {
+            "enabled": True,
+            "keep": 0.5,
+            "skip_first": 0.0,
+            "keep_first": 1,
+            "keep_recent": 2,
+        },
         "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
         "value_pruning": {"enabled": True, "keep": 0.5},
         "quantization": {"progressive": True, "requant_threshold": 0.3},
@@ -65,14 +88,18 @@ def files(compiled) -> dict[str, bytes]:
 
 
 def is_text(path: str) -> bool:
-    return any(fnmatch(path, pattern) and "/" not in path[len(pattern.split("*")[0]):]
-               for pattern in TEXT_FILES)
+    return any(
+        fnmatch(path, pattern) and "/" not in path[len(pattern.split("*")[0]) :]
+        for pattern in TEXT_FILES
+    )
 
 
 def manifest_of(files: dict[str, bytes]) -> str:
-    return "".join(f"{hashlib.sha256(data).hexdigest()}  {path}\n"
-                   for path, data in sorted(files.items())
-                   if not is_text(path) and path not in COPIED)
+    return "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {path}\n"
+        for path, data in sorted(files.items())
+        if not is_text(path) and path not in COPIED
+    )
 
 
 def test_hand_written_files_are_copied_verbatim(files: dict[str, bytes]) -> None:
@@ -87,9 +114,12 @@ def source_text(files: dict[str, bytes]) -> dict[str, str]:
 
 # -- golden files ------------------------------------------------------------------------------
 
+
 def test_project_equals_golden_files(files: dict[str, bytes], update_golden: bool) -> None:
-    assert {p for p in files if p.startswith("tb/data/")} >= {"tb/data/out.bin",
-                                                              "tb/data/state.bin"}
+    assert {p for p in files if p.startswith("tb/data/")} >= {
+        "tb/data/out.bin",
+        "tb/data/state.bin",
+    }
     text = {p: d for p, d in files.items() if is_text(p)}
     if update_golden:
         shutil.rmtree(GOLDEN, ignore_errors=True)
@@ -103,10 +133,18 @@ def test_project_equals_golden_files(files: dict[str, bytes], update_golden: boo
     for path, data in sorted(text.items()):
         expected = (GOLDEN / path).read_text()
         if data.decode() != expected:
-            diff = difflib.unified_diff(expected.splitlines(), data.decode().splitlines(),
-                                        f"golden/{path}", f"emitted/{path}", lineterm="", n=1)
-            pytest.fail(f"{path} differs from the golden file (pytest --update-golden "
-                        "rewrites it):\n" + "\n".join(list(diff)[:40]))
+            diff = difflib.unified_diff(
+                expected.splitlines(),
+                data.decode().splitlines(),
+                f"golden/{path}",
+                f"emitted/{path}",
+                lineterm="",
+                n=1,
+            )
+            pytest.fail(
+                f"{path} differs from the golden file (pytest --update-golden "
+                "rewrites it):\n" + "\n".join(list(diff)[:40])
+            )
     assert (GOLDEN / MANIFEST).read_text() == manifest_of(files)
 
 
@@ -119,41 +157,72 @@ def test_manifest_covers_the_binary_files(files: dict[str, bytes]) -> None:
 
 # -- determinism -------------------------------------------------------------------------------
 
+
 def test_project_files_are_deterministic(compiled, files: dict[str, bytes]) -> None:
     graph, cfg = compiled
     assert project_files(graph, cfg, seed=0) == files
     other = project_files(graph, cfg, seed=1)
     assert other["tb/data/q.bin"] != files["tb/data/q.bin"]  # the seed does reach the vectors
     # the seed reaches the vectors and the README's performance estimate (a run on them)
-    assert {p: d for p, d in other.items()
-            if not p.startswith("tb/data/") and p != "README.md"} == \
-        {p: d for p, d in files.items() if not p.startswith("tb/data/") and p != "README.md"}
+    assert {
+        p: d for p, d in other.items() if not p.startswith("tb/data/") and p != "README.md"
+    } == {p: d for p, d in files.items() if not p.startswith("tb/data/") and p != "README.md"}
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_cli_compile_is_deterministic_across_hash_seeds(tmp_path: Path) -> None:
     model = tmp_path / "tiny-llama" / "config.json"
     model.parent.mkdir()
-    model.write_text('{"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,'
-                     ' "num_key_value_heads": 2, "hidden_size": 64,'
-                     ' "max_position_embeddings": 256}')
+    model.write_text(
+        '{"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,'
+        ' "num_key_value_heads": 2, "hidden_size": 64,'
+        ' "max_position_embeddings": 256}'
+    )
     config = tmp_path / "cfg.toml"
-    config.write_text("[model]\nseq_len = 20\n[token_pruning]\nenabled = true\nskip_first = 0.0\n"
-                      "[head_pruning]\nenabled = true\nkeep = 0.5\n[value_pruning]\n"
-                      "enabled = true\n[quantization]\nprogressive = true\n")
+    config.write_text(
+        "[model]\nseq_len = 20\n[token_pruning]\nenabled = true\nskip_first = 0.0\n"
+        "[head_pruning]\nenabled = true\nkeep = 0.5\n[value_pruning]\n"
+        "enabled = true\n[quantization]\nprogressive = true\n"
+    )
     runs = []
     for hash_seed in ("0", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed,
-               "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(tmp_path / "numba"))}
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": hash_seed,
+            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(tmp_path / "numba")),
+        }
         out = tmp_path / f"prj-{hash_seed}"
-        command = [sys.executable, "-m", "spatten_hls.compiler.cli.main", "compile", str(model),
-                   "--config", str(config), "-o", str(out)]
-        runs.append((out, subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        command = [
+            sys.executable,
+            "-m",
+            "spatten_hls.compiler.cli.main",
+            "compile",
+            str(model),
+            "--config",
+            str(config),
+            "-o",
+            str(out),
+        ]
+        runs.append(
+            (
+                out,
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=tmp_path,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                ),
+            )
+        )
     for out, process in runs:
         stdout, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
@@ -189,7 +258,7 @@ def function_bodies(code: str) -> dict[str, list[str]]:
         while depth:
             depth += {"{": 1, "}": -1}.get(code[end], 0)
             end += 1
-        found.setdefault(match.group(1), []).append(code[match.end():end - 1])
+        found.setdefault(match.group(1), []).append(code[match.end() : end - 1])
     return found
 
 
@@ -224,11 +293,13 @@ def test_sources_have_no_recursion(files: dict[str, bytes]) -> None:
 def test_top_declares_the_interfaces(files: dict[str, bytes]) -> None:
     top = files["src/spatten_top.cpp"].decode()
     for port in ("q", "k_msb", "k_lsb", "v", "out"):
-        assert re.search(rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_{port}\b",
-                         top), port
+        assert re.search(
+            rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_{port}\b", top
+        ), port
     for port in ("token_dropped_at", "token_importance", "head_dropped_at", "head_importance"):
-        assert re.search(rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_state\b",
-                         top), port
+        assert re.search(
+            rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_state\b", top
+        ), port
     assert "#pragma HLS INTERFACE s_axilite port = return" in top
     pragmas = "\n".join(source_text(files).values())
     for pragma in ("PIPELINE", "ARRAY_PARTITION"):
@@ -251,11 +322,20 @@ def test_engine_blocks_trace_to_ir_nodes(compiled, files: dict[str, bytes]) -> N
         assert annotation.startswith(f"{name}["), (node, annotation)
         assert len(by_annotation[annotation]) == int(more) + 1, annotation
     names = {name for name, _, _ in blocks}
-    assert {"fetcher", "qk", "softmax", "requant", "value_topk", "pv", "token_topk",
-            "head_topk"} <= names
+    assert {
+        "fetcher",
+        "qk",
+        "softmax",
+        "requant",
+        "value_topk",
+        "pv",
+        "token_topk",
+        "head_topk",
+    } <= names
 
 
 # -- flows and documentation -------------------------------------------------------------------
+
 
 def test_flows_use_the_configured_part_and_clock(files: dict[str, bytes]) -> None:
     tcl = files["run_hls.tcl"].decode()
@@ -287,10 +367,21 @@ def test_sources_compile_as_cxx14_for_vitis(tmp_path: Path, files: dict[str, byt
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(data)
     flags = [f for f in CXXFLAGS if not f.startswith(("-std=", "-O"))]
-    for source, extra in (("src/spatten_top.cpp", []),
-                          ("tb/tb_spatten_top.cpp", ["-Itb", '-DDATA_DIR="tb/data"'])):
-        command = [CXX, "-std=c++14", "-fsyntax-only", *flags, "-isystem",
-                   str(ap_types_include()), "-Isrc/engines", "-Isrc", *extra, source]
-        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                              check=False)
+    for source, extra in (
+        ("src/spatten_top.cpp", []),
+        ("tb/tb_spatten_top.cpp", ["-Itb", '-DDATA_DIR="tb/data"']),
+    ):
+        command = [
+            CXX,
+            "-std=c++14",
+            "-fsyntax-only",
+            *flags,
+            "-isystem",
+            str(ap_types_include()),
+            "-Isrc/engines",
+            "-Isrc",
+            *extra,
+            source,
+        ]
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-2000:]

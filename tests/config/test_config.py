@@ -81,22 +81,40 @@ def test_defaults_without_a_file():
     cfg = load_config(None)
     assert cfg == Config()
     assert cfg.source == "<defaults>"
-    assert (cfg.model.seq_len, cfg.model.stage, cfg.model.gen_tokens) == (
-        128, "summarization", 32)
+    assert (cfg.model.seq_len, cfg.model.stage, cfg.model.gen_tokens) == (128, "summarization", 32)
     tp = cfg.token_pruning
-    assert (tp.enabled, tp.keep, tp.keep_per_layer, tp.skip_first, tp.keep_first,
-            tp.keep_recent) == (False, 0.5, None, 0.15, 0, 0)
+    assert (
+        tp.enabled,
+        tp.keep,
+        tp.keep_per_layer,
+        tp.skip_first,
+        tp.keep_first,
+        tp.keep_recent,
+    ) == (False, 0.5, None, 0.15, 0, 0)
     hp = cfg.head_pruning
     assert (hp.enabled, hp.keep, hp.keep_per_layer, hp.skip_first) == (False, 0.9, None, 0.30)
     assert (cfg.value_pruning.enabled, cfg.value_pruning.keep) == (False, 0.5)
     q = cfg.quantization
-    assert (q.q_bits, q.k_msb_bits, q.k_lsb_bits, q.v_bits, q.progressive,
-            q.requant_threshold) == (12, 8, 4, 12, False, 0.1)
+    assert (q.q_bits, q.k_msb_bits, q.k_lsb_bits, q.v_bits, q.progressive, q.requant_threshold) == (
+        12,
+        8,
+        4,
+        12,
+        False,
+        0.1,
+    )
     assert q.k_bits == 12
     hw = cfg.hardware
-    assert (hw.head_dim, hw.max_tokens, hw.multipliers, hw.topk_parallelism, hw.clock_mhz,
-            hw.part, hw.hbm_channels, hw.hbm_gbps) == (
-        64, 1024, 1024, 16, 300.0, "xcu280-fsvh2892-2L-e", 32, 14.375)
+    assert (
+        hw.head_dim,
+        hw.max_tokens,
+        hw.multipliers,
+        hw.topk_parallelism,
+        hw.clock_mhz,
+        hw.part,
+        hw.hbm_channels,
+        hw.hbm_gbps,
+    ) == (64, 1024, 1024, 16, 300.0, "xcu280-fsvh2892-2L-e", 32, 14.375)
 
 
 def test_empty_file_gives_defaults_with_source(tmp_path):
@@ -128,25 +146,54 @@ def test_full_file_loads_every_key(tmp_path):
     assert cfg.to_dict() == {
         "model": {"seq_len": 200, "stage": "generation", "gen_tokens": 16},
         "token_pruning": {
-            "enabled": True, "keep": 0.6,
+            "enabled": True,
+            "keep": 0.6,
             "keep_per_layer": [1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5, 0.5],
-            "skip_first": 0.2, "keep_first": 1, "keep_recent": 4,
+            "skip_first": 0.2,
+            "keep_first": 1,
+            "keep_recent": 4,
         },
         "head_pruning": {
-            "enabled": True, "keep": 0.75,
+            "enabled": True,
+            "keep": 0.75,
             "keep_per_layer": [1.0, 1.0, 1.0, 1.0, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8],
             "skip_first": 0.25,
         },
         "value_pruning": {"enabled": True, "keep": 0.4},
-        "quantization": {"q_bits": 10, "k_msb_bits": 6, "k_lsb_bits": 6, "v_bits": 9,
-                         "progressive": True, "requant_threshold": 0.05},
-        "hardware": {"head_dim": 32, "max_tokens": 2048, "multipliers": 512,
-                     "topk_parallelism": 8, "clock_mhz": 250.0,
-                     "part": "xcvu9p-flga2104-2L-e", "hbm_channels": 16, "hbm_gbps": 12.5},
+        "quantization": {
+            "q_bits": 10,
+            "k_msb_bits": 6,
+            "k_lsb_bits": 6,
+            "v_bits": 9,
+            "progressive": True,
+            "requant_threshold": 0.05,
+        },
+        "hardware": {
+            "head_dim": 32,
+            "max_tokens": 2048,
+            "multipliers": 512,
+            "topk_parallelism": 8,
+            "clock_mhz": 250.0,
+            "part": "xcvu9p-flga2104-2L-e",
+            "hbm_channels": 16,
+            "hbm_gbps": 12.5,
+        },
     }
     # lists become tuples (frozen config), integers given for floats become floats
-    assert cfg.token_pruning.keep_per_layer == (1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6,
-                                                0.6, 0.5, 0.5)
+    assert cfg.token_pruning.keep_per_layer == (
+        1.0,
+        1.0,
+        0.9,
+        0.9,
+        0.8,
+        0.8,
+        0.7,
+        0.7,
+        0.6,
+        0.6,
+        0.5,
+        0.5,
+    )
     assert isinstance(cfg.hardware.clock_mhz, float)
     assert cfg.quantization.k_bits == 12
 
@@ -171,11 +218,13 @@ def test_config_error_is_a_compiler_error():
 
 
 def test_boundary_values_are_accepted():
-    cfg = config_from_dict({
-        "token_pruning": {"keep": 1.0, "skip_first": 0.0, "keep_per_layer": [0.5, 0.5]},
-        "quantization": {"q_bits": 16, "k_msb_bits": 15, "k_lsb_bits": 1, "v_bits": 2},
-        "model": {"seq_len": 1},
-    })
+    cfg = config_from_dict(
+        {
+            "token_pruning": {"keep": 1.0, "skip_first": 0.0, "keep_per_layer": [0.5, 0.5]},
+            "quantization": {"q_bits": 16, "k_msb_bits": 15, "k_lsb_bits": 1, "v_bits": 2},
+            "model": {"seq_len": 1},
+        }
+    )
     assert cfg.token_pruning.keep == 1.0
     assert cfg.quantization.k_bits == 16
     assert cfg.model.seq_len == 1
@@ -191,66 +240,117 @@ MALFORMED = [
     ("string-for-int", '[model]\nseq_len = "64"\n', ["'model.seq_len'", "'64'", "integer"]),
     ("bool-for-int", "[quantization]\nq_bits = true\n", ["'quantization.q_bits'", "True"]),
     ("float-for-int", "[model]\nseq_len = 64.0\n", ["'model.seq_len'", "64.0"]),
-    ("int-for-bool", "[token_pruning]\nenabled = 1\n", ["'token_pruning.enabled'", "got 1",
-                                                         "boolean"]),
-    ("string-for-float", '[value_pruning]\nkeep = "half"\n', ["'value_pruning.keep'",
-                                                              "'half'"]),
+    (
+        "int-for-bool",
+        "[token_pruning]\nenabled = 1\n",
+        ["'token_pruning.enabled'", "got 1", "boolean"],
+    ),
+    ("string-for-float", '[value_pruning]\nkeep = "half"\n', ["'value_pruning.keep'", "'half'"]),
     ("int-for-string", "[model]\nstage = 1\n", ["'model.stage'", "got 1", "string"]),
     ("keep-zero", "[token_pruning]\nkeep = 0\n", ["'token_pruning.keep'", "0.0", "[1e-06, 1]"]),
     ("keep-above-one", "[head_pruning]\nkeep = 1.5\n", ["'head_pruning.keep'", "1.5"]),
     ("keep-negative", "[value_pruning]\nkeep = -0.1\n", ["'value_pruning.keep'", "-0.1"]),
-    ("skip-first-one", "[token_pruning]\nskip_first = 1.0\n", ["'token_pruning.skip_first'",
-                                                               "1.0", "[0, 1)"]),
-    ("keep-per-layer-increasing", "[token_pruning]\nkeep_per_layer = [0.9, 0.5, 0.7]\n",
-     ["'token_pruning.keep_per_layer'", "non-increasing", "0.7", "0.5"]),
-    ("keep-per-layer-entry-zero", "[head_pruning]\nkeep_per_layer = [1.0, 0.0]\n",
-     ["'head_pruning.keep_per_layer[1]'", "0.0"]),
-    ("keep-per-layer-entry-string", '[token_pruning]\nkeep_per_layer = [1.0, "x"]\n',
-     ["'token_pruning.keep_per_layer[1]'", "'x'"]),
-    ("keep-per-layer-empty", "[token_pruning]\nkeep_per_layer = []\n",
-     ["'token_pruning.keep_per_layer'", "[]"]),
-    ("keep-per-layer-scalar", "[token_pruning]\nkeep_per_layer = 0.5\n",
-     ["'token_pruning.keep_per_layer'", "0.5", "list"]),
+    (
+        "skip-first-one",
+        "[token_pruning]\nskip_first = 1.0\n",
+        ["'token_pruning.skip_first'", "1.0", "[0, 1)"],
+    ),
+    (
+        "keep-per-layer-increasing",
+        "[token_pruning]\nkeep_per_layer = [0.9, 0.5, 0.7]\n",
+        ["'token_pruning.keep_per_layer'", "non-increasing", "0.7", "0.5"],
+    ),
+    (
+        "keep-per-layer-entry-zero",
+        "[head_pruning]\nkeep_per_layer = [1.0, 0.0]\n",
+        ["'head_pruning.keep_per_layer[1]'", "0.0"],
+    ),
+    (
+        "keep-per-layer-entry-string",
+        '[token_pruning]\nkeep_per_layer = [1.0, "x"]\n',
+        ["'token_pruning.keep_per_layer[1]'", "'x'"],
+    ),
+    (
+        "keep-per-layer-empty",
+        "[token_pruning]\nkeep_per_layer = []\n",
+        ["'token_pruning.keep_per_layer'", "[]"],
+    ),
+    (
+        "keep-per-layer-scalar",
+        "[token_pruning]\nkeep_per_layer = 0.5\n",
+        ["'token_pruning.keep_per_layer'", "0.5", "list"],
+    ),
     ("q-bits-1", "[quantization]\nq_bits = 1\n", ["'quantization.q_bits'", "= 1 ", "[2, 16]"]),
     ("q-bits-17", "[quantization]\nq_bits = 17\n", ["'quantization.q_bits'", "17", "[2, 16]"]),
     ("v-bits-0", "[quantization]\nv_bits = 0\n", ["'quantization.v_bits'", "= 0 "]),
-    ("k-bits-sum-17", "[quantization]\nk_msb_bits = 9\nk_lsb_bits = 8\n",
-     ["'quantization.k_msb_bits'", "'quantization.k_lsb_bits'", "17"]),
-    ("progressive-no-lsb", "[quantization]\nprogressive = true\nk_lsb_bits = 0\n",
-     ["'quantization.progressive'", "'quantization.k_lsb_bits'"]),
+    (
+        "k-bits-sum-17",
+        "[quantization]\nk_msb_bits = 9\nk_lsb_bits = 8\n",
+        ["'quantization.k_msb_bits'", "'quantization.k_lsb_bits'", "17"],
+    ),
+    (
+        "progressive-no-lsb",
+        "[quantization]\nprogressive = true\nk_lsb_bits = 0\n",
+        ["'quantization.progressive'", "'quantization.k_lsb_bits'"],
+    ),
     ("stage-foo", '[model]\nstage = "foo"\n', ["'model.stage'", "'foo'", "summarization"]),
     ("seq-len-zero", "[model]\nseq_len = 0\n", ["'model.seq_len'", "= 0 "]),
-    ("keep-first-negative", "[token_pruning]\nkeep_first = -1\n",
-     ["'token_pruning.keep_first'", "-1"]),
+    (
+        "keep-first-negative",
+        "[token_pruning]\nkeep_first = -1\n",
+        ["'token_pruning.keep_first'", "-1"],
+    ),
     ("nan", "[value_pruning]\nkeep = nan\n", ["'value_pruning.keep'", "nan", "finite"]),
     ("inf", "[hardware]\nclock_mhz = inf\n", ["'hardware.clock_mhz'", "inf", "finite"]),
-    ("minus-inf", "[quantization]\nrequant_threshold = -inf\n",
-     ["'quantization.requant_threshold'", "-inf"]),
-    ("nan-in-list", "[head_pruning]\nkeep_per_layer = [1.0, nan]\n",
-     ["'head_pruning.keep_per_layer[1]'", "nan"]),
+    (
+        "minus-inf",
+        "[quantization]\nrequant_threshold = -inf\n",
+        ["'quantization.requant_threshold'", "-inf"],
+    ),
+    (
+        "nan-in-list",
+        "[head_pruning]\nkeep_per_layer = [1.0, nan]\n",
+        ["'head_pruning.keep_per_layer[1]'", "nan"],
+    ),
     ("clock-zero", "[hardware]\nclock_mhz = 0\n", ["'hardware.clock_mhz'", "0.0", "[1, 1000]"]),
-    ("clock-absurd", "[hardware]\nclock_mhz = 1e30\n", ["'hardware.clock_mhz'", "1e+30",
-                                                      "[1, 1000]"]),
+    (
+        "clock-absurd",
+        "[hardware]\nclock_mhz = 1e30\n",
+        ["'hardware.clock_mhz'", "1e+30", "[1, 1000]"],
+    ),
     ("hbm-absurd", "[hardware]\nhbm_gbps = 1e300\n", ["'hardware.hbm_gbps'", "1e+300"]),
-    ("multipliers-absurd", "[hardware]\nmultipliers = 1000000000\n",
-     ["'hardware.multipliers'", "1000000000", "[1, 65536]"]),
+    (
+        "multipliers-absurd",
+        "[hardware]\nmultipliers = 1000000000\n",
+        ["'hardware.multipliers'", "1000000000", "[1, 65536]"],
+    ),
     ("seq-len-absurd", "[model]\nseq_len = 1000000000\n", ["'model.seq_len'", "[1, 32768]"]),
     ("keep-tiny", "[value_pruning]\nkeep = 1e-300\n", ["'value_pruning.keep'", "1e-300"]),
-    ("int-beyond-float", "[hardware]\nclock_mhz = 9" + "9" * 400 + "\n",
-     ["'hardware.clock_mhz'", "out of range"]),
+    (
+        "int-beyond-float",
+        "[hardware]\nclock_mhz = 9" + "9" * 400 + "\n",
+        ["'hardware.clock_mhz'", "out of range"],
+    ),
     ("int-of-5000-digits", "[model]\nseq_len = " + "9" * 5000 + "\n", ["invalid TOML", "digits"]),
-    ("nested-5000-deep", "[model]\nseq_len = " + "[" * 5000 + "]" * 5000 + "\n",
-     ["invalid TOML", "nested too deeply"]),
-    ("part-injection", '[hardware]\npart = "xcu280]; exec touch pwned; #"\n',
-     ["'hardware.part'", "Xilinx part name"]),
+    (
+        "nested-5000-deep",
+        "[model]\nseq_len = " + "[" * 5000 + "]" * 5000 + "\n",
+        ["invalid TOML", "nested too deeply"],
+    ),
+    (
+        "part-injection",
+        '[hardware]\npart = "xcu280]; exec touch pwned; #"\n',
+        ["'hardware.part'", "Xilinx part name"],
+    ),
     ("part-newline", '[hardware]\npart = "xcu280\\nsyn.top=evil"\n', ["'hardware.part'"]),
     ("empty-part", '[hardware]\npart = "  "\n', ["'hardware.part'", "'  '"]),
     ("section-not-table", "model = 3\n", ["'model'", "3"]),
 ]
 
 
-@pytest.mark.parametrize("text, fragments", [m[1:] for m in MALFORMED],
-                         ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    "text, fragments", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
+)
 def test_malformed_file_raises_config_error(tmp_path, text, fragments):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
@@ -296,8 +396,14 @@ def test_keep_per_layer_wrong_length(tmp_path):
     cfg = load_config(path)  # fine on its own: the length needs the model
     with pytest.raises(ConfigError) as info:
         check_against_model(cfg, PRESETS["bert-base"])
-    assert_names(str(info.value), f"{path}: ", "'token_pruning.keep_per_layer'", "3 entries",
-                 "bert-base", "12 layers")
+    assert_names(
+        str(info.value),
+        f"{path}: ",
+        "'token_pruning.keep_per_layer'",
+        "3 entries",
+        "bert-base",
+        "12 layers",
+    )
 
 
 def test_head_keep_per_layer_wrong_length(tmp_path):
@@ -306,8 +412,9 @@ def test_head_keep_per_layer_wrong_length(tmp_path):
     check_against_model(cfg, PRESETS["gpt2-small"])  # 12 layers: fine
     with pytest.raises(ConfigError) as info:
         check_against_model(cfg, PRESETS["minilm-l6"])
-    assert_names(str(info.value), f"{path}: ", "'head_pruning.keep_per_layer'", "12 entries",
-                 "6 layers")
+    assert_names(
+        str(info.value), f"{path}: ", "'head_pruning.keep_per_layer'", "12 entries", "6 layers"
+    )
 
 
 def test_seq_len_beyond_max_positions(tmp_path):
@@ -328,10 +435,13 @@ def test_generation_context_beyond_max_positions(tmp_path):
     cfg = load_config(path)
     with pytest.raises(ConfigError) as info:
         check_against_model(cfg, PRESETS["gpt2-medium"])
-    assert_names(str(info.value), f"{path}: ", "'model.seq_len'", "'model.gen_tokens'", "1025",
-                 "1024")
-    check_against_model(dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, gen_tokens=24)), PRESETS["gpt2-medium"])
+    assert_names(
+        str(info.value), f"{path}: ", "'model.seq_len'", "'model.gen_tokens'", "1025", "1024"
+    )
+    check_against_model(
+        dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, gen_tokens=24)),
+        PRESETS["gpt2-medium"],
+    )
 
 
 def test_generation_on_an_encoder(tmp_path):
@@ -340,12 +450,12 @@ def test_generation_on_an_encoder(tmp_path):
     check_against_model(cfg, PRESETS["smollm2-135m"])
     with pytest.raises(ConfigError) as info:
         check_against_model(cfg, PRESETS["bert-base"])
-    assert_names(str(info.value), f"{path}: ", "'model.stage'", '"generation"', "bert-base",
-                 "encoder")
+    assert_names(
+        str(info.value), f"{path}: ", "'model.stage'", '"generation"', "bert-base", "encoder"
+    )
 
 
 def test_defaults_fit_every_preset():
     for name, spec in PRESETS.items():
         check_against_model(Config(), spec)  # must not raise
         assert Config().model.seq_len <= spec.max_positions, name
-

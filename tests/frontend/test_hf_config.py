@@ -8,18 +8,43 @@ import pytest
 from spatten_hls.compiler.errors import FrontendError
 from spatten_hls.compiler.frontend.hf_config import read_hf_config, spec_from_hf_config
 
-BERT = {"model_type": "bert", "architectures": ["BertModel"], "num_hidden_layers": 12,
-        "num_attention_heads": 12, "hidden_size": 768, "max_position_embeddings": 512,
-        "intermediate_size": 3072}
-GPT2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 12, "n_head": 12,
-        "n_embd": 768, "n_positions": 1024, "n_ctx": 1024}
-SMOLLM2 = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "num_hidden_layers": 30,
-           "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576,
-           "max_position_embeddings": 8192}
+BERT = {
+    "model_type": "bert",
+    "architectures": ["BertModel"],
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "hidden_size": 768,
+    "max_position_embeddings": 512,
+    "intermediate_size": 3072,
+}
+GPT2 = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "n_layer": 12,
+    "n_head": 12,
+    "n_embd": 768,
+    "n_positions": 1024,
+    "n_ctx": 1024,
+}
+SMOLLM2 = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "hidden_size": 576,
+    "max_position_embeddings": 8192,
+}
 # Qwen3-like: head_dim given explicitly and not equal to hidden / heads.
-EXPLICIT_HEAD_DIM = {"model_type": "llama", "num_hidden_layers": 28, "num_attention_heads": 16,
-                     "num_key_value_heads": 8, "hidden_size": 1024, "head_dim": 128,
-                     "max_position_embeddings": 40960}
+EXPLICIT_HEAD_DIM = {
+    "model_type": "llama",
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "hidden_size": 1024,
+    "head_dim": 128,
+    "max_position_embeddings": 40960,
+}
 
 
 def write_config(directory: Path, cfg, name: str = "config.json") -> Path:
@@ -30,8 +55,16 @@ def write_config(directory: Path, cfg, name: str = "config.json") -> Path:
 
 
 def shape(spec):
-    return (spec.family, spec.num_layers, spec.num_heads, spec.num_kv_heads, spec.head_dim,
-            spec.hidden_size, spec.max_positions, spec.causal)
+    return (
+        spec.family,
+        spec.num_layers,
+        spec.num_heads,
+        spec.num_kv_heads,
+        spec.head_dim,
+        spec.hidden_size,
+        spec.max_positions,
+        spec.causal,
+    )
 
 
 def test_bert(tmp_path):
@@ -49,8 +82,13 @@ def test_gpt2(tmp_path):
 
 
 def test_gpt2_generic_aliases(tmp_path):
-    cfg = {"model_type": "gpt2", "num_hidden_layers": 24, "num_attention_heads": 16,
-           "hidden_size": 1024, "max_position_embeddings": 2048}
+    cfg = {
+        "model_type": "gpt2",
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "hidden_size": 1024,
+        "max_position_embeddings": 2048,
+    }
     spec = read_hf_config(write_config(tmp_path / "m", cfg))
     assert shape(spec) == ("gpt2", 24, 16, 16, 64, 1024, 2048, True)
 
@@ -86,8 +124,13 @@ def test_roberta_is_bert_family_without_the_padding_offset(tmp_path):
 
 
 def test_distilbert_keys(tmp_path):
-    cfg = {"model_type": "distilbert", "n_layers": 6, "n_heads": 12, "dim": 768,
-           "max_position_embeddings": 512}
+    cfg = {
+        "model_type": "distilbert",
+        "n_layers": 6,
+        "n_heads": 12,
+        "dim": 768,
+        "max_position_embeddings": 512,
+    }
     spec = read_hf_config(write_config(tmp_path / "distilbert", cfg))
     assert shape(spec) == ("bert", 6, 12, 12, 64, 768, 512, False)
 
@@ -111,6 +154,7 @@ def test_spec_from_dict_uses_given_name_and_source():
 
 
 # ---- errors: one line naming the file and the key/value at fault ----
+
 
 def error_of(path: Path) -> str:
     with pytest.raises(FrontendError) as info:
@@ -184,7 +228,8 @@ def test_unsupported_architecture(tmp_path):
     cfg = {k: v for k, v in BERT.items() if k != "model_type"}
     cfg["architectures"] = ["T5ForConditionalGeneration"]
     assert "unsupported architecture 'T5ForConditionalGeneration'" in error_of(
-        write_config(tmp_path, cfg))
+        write_config(tmp_path, cfg)
+    )
 
 
 def test_hidden_not_divisible_by_heads(tmp_path):

@@ -28,8 +28,16 @@ def write_llama_gguf(path: Path) -> Path:
 
 
 def shape(spec):
-    return (spec.family, spec.num_layers, spec.num_heads, spec.num_kv_heads, spec.head_dim,
-            spec.hidden_size, spec.max_positions, spec.causal)
+    return (
+        spec.family,
+        spec.num_layers,
+        spec.num_heads,
+        spec.num_kv_heads,
+        spec.head_dim,
+        spec.hidden_size,
+        spec.max_positions,
+        spec.causal,
+    )
 
 
 def test_preset():

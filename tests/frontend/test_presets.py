@@ -25,8 +25,15 @@ def test_preset_shape(name):
     spec = PRESETS[name]
     family, layers, heads, kv_heads, head_dim, hidden, positions, causal = EXPECTED[name]
     assert spec == ModelSpec(
-        name=name, family=family, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
-        head_dim=head_dim, hidden_size=hidden, max_positions=positions, causal=causal,
+        name=name,
+        family=family,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        hidden_size=hidden,
+        max_positions=positions,
+        causal=causal,
         source=f"preset:{name}",
     )
 

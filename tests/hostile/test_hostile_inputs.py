@@ -30,14 +30,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "hidden_size": 64, "max_position_embeddings": 64}
-CONFIG = {"model": {"seq_len": 8}, "token_pruning": {"enabled": True, "skip_first": 0.0},
-          "value_pruning": {"enabled": True}, "quantization": {"progressive": True}}
+TINY = {
+    "model_type": "llama",
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "hidden_size": 64,
+    "max_position_embeddings": 64,
+}
+CONFIG = {
+    "model": {"seq_len": 8},
+    "token_pruning": {"enabled": True, "skip_first": 0.0},
+    "value_pruning": {"enabled": True},
+    "quantization": {"progressive": True},
+}
 HOSTILE_VALUES: list[object] = [
-    -1, 0, 1, 2**31, 2**63, 10**30, 10**400, 1.5, 1e308, -1e308, "nan", "inf", True, False,
-    "", "x", "a\nb", 'x"]; exec touch pwned; #', "\x1b[31m", [], [1, 2], {}, {"a": 1},
-    [[[[[1]]]]], "ü" * 1000,
+    -1,
+    0,
+    1,
+    2**31,
+    2**63,
+    10**30,
+    10**400,
+    1.5,
+    1e308,
+    -1e308,
+    "nan",
+    "inf",
+    True,
+    False,
+    "",
+    "x",
+    "a\nb",
+    'x"]; exec touch pwned; #',
+    "\x1b[31m",
+    [],
+    [1, 2],
+    {},
+    {"a": 1},
+    [[[[[1]]]]],
+    "ü" * 1000,
 ]
 HANG_GUARD_S = 60.0
 Files = dict[str, bytes | str | None]  # relative path -> contents; None makes a FIFO
@@ -53,6 +85,7 @@ class Case:
 
 # -- corpus ------------------------------------------------------------------------------------
 
+
 def toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -66,9 +99,10 @@ def toml_value(value: object) -> str:
 
 
 def config_text(cfg: dict) -> str:
-    return "".join(f"[{section}]\n" + "".join(f"{k} = {toml_value(v)}\n"
-                                             for k, v in table.items())
-                   for section, table in cfg.items())
+    return "".join(
+        f"[{section}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())
+        for section, table in cfg.items()
+    )
 
 
 def config_cases() -> Iterator[Case]:
@@ -80,15 +114,29 @@ def config_cases() -> Iterator[Case]:
             for value in rng.sample(HOSTILE_VALUES, 6):
                 cfg = json.loads(json.dumps(CONFIG))
                 cfg.setdefault(section, {})[key] = value
-                yield Case(f"config {section}.{key}={str(value)[:20]!r}",
-                           ["ir", "tiny.json", "--config", "c.toml", "--after", "all"],
-                           {"tiny.json": json.dumps(TINY), "c.toml": config_text(cfg)})
-    raw = [b"", b"\xff\xfe[model]", b"[model", b"[model]\nseq_len = 1\nseq_len = 2\n",
-           b"[[model]]\n", b"a = " + b"[" * 3000 + b"]" * 3000, b"\x00" * 64,
-           b"[model]\nseq_len = " + b"9" * 6000, b"[unknown]\nx = 1\n", "[模型]\n".encode()]
+                yield Case(
+                    f"config {section}.{key}={str(value)[:20]!r}",
+                    ["ir", "tiny.json", "--config", "c.toml", "--after", "all"],
+                    {"tiny.json": json.dumps(TINY), "c.toml": config_text(cfg)},
+                )
+    raw = [
+        b"",
+        b"\xff\xfe[model]",
+        b"[model",
+        b"[model]\nseq_len = 1\nseq_len = 2\n",
+        b"[[model]]\n",
+        b"a = " + b"[" * 3000 + b"]" * 3000,
+        b"\x00" * 64,
+        b"[model]\nseq_len = " + b"9" * 6000,
+        b"[unknown]\nx = 1\n",
+        "[模型]\n".encode(),
+    ]
     for index, text in enumerate(raw):
-        yield Case(f"config raw {index}", ["ir", "tiny.json", "--config", "c.toml"],
-                   {"tiny.json": json.dumps(TINY), "c.toml": text})
+        yield Case(
+            f"config raw {index}",
+            ["ir", "tiny.json", "--config", "c.toml"],
+            {"tiny.json": json.dumps(TINY), "c.toml": text},
+        )
 
 
 def model_cases() -> Iterator[Case]:
@@ -96,12 +144,22 @@ def model_cases() -> Iterator[Case]:
     for key in TINY:
         for value in rng.sample(HOSTILE_VALUES, 8):
             cfg = dict(TINY, **{key: value})
-            yield Case(f"config.json {key}={str(value)[:20]!r}", ["ir", "m/config.json"],
-                       {"m/config.json": json.dumps(cfg)})
-    for name, text in {"array": "[]", "null": "null", "number": "7", "deep": "[" * 200_000,
-                       "digits": '{"n_layer": ' + "1" * 5000 + "}", "bad-utf8": b"\xc3(",
-                       "arch-list": '{"architectures": [1, 2]}', "empty": "",
-                       "no-type": '{"hidden_size": 64}'}.items():
+            yield Case(
+                f"config.json {key}={str(value)[:20]!r}",
+                ["ir", "m/config.json"],
+                {"m/config.json": json.dumps(cfg)},
+            )
+    for name, text in {
+        "array": "[]",
+        "null": "null",
+        "number": "7",
+        "deep": "[" * 200_000,
+        "digits": '{"n_layer": ' + "1" * 5000 + "}",
+        "bad-utf8": b"\xc3(",
+        "arch-list": '{"architectures": [1, 2]}',
+        "empty": "",
+        "no-type": '{"hidden_size": 64}',
+    }.items():
         yield Case(f"config.json {name}", ["ir", "m/config.json"], {"m/config.json": text})
     yield Case("model dir with two ggufs", ["ir", "m"], {"m/a.gguf": b"GGUF", "m/b.gguf": b""})
     yield Case("model is a fifo", ["ir", "m.json"], {"m.json": None})
@@ -136,9 +194,9 @@ def gguf_cases() -> Iterator[Case]:
         blob = bytearray(valid)
         for _ in range(rng.randint(1, 4)):
             offset = rng.randrange(4, min(len(blob), 200))
-            blob[offset:offset + 8] = struct.pack("<Q", rng.choice(
-                [0, 1, 2**31, 2**40, 2**63, 2**64 - 1, rng.getrandbits(64)]))[
-                :len(blob[offset:offset + 8])]
+            blob[offset : offset + 8] = struct.pack(
+                "<Q", rng.choice([0, 1, 2**31, 2**40, 2**63, 2**64 - 1, rng.getrandbits(64)])
+            )[: len(blob[offset : offset + 8])]
         yield Case(f"gguf mutated {index}", ["ir", "t.gguf"], {"t.gguf": bytes(blob)})
 
 
@@ -155,17 +213,18 @@ def inputs_npz(members: dict[str, np.ndarray | bytes]) -> bytes:
 
 
 def npz_cases() -> Iterator[Case]:
-    shapes = {f"{t}{layer}": ((4 if t == "q" else 2), 8, 16) for layer in range(2)
-              for t in "qkv"}
+    shapes = {f"{t}{layer}": ((4 if t == "q" else 2), 8, 16) for layer in range(2) for t in "qkv"}
     good = {f"{name}.npy": np.zeros(shape, np.float32) for name, shape in shapes.items()}
     variants: dict[str, dict] = {
         "valid": good,
         "missing key": {k: v for k, v in good.items() if k != "v1.npy"},
         "extra text member": {**good, "notes.txt": b"hi"},
         "wrong shape": {**good, "q0.npy": np.zeros((4, 8, 15), np.float32)},
-        "object dtype": {**good, "q0.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
-                                           b"'fortran_order': False, 'shape': (4, 8, 16), }"
-                                           + b" " * 60 + b"\n"},
+        "object dtype": {
+            **good,
+            "q0.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
+            b"'fortran_order': False, 'shape': (4, 8, 16), }" + b" " * 60 + b"\n",
+        },
         "nan": {**good, "k1.npy": np.full((2, 8, 16), np.nan, np.float32)},
         "float64 overflow": {**good, "v0.npy": np.full((2, 8, 16), 1e300)},
         "complex": {**good, "q1.npy": np.zeros((4, 8, 16), np.complex64)},
@@ -173,13 +232,17 @@ def npz_cases() -> Iterator[Case]:
     }
     cfg = config_text({"model": {"seq_len": 8}})
     for name, members in variants.items():
-        yield Case(f"npz {name}", ["simulate", "tiny.json", "--config", "c.toml", "--inputs",
-                                   "in.npz"],
-                   {"tiny.json": json.dumps(TINY), "c.toml": cfg, "in.npz": inputs_npz(members)})
+        yield Case(
+            f"npz {name}",
+            ["simulate", "tiny.json", "--config", "c.toml", "--inputs", "in.npz"],
+            {"tiny.json": json.dumps(TINY), "c.toml": cfg, "in.npz": inputs_npz(members)},
+        )
     for name, blob in {"not a zip": b"PK\x03\x04junk", "empty": b"", "npy": b"\x93NUMPY"}.items():
-        yield Case(f"npz {name}", ["simulate", "tiny.json", "--config", "c.toml", "--inputs",
-                                   "in.npz"],
-                   {"tiny.json": json.dumps(TINY), "c.toml": cfg, "in.npz": blob})
+        yield Case(
+            f"npz {name}",
+            ["simulate", "tiny.json", "--config", "c.toml", "--inputs", "in.npz"],
+            {"tiny.json": json.dumps(TINY), "c.toml": cfg, "in.npz": blob},
+        )
 
 
 def project_ir() -> str:
@@ -217,11 +280,17 @@ def ir_cases() -> Iterator[Case]:
             for key in parents:
                 node = node[key]
             node[last] = rng.choice(HOSTILE_VALUES)
-        yield Case(f"ir mutated {index}", ["report", "prj"],
-                   {**files, "prj/ir/final.ir.json": json.dumps(mutated)})
+        yield Case(
+            f"ir mutated {index}",
+            ["report", "prj"],
+            {**files, "prj/ir/final.ir.json": json.dumps(mutated)},
+        )
     for cut in (0, 1, 100, len(text) // 2, len(text) - 2):
-        yield Case(f"ir truncated at {cut}", ["report", "prj"],
-                   {**files, "prj/ir/final.ir.json": text[:cut]})
+        yield Case(
+            f"ir truncated at {cut}",
+            ["report", "prj"],
+            {**files, "prj/ir/final.ir.json": text[:cut]},
+        )
 
 
 def make_links(root: Path) -> None:
@@ -232,14 +301,27 @@ def make_links(root: Path) -> None:
 
 
 def output_cases() -> Iterator[Case]:
-    targets = ["victim/nosuch/..", "victim/keep.txt/x", "loop_a", "loop_a/x", "dangling/x",
-               "plain.txt/..", "fifo", "victim", "x" * 5000, "a\nb/c", "nosuch/dir/file"]
+    targets = [
+        "victim/nosuch/..",
+        "victim/keep.txt/x",
+        "loop_a",
+        "loop_a/x",
+        "dangling/x",
+        "plain.txt/..",
+        "fifo",
+        "victim",
+        "x" * 5000,
+        "a\nb/c",
+        "nosuch/dir/file",
+    ]
     base = {"tiny.json": json.dumps(TINY), "c.toml": config_text(CONFIG), "fifo": None}
     for target in targets:
-        for argv in (["ir", "tiny.json", "--config", "c.toml", "-o", target],
-                     ["compile", "tiny.json", "--config", "c.toml", "-o", target],
-                     ["simulate", "tiny.json", "--config", "c.toml", "--save", target],
-                     ["ir", "tiny.json", "--config", "c.toml", "--dump-ir-after-all", target]):
+        for argv in (
+            ["ir", "tiny.json", "--config", "c.toml", "-o", target],
+            ["compile", "tiny.json", "--config", "c.toml", "-o", target],
+            ["simulate", "tiny.json", "--config", "c.toml", "--save", target],
+            ["ir", "tiny.json", "--config", "c.toml", "--dump-ir-after-all", target],
+        ):
             yield Case(f"output {argv[0]} {argv[-2]} {target[:20]!r}", argv, base, make_links)
 
 
@@ -248,19 +330,34 @@ def argument_cases() -> Iterator[Case]:
         for value in ("-1", "1e3", "x", str(10**40), "", "0x10"):
             command = "simulate" if option == "--seed" else "eval"
             yield Case(f"argument {option} {value!r}", [command, "bert-base", option, value])
-    for argv in (["ir"], ["ir", "bert-base", "--format", "xml"], ["bogus"], [],
-                 ["ir", "bert-base", "--after", "nope"], ["csim", "nowhere"],
-                 ["report", "victim"], ["ir", "/dev/zero"], ["ir", "bert-base", "--config",
-                                                               "/dev/zero"]):
+    for argv in (
+        ["ir"],
+        ["ir", "bert-base", "--format", "xml"],
+        ["bogus"],
+        [],
+        ["ir", "bert-base", "--after", "nope"],
+        ["csim", "nowhere"],
+        ["report", "victim"],
+        ["ir", "/dev/zero"],
+        ["ir", "bert-base", "--config", "/dev/zero"],
+    ):
         yield Case(f"argument {argv}", argv)
 
 
 def corpus() -> list[Case]:
-    return [*config_cases(), *model_cases(), *gguf_cases(), *npz_cases(), *ir_cases(),
-            *output_cases(), *argument_cases()]
+    return [
+        *config_cases(),
+        *model_cases(),
+        *gguf_cases(),
+        *npz_cases(),
+        *ir_cases(),
+        *output_cases(),
+        *argument_cases(),
+    ]
 
 
 # -- running a case ----------------------------------------------------------------------------
+
 
 def prepare(case: Case, root: Path) -> dict[str, bytes]:
     victim = root / "victim"
@@ -279,12 +376,16 @@ def prepare(case: Case, root: Path) -> dict[str, bytes]:
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
-def judge(case: Case, root: Path, before: dict[str, bytes], code: int, err: str,
-          elapsed: float) -> str | None:
+def judge(
+    case: Case, root: Path, before: dict[str, bytes], code: int, err: str, elapsed: float
+) -> str | None:
     """None when the case behaved; else what went wrong."""
     lines = err.strip().splitlines()
     if elapsed > HANG_GUARD_S:
@@ -331,21 +432,30 @@ def run_in_subprocesses() -> int:
             before = prepare(case, root)
             start = time.perf_counter()
             try:
-                done = subprocess.run([sys.executable, "-m", "spatten_hls.compiler.cli.main",
-                                       *case.argv], cwd=root, capture_output=True, text=True,
-                                      timeout=HANG_GUARD_S)
+                done = subprocess.run(
+                    [sys.executable, "-m", "spatten_hls.compiler.cli.main", *case.argv],
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    timeout=HANG_GUARD_S,
+                )
                 code, err = done.returncode, done.stderr
             except subprocess.TimeoutExpired:
                 code, err = -1, "timeout"
-            problem = judge(case, root, before, code, err, time.perf_counter() - start) \
-                if err != "timeout" else "hung"
+            problem = (
+                judge(case, root, before, code, err, time.perf_counter() - start)
+                if err != "timeout"
+                else "hung"
+            )
         if problem:
             totals["failed"] += 1
             print(f"FAIL {case.name}: {problem}")
         else:
             totals["accepted" if code == 0 else "rejected"] += 1
-    print(f"{len(CORPUS)} cases: {totals['rejected']} rejected with one error line, "
-          f"{totals['accepted']} accepted (valid inputs), {totals['failed']} failed")
+    print(
+        f"{len(CORPUS)} cases: {totals['rejected']} rejected with one error line, "
+        f"{totals['accepted']} accepted (valid inputs), {totals['failed']} failed"
+    )
     return 1 if totals["failed"] else 0
 
 

@@ -32,8 +32,16 @@ def kinds_in_layer(g, layer: int) -> Counter:
 
 
 def expected_per_layer(heads: int, kv_heads: int, masked: bool) -> Counter:
-    counts = Counter(load_q=heads, matmul_qk=heads, scale=heads, softmax=heads,
-                     matmul_pv=heads, load_k=kv_heads, load_v=kv_heads, head_concat=1)
+    counts = Counter(
+        load_q=heads,
+        matmul_qk=heads,
+        scale=heads,
+        softmax=heads,
+        matmul_pv=heads,
+        load_k=kv_heads,
+        load_v=kv_heads,
+        head_concat=1,
+    )
     if masked:
         counts["causal_mask"] = heads
     return counts
@@ -46,10 +54,25 @@ def test_every_preset_builds_a_verified_dense_graph(preset):
     verify(g)
     assert g.properties == frozenset({"dense"})
     info = g.info
-    assert (info.model, info.family, info.num_layers, info.num_heads, info.num_kv_heads,
-            info.head_dim, info.causal, info.source) == (
-        spec.name, spec.family, spec.num_layers, spec.num_heads, spec.num_kv_heads,
-        spec.head_dim, spec.causal, spec.source)
+    assert (
+        info.model,
+        info.family,
+        info.num_layers,
+        info.num_heads,
+        info.num_kv_heads,
+        info.head_dim,
+        info.causal,
+        info.source,
+    ) == (
+        spec.name,
+        spec.family,
+        spec.num_layers,
+        spec.num_heads,
+        spec.num_kv_heads,
+        spec.head_dim,
+        spec.causal,
+        spec.source,
+    )
     per_layer = expected_per_layer(spec.num_heads, spec.num_kv_heads, spec.causal)
     for layer in range(spec.num_layers):
         assert kinds_in_layer(g, layer) == per_layer, layer
@@ -65,8 +88,16 @@ def test_every_preset_builds_a_verified_dense_graph(preset):
 def test_bert_base_node_ids_and_counts():
     g = build("bert-base")
     assert len(g) == 12 * (12 * 5 + 2 * 12 + 1)
-    for node in ("l0.kv0.load_k", "l0.kv11.load_v", "l3.h7.qk", "l3.h7.scale",
-                 "l3.h7.softmax", "l3.h7.pv", "l11.h11.load_q", "l11.concat"):
+    for node in (
+        "l0.kv0.load_k",
+        "l0.kv11.load_v",
+        "l3.h7.qk",
+        "l3.h7.scale",
+        "l3.h7.softmax",
+        "l3.h7.pv",
+        "l11.h11.load_q",
+        "l11.concat",
+    ):
         assert node in g, node
     assert "l3.h7.mask" not in g  # encoders attend both ways
     assert "l12.h0.qk" not in g and "l0.h12.qk" not in g
@@ -105,7 +136,8 @@ def test_smollm2_gqa_each_query_head_reads_kv_head_h_div_3():
             readers = {f"l{layer}.h{h}.qk" for h in range(3 * kv, 3 * kv + 3)}
             assert set(g.users(f"l{layer}.kv{kv}.load_k")) == readers
             assert g.op(f"l{layer}.kv{kv}.load_k") == LoadK(
-                layer=layer, kv_head=kv, tokens=16, head_dim=64)
+                layer=layer, kv_head=kv, tokens=16, head_dim=64
+            )
 
 
 @pytest.mark.parametrize("preset", ["gpt2-small", "smollm2-135m"])
@@ -154,7 +186,9 @@ def test_gen_tokens_do_not_change_summarization_shapes():
 
 def test_build_does_not_depend_on_config_beyond_model_section():
     a = build_attention_graph(PRESETS["minilm-l6"], Config())
-    b = build_attention_graph(PRESETS["minilm-l6"], config_from_dict(
-        {"quantization": {"q_bits": 4}, "token_pruning": {"enabled": True}}))
+    b = build_attention_graph(
+        PRESETS["minilm-l6"],
+        config_from_dict({"quantization": {"q_bits": 4}, "token_pruning": {"enabled": True}}),
+    )
     assert sorted(a.nx_graph.nodes) == sorted(b.nx_graph.nodes)
     assert all(a.op(n) == b.op(n) for n in a.nx_graph)

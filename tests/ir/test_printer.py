@@ -12,8 +12,18 @@ from spatten_hls.compiler.ir.dot import to_dot
 from spatten_hls.compiler.ir.printer import format_value
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
-TINY = ModelSpec(name="tiny", family="llama", num_layers=1, num_heads=2, num_kv_heads=1,
-                 head_dim=4, hidden_size=8, max_positions=16, causal=True, source="test:tiny")
+TINY = ModelSpec(
+    name="tiny",
+    family="llama",
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=4,
+    hidden_size=8,
+    max_positions=16,
+    causal=True,
+    source="test:tiny",
+)
 
 
 def tiny(**model):
@@ -151,8 +161,9 @@ def test_dot_has_one_node_line_per_node_and_every_edge():
     assert dot.count("{") == dot.count("}")
     node_lines = re.findall(r'^\s+"([^"]+)" \[label=', dot, flags=re.M)
     assert sorted(node_lines) == sorted(g.nx_graph.nodes)
-    edge_lines = re.findall(r'^\s+"([^"]+)" -> "([^"]+)" \[label="(\d+): ([^"]+)"\];$', dot,
-                            flags=re.M)
+    edge_lines = re.findall(
+        r'^\s+"([^"]+)" -> "([^"]+)" \[label="(\d+): ([^"]+)"\];$', dot, flags=re.M
+    )
     assert len(edge_lines) == g.nx_graph.number_of_edges()
     for src, dst, port, tensor in edge_lines:
         data = g.nx_graph.edges[src, dst]

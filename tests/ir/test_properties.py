@@ -21,22 +21,37 @@ def shapes(draw):
     group = draw(st.integers(1, 4))
     head_dim = draw(st.sampled_from([4, 8, 16, 32, 64]))
     causal = draw(st.booleans())
-    stage = draw(st.sampled_from(["summarization", "generation"])) if causal \
-        else "summarization"
+    stage = draw(st.sampled_from(["summarization", "generation"])) if causal else "summarization"
     seq_len = draw(st.integers(1, 64))
     gen_tokens = draw(st.integers(1, 8))
     heads = kv_heads * group
-    spec = ModelSpec(name="prop", family="llama" if causal else "bert", num_layers=layers,
-                     num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
-                     hidden_size=heads * head_dim, max_positions=128, causal=causal,
-                     source="test:prop")
-    quant = draw(st.sampled_from([{}, {"q_bits": 4, "k_msb_bits": 3, "k_lsb_bits": 2,
-                                       "v_bits": 5},
-                                  {"q_bits": 16, "k_msb_bits": 8, "k_lsb_bits": 8,
-                                   "v_bits": 16}]))
-    cfg = config_from_dict({"model": {"seq_len": seq_len, "stage": stage,
-                                      "gen_tokens": gen_tokens},
-                            "quantization": quant})
+    spec = ModelSpec(
+        name="prop",
+        family="llama" if causal else "bert",
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        hidden_size=heads * head_dim,
+        max_positions=128,
+        causal=causal,
+        source="test:prop",
+    )
+    quant = draw(
+        st.sampled_from(
+            [
+                {},
+                {"q_bits": 4, "k_msb_bits": 3, "k_lsb_bits": 2, "v_bits": 5},
+                {"q_bits": 16, "k_msb_bits": 8, "k_lsb_bits": 8, "v_bits": 16},
+            ]
+        )
+    )
+    cfg = config_from_dict(
+        {
+            "model": {"seq_len": seq_len, "stage": stage, "gen_tokens": gen_tokens},
+            "quantization": quant,
+        }
+    )
     return spec, cfg
 
 

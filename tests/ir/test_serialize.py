@@ -12,17 +12,30 @@ from spatten_hls.compiler.ir import from_json, print_ir, to_json, verify
 from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
-SPEC = ModelSpec(name="toy", family="llama", num_layers=2, num_heads=4, num_kv_heads=2,
-                 head_dim=8, hidden_size=32, max_positions=64, causal=True, source="test:toy")
+SPEC = ModelSpec(
+    name="toy",
+    family="llama",
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    hidden_size=32,
+    max_positions=64,
+    causal=True,
+    source="test:toy",
+)
 
 
 def graphs():
     """Dense and typed graphs, summarization and generation, with GQA."""
     out = {}
     for stage in ("summarization", "generation"):
-        cfg = config_from_dict({"model": {"seq_len": 5, "stage": stage, "gen_tokens": 3},
-                                "quantization": {"q_bits": 7, "k_msb_bits": 5,
-                                                 "k_lsb_bits": 2, "v_bits": 9}})
+        cfg = config_from_dict(
+            {
+                "model": {"seq_len": 5, "stage": stage, "gen_tokens": 3},
+                "quantization": {"q_bits": 7, "k_msb_bits": 5, "k_lsb_bits": 2, "v_bits": 9},
+            }
+        )
         dense = build_attention_graph(SPEC, cfg)
         out[f"dense-{stage}"] = dense
         out[f"typed-{stage}"] = run_pipeline(dense, cfg, DEFAULT_PIPELINE)
@@ -73,8 +86,12 @@ def test_document_layout():
     edges = {(e["source"], e["target"]): e for e in doc["graph"]["edges"]}
     assert len(edges) == g.nx_graph.number_of_edges()
     # 7 + 7 - 1 + ceil(log2 8) = 16
-    assert edges["l0.h0.qk", "l0.h0.scale"] == {"source": "l0.h0.qk", "target": "l0.h0.scale",
-                                                 "port": 0, "tensor": "fixed<16,0>[5,5]"}
+    assert edges["l0.h0.qk", "l0.h0.scale"] == {
+        "source": "l0.h0.qk",
+        "target": "l0.h0.scale",
+        "port": 0,
+        "tensor": "fixed<16,0>[5,5]",
+    }
 
 
 def test_json_is_deterministic_text():
@@ -86,6 +103,7 @@ def test_json_is_deterministic_text():
 
 
 # -- damaged documents ------------------------------------------------------------------------
+
 
 def damaged(edit) -> str:
     doc = json.loads(to_json(GRAPHS["typed-summarization"]))
@@ -99,6 +117,7 @@ def _set(path, value):
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return edit
 
 
@@ -108,32 +127,35 @@ def _delete(path):
         for key in path[:-1]:
             target = target[key]
         del target[path[-1]]
+
     return edit
 
 
 BAD_DOCUMENTS = {
-    "not-json": ("{\"format\": ", "invalid JSON"),
+    "not-json": ('{"format": ', "invalid JSON"),
     "top-level-list": ("[1, 2]", "must be an object"),
     "wrong-format": (damaged(_set(["format"], "onnx")), "format='onnx'"),
     "wrong-version": (damaged(_set(["version"], 99)), "version=99"),
     "no-graph": (damaged(_delete(["graph"])), "'graph'"),
     "no-info-key": (damaged(_delete(["info", "seq_len"])), "seq_len"),
     "unknown-info-key": (damaged(_set(["info", "bogus"], 1)), "bogus"),
-    "unknown-op-kind": (damaged(_set(["graph", "nodes", 0, "kind"], "conv2d")),
-                        "unknown op kind 'conv2d'"),
+    "unknown-op-kind": (
+        damaged(_set(["graph", "nodes", 0, "kind"], "conv2d")),
+        "unknown op kind 'conv2d'",
+    ),
     "unknown-attr": (damaged(_set(["graph", "nodes", 0, "attrs", "bogus"], 1)), "bogus"),
     "missing-attr": (damaged(_delete(["graph", "nodes", 0, "attrs", "layer"])), "layer"),
     "no-origin": (damaged(_delete(["graph", "nodes", 0, "origin"])), "origin"),
-    "bad-tensor": (damaged(_set(["graph", "edges", 0, "tensor"], "float32[3]")),
-                   "float32[3]"),
-    "bad-fixed": (damaged(_set(["graph", "edges", 0, "tensor"], "fixed<4,9>[3]")),
-                  "width=4 frac=9"),
+    "bad-tensor": (damaged(_set(["graph", "edges", 0, "tensor"], "float32[3]")), "float32[3]"),
+    "bad-fixed": (
+        damaged(_set(["graph", "edges", 0, "tensor"], "fixed<4,9>[3]")),
+        "width=4 frac=9",
+    ),
     "dangling-edge": (damaged(_set(["graph", "edges", 0, "target"], "l9.nowhere")), "kind"),
 }
 
 
-@pytest.mark.parametrize("text, fragment", list(BAD_DOCUMENTS.values()),
-                         ids=list(BAD_DOCUMENTS))
+@pytest.mark.parametrize("text, fragment", list(BAD_DOCUMENTS.values()), ids=list(BAD_DOCUMENTS))
 def test_from_json_rejects_damaged_documents(text, fragment):
     with pytest.raises(IRVerificationError) as info:
         from_json(text)
@@ -146,6 +168,7 @@ def test_loaded_graph_with_a_bad_edge_fails_verification():
         for e in doc["graph"]["edges"]:
             if (e["source"], e["target"]) == ("l0.kv0.load_k", "l0.h1.qk"):
                 e["source"] = "l0.kv1.load_k"
+
     g = from_json(damaged(edit))
     with pytest.raises(IRVerificationError, match=r"at %l0\.h1\.qk: operand 1 must be load_k"):
         verify(g)

@@ -38,10 +38,18 @@ def chain(acc: np.ndarray, m: int, sh: int, offset: int | None) -> np.ndarray:
     return softmax_rows(scores, *TABLES)
 
 
-def fused(acc: np.ndarray, m: int, sh: int, offset: int | None,
-          out: np.ndarray | None = None) -> np.ndarray:
-    return scaled_softmax(acc.astype(np.float64), m, sh, 0 if offset is None else offset,
-                          offset is not None, *TABLES, out=out)
+def fused(
+    acc: np.ndarray, m: int, sh: int, offset: int | None, out: np.ndarray | None = None
+) -> np.ndarray:
+    return scaled_softmax(
+        acc.astype(np.float64),
+        m,
+        sh,
+        0 if offset is None else offset,
+        offset is not None,
+        *TABLES,
+        out=out,
+    )
 
 
 def assert_fused_equals_chain(acc: np.ndarray, m: int, sh: int, offset: int | None) -> None:
@@ -83,11 +91,13 @@ def test_saturated_scores_rows() -> None:
     # c = 2**10: accumulators of 2**37 scale to 2**47, far beyond SCORE_MAX = 2**23 - 1
     m, sh = scale_multiplier(1024.0)
     big = 2**37
-    acc = np.array([
-        [big, big - 1, 2**20, -big, 0, big],          # ties at +SCORE_MAX
-        [-big, -big + 5, -(2**30), -big, -big, -big],  # every score at -SCORE_MAX
-        [-big, 2**13, 2**13 + 1, -big, 12, -3],        # max unsaturated, others at -SCORE_MAX
-    ])
+    acc = np.array(
+        [
+            [big, big - 1, 2**20, -big, 0, big],  # ties at +SCORE_MAX
+            [-big, -big + 5, -(2**30), -big, -big, -big],  # every score at -SCORE_MAX
+            [-big, 2**13, 2**13 + 1, -big, 12, -3],  # max unsaturated, others at -SCORE_MAX
+        ]
+    )
     scores = scale_scores(acc, m, sh)
     assert (scores == SCORE_MAX).sum() >= 3 and (scores == -SCORE_MAX).sum() >= 8
     assert not (scores == MASKED).any()  # saturation never produces the sentinel
@@ -99,11 +109,13 @@ def test_saturated_scores_rows() -> None:
 
 
 def test_rows_entirely_below_exp_domain_except_the_max() -> None:
-    acc = np.array([
-        [5, 5 - EXP_DOMAIN, 5 - 20000, 5 - 2**30, 5 - EXP_DOMAIN - 1],
-        [-(2**33), 0, -EXP_DOMAIN, -EXP_DOMAIN * 3, -(2**36)],
-        [0, -(EXP_DOMAIN - 1), -EXP_DOMAIN, 1 - EXP_DOMAIN, -EXP_DOMAIN - 7],
-    ])
+    acc = np.array(
+        [
+            [5, 5 - EXP_DOMAIN, 5 - 20000, 5 - 2**30, 5 - EXP_DOMAIN - 1],
+            [-(2**33), 0, -EXP_DOMAIN, -EXP_DOMAIN * 3, -(2**36)],
+            [0, -(EXP_DOMAIN - 1), -EXP_DOMAIN, 1 - EXP_DOMAIN, -EXP_DOMAIN - 7],
+        ]
+    )
     probs = chain(acc, *ONE, None)
     assert probs[0].tolist() == [PROB_ONE, 0, 0, 0, 0]
     assert probs[1].tolist() == [0, PROB_ONE, 0, 0, 0]
@@ -132,8 +144,9 @@ def test_single_key_and_single_query() -> None:
     mask=st.one_of(st.none(), st.integers(0, 70)),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_fused_equals_chain_property(lq: int, lk: int, log_c: float, magnitude: int,
-                                     mask: int | None, seed: int) -> None:
+def test_fused_equals_chain_property(
+    lq: int, lk: int, log_c: float, magnitude: int, mask: int | None, seed: int
+) -> None:
     m, sh = scale_multiplier(float(np.exp(log_c)))
     rng = np.random.default_rng(seed)
     acc = rng.integers(-(2**magnitude), 2**magnitude, size=(lq, lk), endpoint=True)
@@ -189,11 +202,16 @@ def test_negative_mask_offset_and_bad_shift_raise() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    lq=st.integers(1, 20), lk=st.integers(1, 40), d=st.integers(1, 128),
-    q_bits=st.integers(2, 16), k_bits=st.integers(2, 16), seed=st.integers(0, 2**32 - 1),
+    lq=st.integers(1, 20),
+    lk=st.integers(1, 40),
+    d=st.integers(1, 128),
+    q_bits=st.integers(2, 16),
+    k_bits=st.integers(2, 16),
+    seed=st.integers(0, 2**32 - 1),
 )
-def test_qk_accumulate_f64_equals_integer_loop(lq: int, lk: int, d: int, q_bits: int,
-                                               k_bits: int, seed: int) -> None:
+def test_qk_accumulate_f64_equals_integer_loop(
+    lq: int, lk: int, d: int, q_bits: int, k_bits: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     q = rng.integers(-sym_max(q_bits), sym_max(q_bits), size=(lq, d), endpoint=True)
     k = rng.integers(-sym_max(k_bits), sym_max(k_bits), size=(lk, d), endpoint=True)
@@ -223,11 +241,15 @@ def test_qk_accumulate_f64_out_and_exactness_bound() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    lq=st.integers(1, 20), lk=st.integers(1, 60), d=st.integers(1, 64),
-    v_bits=st.integers(2, 16), seed=st.integers(0, 2**32 - 1),
+    lq=st.integers(1, 20),
+    lk=st.integers(1, 60),
+    d=st.integers(1, 64),
+    v_bits=st.integers(2, 16),
+    seed=st.integers(0, 2**32 - 1),
 )
-def test_pv_accumulate_f64_equals_integer_loop(lq: int, lk: int, d: int, v_bits: int,
-                                               seed: int) -> None:
+def test_pv_accumulate_f64_equals_integer_loop(
+    lq: int, lk: int, d: int, v_bits: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     probs = rng.integers(0, PROB_ONE, size=(lq, lk), endpoint=True)
     probs[0] = PROB_ONE

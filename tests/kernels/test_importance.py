@@ -120,26 +120,21 @@ def run_value_topk(probs, visible, num, den, parallelism=16):
 
 
 def test_value_topk_rows_hand_example():
-    probs = [[10, 40, 30, 20],
-             [5, 5, 5, 5]]
+    probs = [[10, 40, 30, 20], [5, 5, 5, 5]]
     out, fetched, total = run_value_topk(probs, [4, 4], 1, 2)
-    assert out.tolist() == [[0, 40, 30, 0],  # no renormalization: kept values unchanged
-                            [5, 5, 0, 0]]  # ties to the lower index
+    assert out.tolist() == [
+        [0, 40, 30, 0],  # no renormalization: kept values unchanged
+        [5, 5, 0, 0],
+    ]  # ties to the lower index
     assert fetched.tolist() == [True, True, True, False]
     assert total == 4
 
 
 def test_value_topk_rows_causal_at_least_one():
     """Causal rows see 1, 2, 3, 4 keys; keep 1/2 -> floor 0 -> 1, 1, 1, 2 kept."""
-    probs = [[65536, 0, 0, 0],
-             [100, 200, 0, 0],
-             [300, 100, 200, 0],
-             [10, 30, 20, 40]]
+    probs = [[65536, 0, 0, 0], [100, 200, 0, 0], [300, 100, 200, 0], [10, 30, 20, 40]]
     out, fetched, total = run_value_topk(probs, [1, 2, 3, 4], 1, 2)
-    assert out.tolist() == [[65536, 0, 0, 0],
-                            [0, 200, 0, 0],
-                            [300, 0, 0, 0],
-                            [0, 30, 0, 40]]
+    assert out.tolist() == [[65536, 0, 0, 0], [0, 200, 0, 0], [300, 0, 0, 0], [0, 30, 0, 40]]
     assert fetched.tolist() == [True, True, False, True]
     assert total == 5
 

@@ -22,8 +22,18 @@ from spatten_hls.compiler.ir.ops import (
 from spatten_hls.compiler.ir.types import Fixed
 from spatten_hls.compiler.passes import PASSES, assign_quant_types, run_pipeline
 
-TINY = ModelSpec(name="tiny", family="llama", num_layers=1, num_heads=2, num_kv_heads=1,
-                 head_dim=4, hidden_size=8, max_positions=16, causal=True, source="test:tiny")
+TINY = ModelSpec(
+    name="tiny",
+    family="llama",
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=4,
+    hidden_size=8,
+    max_positions=16,
+    causal=True,
+    source="test:tiny",
+)
 
 TINY_TYPED = """\
 // spatten-ir model=tiny family=llama stage=summarization layers=1 heads=2 kv_heads=1 head_dim=4 seq_len=3 gen_tokens=32 causal=true
@@ -79,12 +89,23 @@ QUANTS = [
 @pytest.mark.parametrize("q_bits, k_msb, k_lsb, v_bits", QUANTS)
 @pytest.mark.parametrize("head_dim", [1, 4, 48, 64])
 def test_every_edge_typed_for_custom_widths(q_bits, k_msb, k_lsb, v_bits, head_dim):
-    spec = ModelSpec(name="m", family="gpt2", num_layers=2, num_heads=4, num_kv_heads=2,
-                     head_dim=head_dim, hidden_size=4 * head_dim, max_positions=64,
-                     causal=True, source="test:m")
-    _, g = run(spec, model={"seq_len": 6},
-               quantization={"q_bits": q_bits, "k_msb_bits": k_msb, "k_lsb_bits": k_lsb,
-                             "v_bits": v_bits})
+    spec = ModelSpec(
+        name="m",
+        family="gpt2",
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=head_dim,
+        hidden_size=4 * head_dim,
+        max_positions=64,
+        causal=True,
+        source="test:m",
+    )
+    _, g = run(
+        spec,
+        model={"seq_len": 6},
+        quantization={"q_bits": q_bits, "k_msb_bits": k_msb, "k_lsb_bits": k_lsb, "v_bits": v_bits},
+    )
     verify(g)
     assert "typed" in g.properties
     k_bits = k_msb + k_lsb

@@ -20,8 +20,18 @@ from spatten_hls.compiler.passes import (
     run_pipeline,
 )
 
-SPEC = ModelSpec(name="toy", family="gpt2", num_layers=2, num_heads=2, num_kv_heads=2,
-                 head_dim=4, hidden_size=8, max_positions=32, causal=True, source="test:toy")
+SPEC = ModelSpec(
+    name="toy",
+    family="gpt2",
+    num_layers=2,
+    num_heads=2,
+    num_kv_heads=2,
+    head_dim=4,
+    hidden_size=8,
+    max_positions=32,
+    causal=True,
+    source="test:toy",
+)
 CFG = config_from_dict({"model": {"seq_len": 4}})
 
 
@@ -107,8 +117,10 @@ def test_requirement_met_by_an_earlier_pass():
     def needs_tiles(g, cfg):
         return g
 
-    with throwaway_pass("test-provide-tiled-3f9a", tiles, provides={"tiled"}), \
-            throwaway_pass("test-needs-tiled-3f9a", needs_tiles, requires={"tiled", "typed"}):
+    with (
+        throwaway_pass("test-provide-tiled-3f9a", tiles, provides={"tiled"}),
+        throwaway_pass("test-needs-tiled-3f9a", needs_tiles, requires={"tiled", "typed"}),
+    ):
         order = ["assign-quant-types", "test-provide-tiled-3f9a", "test-needs-tiled-3f9a"]
         g = run_pipeline(dense(), CFG, order)
         assert {"dense", "typed", "tiled"} <= g.properties
@@ -158,8 +170,7 @@ def test_exception_in_a_pass_becomes_pass_error():
     assert err.ran_before == ["assign-quant-types"]
     assert isinstance(err.cause, ZeroDivisionError)
     assert isinstance(err.__cause__, ZeroDivisionError)
-    assert str(err) == ("pass 'test-explode-3f9a' failed (after assign-quant-types): "
-                        "boom at l0.h1")
+    assert str(err) == ("pass 'test-explode-3f9a' failed (after assign-quant-types): boom at l0.h1")
 
 
 def test_first_pass_failure_says_nothing_ran_before():
@@ -167,8 +178,11 @@ def test_first_pass_failure_says_nothing_ran_before():
         raise ValueError("bad")
 
     with throwaway_pass("test-explode-first-3f9a", explode):
-        with pytest.raises(PassError, match=r"^pass 'test-explode-first-3f9a' failed "
-                                            r"\(after nothing\): bad$"):
+        with pytest.raises(
+            PassError,
+            match=r"^pass 'test-explode-first-3f9a' failed "
+            r"\(after nothing\): bad$",
+        ):
             run_pipeline(dense(), CFG, ["test-explode-first-3f9a"])
 
 
@@ -233,8 +247,9 @@ def test_dump_ir_after_all(tmp_path):
     dump = tmp_path / "dumps" / "nested"
     out = run_pipeline(g, CFG, DEFAULT_PIPELINE, dump_dir=dump)
     names = sorted(p.name for p in dump.iterdir())
-    expected = ["00-input.ir.txt"] + [f"{i:02d}-{name}.ir.txt"
-                                      for i, name in enumerate(DEFAULT_PIPELINE, start=1)]
+    expected = ["00-input.ir.txt"] + [
+        f"{i:02d}-{name}.ir.txt" for i, name in enumerate(DEFAULT_PIPELINE, start=1)
+    ]
     assert names == expected
     assert "01-assign-quant-types.ir.txt" in names
     assert (dump / "00-input.ir.txt").read_text(encoding="utf-8") == print_ir(g)
@@ -248,9 +263,12 @@ def test_dump_numbers_follow_the_pipeline(tmp_path):
         return g
 
     with throwaway_pass("test-noop-3f9a", noop):
-        run_pipeline(dense(), Config(), ["assign-quant-types", "test-noop-3f9a"],
-                     dump_dir=tmp_path)
+        run_pipeline(dense(), Config(), ["assign-quant-types", "test-noop-3f9a"], dump_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "00-input.ir.txt", "01-assign-quant-types.ir.txt", "02-test-noop-3f9a.ir.txt"]
-    assert (tmp_path / "01-assign-quant-types.ir.txt").read_bytes() == \
-        (tmp_path / "02-test-noop-3f9a.ir.txt").read_bytes()
+        "00-input.ir.txt",
+        "01-assign-quant-types.ir.txt",
+        "02-test-noop-3f9a.ir.txt",
+    ]
+    assert (tmp_path / "01-assign-quant-types.ir.txt").read_bytes() == (
+        tmp_path / "02-test-noop-3f9a.ir.txt"
+    ).read_bytes()

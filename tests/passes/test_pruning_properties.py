@@ -22,8 +22,7 @@ from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
 from spatten_hls.compiler.sim import simulate
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 fractions = st.floats(min_value=0.05, max_value=1.0)
 
@@ -34,10 +33,18 @@ def models(draw):
     kv_heads = draw(st.sampled_from([k for k in range(1, heads + 1) if heads % k == 0]))
     causal = draw(st.booleans())
     d = draw(st.sampled_from([4, 8]))
-    spec = ModelSpec(name="prop", family="gpt2" if causal else "bert",
-                     num_layers=draw(st.integers(1, 4)), num_heads=heads,
-                     num_kv_heads=kv_heads, head_dim=d, hidden_size=heads * d,
-                     max_positions=64, causal=causal, source="test:prop")
+    spec = ModelSpec(
+        name="prop",
+        family="gpt2" if causal else "bert",
+        num_layers=draw(st.integers(1, 4)),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=d,
+        hidden_size=heads * d,
+        max_positions=64,
+        causal=causal,
+        source="test:prop",
+    )
     model = {"seq_len": draw(st.integers(2, 24))}
     if causal and draw(st.booleans()):
         model.update(stage="generation", gen_tokens=draw(st.integers(1, 4)))
@@ -52,13 +59,20 @@ def per_layer(draw, layers):
 def pruning_cases(draw):
     spec, model = draw(models())
     n = spec.num_layers
-    token = {"enabled": draw(st.booleans()), "keep": draw(fractions),
-             "skip_first": draw(st.floats(0.0, 0.9)),
-             "keep_first": draw(st.integers(0, 3)), "keep_recent": draw(st.integers(0, 3))}
+    token = {
+        "enabled": draw(st.booleans()),
+        "keep": draw(fractions),
+        "skip_first": draw(st.floats(0.0, 0.9)),
+        "keep_first": draw(st.integers(0, 3)),
+        "keep_recent": draw(st.integers(0, 3)),
+    }
     if draw(st.booleans()):
         token["keep_per_layer"] = per_layer(draw, n)
-    head = {"enabled": draw(st.booleans()), "keep": draw(fractions),
-            "skip_first": draw(st.floats(0.0, 0.9))}
+    head = {
+        "enabled": draw(st.booleans()),
+        "keep": draw(fractions),
+        "skip_first": draw(st.floats(0.0, 0.9)),
+    }
     if draw(st.booleans()):
         head["keep_per_layer"] = per_layer(draw, n)
     sections = {
@@ -66,8 +80,10 @@ def pruning_cases(draw):
         "token_pruning": token,
         "head_pruning": head,
         "value_pruning": {"enabled": draw(st.booleans()), "keep": draw(fractions)},
-        "quantization": {"progressive": draw(st.booleans()),
-                         "requant_threshold": draw(st.sampled_from([0.05, 0.1, 0.5, 1.0]))},
+        "quantization": {
+            "progressive": draw(st.booleans()),
+            "requant_threshold": draw(st.sampled_from([0.05, 0.1, 0.5, 1.0])),
+        },
     }
     cfg = config_from_dict(sections)
     check_against_model(cfg, spec)
@@ -110,8 +126,9 @@ def check_tokens(result, info, cfg):
     if not t.enabled:
         assert all(k == everything for k in kept)
         return
-    counts = keep_counts(info.context, keep_fractions(info.num_layers, t.keep, t.skip_first,
-                                                      t.keep_per_layer))
+    counts = keep_counts(
+        info.context, keep_fractions(info.num_layers, t.keep, t.skip_first, t.keep_per_layer)
+    )
     if info.stage == "summarization":  # one step: the schedule gives the counts exactly
         n = info.context
         for layer, count in enumerate(counts):
@@ -138,8 +155,9 @@ def check_heads(result, info, cfg):
     if not h.enabled:
         assert all(k == list(range(info.num_heads)) for k in kept)
         return
-    counts = keep_counts(info.num_heads, keep_fractions(info.num_layers, h.keep, h.skip_first,
-                                                        h.keep_per_layer))
+    counts = keep_counts(
+        info.num_heads, keep_fractions(info.num_layers, h.keep, h.skip_first, h.keep_per_layer)
+    )
     assert [len(k) for k in kept] == counts
 
 
@@ -168,13 +186,16 @@ def test_pipeline_verifies_round_trips_and_prunes_in_cascade(case):
 def keep_all_cases(draw):
     spec, model = draw(models())
     progressive = draw(st.booleans())
-    dense = {"model": model, "quantization": {"progressive": progressive,
-                                               "requant_threshold": 0.5}}
+    dense = {"model": model, "quantization": {"progressive": progressive, "requant_threshold": 0.5}}
     full = {
         **dense,
-        "token_pruning": {"enabled": True, "keep": 1.0, "skip_first": draw(st.floats(0, 0.9)),
-                          "keep_first": draw(st.integers(0, 3)),
-                          "keep_recent": draw(st.integers(0, 3))},
+        "token_pruning": {
+            "enabled": True,
+            "keep": 1.0,
+            "skip_first": draw(st.floats(0, 0.9)),
+            "keep_first": draw(st.integers(0, 3)),
+            "keep_recent": draw(st.integers(0, 3)),
+        },
         "head_pruning": {"enabled": True, "keep": 1.0, "skip_first": draw(st.floats(0, 0.9))},
         "value_pruning": {"enabled": True, "keep": 1.0},
     }

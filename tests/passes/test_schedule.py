@@ -105,8 +105,10 @@ def test_counts_at_least_one():
 
 
 @settings(max_examples=200, deadline=None)
-@given(total=st.integers(1, 5000),
-       fractions=st.lists(st.floats(min_value=1e-6, max_value=1.0), min_size=1, max_size=24))
+@given(
+    total=st.integers(1, 5000),
+    fractions=st.lists(st.floats(min_value=1e-6, max_value=1.0), min_size=1, max_size=24),
+)
 def test_counts_bounds(total, fractions):
     counts = keep_counts(total, fractions)
     assert len(counts) == len(fractions)
@@ -121,9 +123,11 @@ def test_counts_bounds(total, fractions):
 
 
 @settings(max_examples=300, deadline=None)
-@given(keep=st.floats(min_value=0.0, max_value=1.0, exclude_min=True, allow_subnormal=False),
-       skip=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
-       n=st.integers(1, 48))
+@given(
+    keep=st.floats(min_value=0.0, max_value=1.0, exclude_min=True, allow_subnormal=False),
+    skip=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+    n=st.integers(1, 48),
+)
 def test_schedule_properties(keep, skip, n):
     f = keep_fractions(n, keep, skip)
     assert len(f) == n

@@ -39,9 +39,18 @@ from spatten_hls.compiler.passes import (
 
 
 def tiny(layers: int = 2, heads: int = 2, kv_heads: int = 1) -> ModelSpec:
-    return ModelSpec(name="tiny", family="gpt2", num_layers=layers, num_heads=heads,
-                     num_kv_heads=kv_heads, head_dim=4, hidden_size=4 * heads,
-                     max_positions=64, causal=True, source="test:tiny")
+    return ModelSpec(
+        name="tiny",
+        family="gpt2",
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=4,
+        hidden_size=4 * heads,
+        max_positions=64,
+        causal=True,
+        source="test:tiny",
+    )
 
 
 def config(seq_len: int = 4, **sections):
@@ -70,8 +79,14 @@ def body(text: str) -> list[str]:
 TOKEN = {"token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}}
 HEAD = {"head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}}
 VALUE = {"value_pruning": {"enabled": True, "keep": 0.5}}
-PROG = {"quantization": {"progressive": True, "k_msb_bits": 6, "k_lsb_bits": 4,
-                         "requant_threshold": 0.05}}
+PROG = {
+    "quantization": {
+        "progressive": True,
+        "k_msb_bits": 6,
+        "k_lsb_bits": 4,
+        "requant_threshold": 0.05,
+    }
+}
 ALL = {**TOKEN, **HEAD, **VALUE, **PROG}
 
 
@@ -269,8 +284,7 @@ def test_disabled_pass_leaves_graph_unchanged(name):
 def test_all_disabled_pipeline_matches_typed_graph():
     cfg = config(**DISABLED)
     spatten_passes = [p for p in DEFAULT_PIPELINE[1:] if p not in ("tile", "lower-to-engines")]
-    assert body(print_ir(run(tiny(2), cfg, spatten_passes))) == body(
-        print_ir(typed(tiny(2), cfg)))
+    assert body(print_ir(run(tiny(2), cfg, spatten_passes))) == body(print_ir(typed(tiny(2), cfg)))
 
 
 # -- token pruning ----------------------------------------------------------------------------
@@ -306,8 +320,14 @@ def test_token_select_only_where_count_below_context():
 
 
 def test_later_layers_gated_by_latest_select():
-    cfg = config(token_pruning={"enabled": True, "keep_per_layer": [0.75, 0.5, 0.25, 0.25],
-                                "keep_first": 1, "keep_recent": 2})
+    cfg = config(
+        token_pruning={
+            "enabled": True,
+            "keep_per_layer": [0.75, 0.5, 0.25, 0.25],
+            "keep_first": 1,
+            "keep_recent": 2,
+        }
+    )
     g = run(tiny(4, heads=4, kv_heads=2), cfg, ["insert-token-pruning"])
     selects = of_kind(g, TokenSelect)
     assert selects == [f"l{i}.token_select" for i in range(4)]
@@ -323,8 +343,12 @@ def test_later_layers_gated_by_latest_select():
 
 
 def test_token_counts_relative_to_generation_context():
-    cfg = config_from_dict({"model": {"seq_len": 4, "stage": "generation", "gen_tokens": 4},
-                            "token_pruning": {"enabled": True, "keep_per_layer": [0.5]}})
+    cfg = config_from_dict(
+        {
+            "model": {"seq_len": 4, "stage": "generation", "gen_tokens": 4},
+            "token_pruning": {"enabled": True, "keep_per_layer": [0.5]},
+        }
+    )
     g = run(tiny(1), cfg, ["insert-token-pruning"])
     assert g.info.context == 8
     assert [g.op(s).keep for s in of_kind(g, TokenSelect)] == [4]
@@ -378,10 +402,13 @@ def test_both_gates_in_port_order():
 # -- value pruning ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("passes", [
-    DEFAULT_PIPELINE[1:],
-    ("insert-value-pruning", "insert-token-pruning"),  # the other order: same wiring
-])
+@pytest.mark.parametrize(
+    "passes",
+    [
+        DEFAULT_PIPELINE[1:],
+        ("insert-value-pruning", "insert-token-pruning"),  # the other order: same wiring
+    ],
+)
 def test_value_topk_before_every_pv(passes):
     sections = {**TOKEN, **VALUE, "value_pruning": {"enabled": True, "keep": 0.25}}
     g = run(tiny(2, heads=4, kv_heads=2), config(**sections), passes)
@@ -396,13 +423,13 @@ def test_value_topk_before_every_pv(passes):
     for imp in of_kind(g, TokenImportance):
         for src in g.operands(imp)[:4]:
             assert isinstance(g.op(src), Softmax)
-    assert not any(isinstance(g.op(u), ValueTopK)
-                   for n in of_kind(g, TokenImportance) for u in g.users(n))
+    assert not any(
+        isinstance(g.op(u), ValueTopK) for n in of_kind(g, TokenImportance) for u in g.users(n)
+    )
 
 
 def test_value_topk_reads_requant_when_progressive():
-    g = run(tiny(1), config(**VALUE, **PROG), ["split-progressive-quant",
-                                               "insert-value-pruning"])
+    g = run(tiny(1), config(**VALUE, **PROG), ["split-progressive-quant", "insert-value-pruning"])
     for vt in of_kind(g, ValueTopK):
         assert isinstance(g.op(g.operands(vt)[0]), Requant)
         assert [g.op(u).KIND for u in g.users(vt)] == ["matmul_pv"]
@@ -422,8 +449,10 @@ def test_progressive_planes_and_requant():
     assert str(g.output_type(lsbs[0])) == "ufixed<4,0>[4,4]"
     for qk in of_kind(g, MatMulQK):
         op = g.op(qk)
-        assert g.operands(qk) == [f"l{op.layer}.h{op.head}.load_q",
-                                  f"l{op.layer}.kv{op.kv_head}.load_k_msb"]
+        assert g.operands(qk) == [
+            f"l{op.layer}.h{op.head}.load_q",
+            f"l{op.layer}.kv{op.kv_head}.load_k_msb",
+        ]
     softmaxes = of_kind(g, Softmax)
     assert len(softmaxes) == 8
     for sm in softmaxes:
@@ -434,8 +463,7 @@ def test_progressive_planes_and_requant():
         assert isinstance(rq, Requant) and rq.threshold == 0.05 and rq.causal
         assert rq.kv_head == op.head // 2 and rq.factor == 0.5
         p, kv = f"l{op.layer}.h{op.head}", f"l{op.layer}.kv{op.head // 2}"
-        assert g.operands(requant) == [sm, f"{p}.load_q", f"{kv}.load_k_msb",
-                                       f"{kv}.load_k_lsb"]
+        assert g.operands(requant) == [sm, f"{p}.load_q", f"{kv}.load_k_msb", f"{kv}.load_k_lsb"]
         assert g.users(requant) == [f"{p}.pv"]
 
 
@@ -447,8 +475,10 @@ def test_progressive_non_causal_requant():
 
 def structure(g):
     """Ops and port-labelled edges, origins ignored."""
-    return ({n: g.op(n) for n in g.nx_graph.nodes},
-            {(u, v, d["port"], str(d["tensor"])) for u, v, d in g.nx_graph.edges(data=True)})
+    return (
+        {n: g.op(n) for n in g.nx_graph.nodes},
+        {(u, v, d["port"], str(d["tensor"])) for u, v, d in g.nx_graph.edges(data=True)},
+    )
 
 
 def test_split_after_token_pruning_same_graph():
@@ -462,8 +492,11 @@ def test_split_after_token_pruning_same_graph():
         assert op.gates == ("tokens",)
         assert late.operands(f"l1.kv0.{plane}") == ["l0.token_select"]
     assert late.op("l0.kv0.load_k_msb").gates == ()
-    assert late.operands("l1.token_importance") == ["l1.h0.requant", "l1.h1.requant",
-                                                    "l0.token_importance"]
+    assert late.operands("l1.token_importance") == [
+        "l1.h0.requant",
+        "l1.h1.requant",
+        "l0.token_importance",
+    ]
     assert late.users("l1.h0.softmax") == ["l1.h0.requant"]
     assert structure(late) == structure(early)
 
@@ -491,8 +524,16 @@ def test_caller_graph_unchanged_by_run_pipeline():
 
 # -- command line -----------------------------------------------------------------------------
 
-INSERTED_KINDS = ("token_importance", "token_select", "head_importance", "head_select",
-                  "value_topk", "load_k_msb", "load_k_lsb", "requant")
+INSERTED_KINDS = (
+    "token_importance",
+    "token_select",
+    "head_importance",
+    "head_select",
+    "value_topk",
+    "load_k_msb",
+    "load_k_lsb",
+    "requant",
+)
 
 
 def write_config(tmp_path, token=False, head=False, value=False, progressive=False):
@@ -503,7 +544,8 @@ def write_config(tmp_path, token=False, head=False, value=False, progressive=Fal
         f"[head_pruning]\nenabled = {str(head).lower()}\n"
         f"[value_pruning]\nenabled = {str(value).lower()}\n"
         f"[quantization]\nprogressive = {str(progressive).lower()}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
@@ -543,18 +585,40 @@ TECHNIQUE_OF_PASS = {
 }
 
 
-@pytest.mark.parametrize("enabled", [
-    (), ("token",), ("head",), ("value",), ("progressive",),
-    ("token", "head", "value", "progressive"), ("token", "value"),
-])
+@pytest.mark.parametrize(
+    "enabled",
+    [
+        (),
+        ("token",),
+        ("head",),
+        ("value",),
+        ("progressive",),
+        ("token", "head", "value", "progressive"),
+        ("token", "value"),
+    ],
+)
 def test_dump_ir_after_all(tmp_path, capsys, enabled):
     cfg = write_config(tmp_path, **{t: True for t in enabled})
     dump = tmp_path / "dump"
-    assert main(["ir", "gpt2-small", "--config", str(cfg), "--dump-ir-after-all", str(dump),
-                 "-o", str(tmp_path / "out.txt")]) == 0
+    assert (
+        main(
+            [
+                "ir",
+                "gpt2-small",
+                "--config",
+                str(cfg),
+                "--dump-ir-after-all",
+                str(dump),
+                "-o",
+                str(tmp_path / "out.txt"),
+            ]
+        )
+        == 0
+    )
     files = sorted(p.name for p in dump.iterdir())
-    assert files == ["00-input.ir.txt"] + [f"{i:02d}-{name}.ir.txt"
-                                           for i, name in enumerate(DEFAULT_PIPELINE, 1)]
+    assert files == ["00-input.ir.txt"] + [
+        f"{i:02d}-{name}.ir.txt" for i, name in enumerate(DEFAULT_PIPELINE, 1)
+    ]
     texts = [(dump / f).read_text(encoding="utf-8") for f in files]
     assert texts[-1] == (tmp_path / "out.txt").read_text(encoding="utf-8")
     assert body(texts[1]) != body(texts[0])  # assign-quant-types always changes the graph
@@ -603,8 +667,9 @@ def test_verifier_rejects_token_select_without_importance():
     g.nx_graph.remove_edge("l0.token_importance", "l0.token_select")
     g.add_edge("l0.h0.softmax", "l0.token_select", 0)
     g.retype()
-    with pytest.raises(IRVerificationError,
-                       match=r"l0\.token_select.*operand must be a token_importance"):
+    with pytest.raises(
+        IRVerificationError, match=r"l0\.token_select.*operand must be a token_importance"
+    ):
         verify(g)
 
 

@@ -22,8 +22,9 @@ from spatten_hls.compiler.sim import simulate
 def _sim(raw: dict, model: str = "bert-base"):
     cfg = config_from_dict(raw)
     graph = run_pipeline(build_attention_graph(load_model(model), cfg), cfg, DEFAULT_PIPELINE)
-    return simulate(graph, seed=1, reference=False,
-                    topk_parallelism=cfg.hardware.topk_parallelism), cfg
+    return simulate(
+        graph, seed=1, reference=False, topk_parallelism=cfg.hardware.topk_parallelism
+    ), cfg
 
 
 def _hw(cfg: Config, **hw) -> Config:
@@ -35,9 +36,11 @@ def test_more_pruning_never_more_bytes_or_cycles(stage):
     model = "bert-base" if stage == "summarization" else "gpt2-small"
     prev = None
     for keep in (1.0, 0.7, 0.4):
-        raw = {"model": {"seq_len": 64, "stage": stage, "gen_tokens": 3},
-               "token_pruning": {"enabled": keep < 1.0, "keep": keep, "skip_first": 0.0},
-               "value_pruning": {"enabled": keep < 1.0, "keep": keep}}
+        raw = {
+            "model": {"seq_len": 64, "stage": stage, "gen_tokens": 3},
+            "token_pruning": {"enabled": keep < 1.0, "keep": keep, "skip_first": 0.0},
+            "value_pruning": {"enabled": keep < 1.0, "keep": keep},
+        }
         rep = performance_report(*_sim(raw, model))
         if prev is not None:
             assert rep.dram_bytes <= prev.dram_bytes
@@ -47,8 +50,12 @@ def test_more_pruning_never_more_bytes_or_cycles(stage):
 
 @pytest.fixture(scope="module")
 def small():
-    return _sim({"model": {"seq_len": 64},
-                 "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}})
+    return _sim(
+        {
+            "model": {"seq_len": 64},
+            "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
+        }
+    )
 
 
 def test_more_multipliers_and_bandwidth_never_more_cycles(small):
@@ -70,15 +77,25 @@ def test_more_multipliers_and_bandwidth_never_more_cycles(small):
 def test_json_keys_and_text(small):
     rep = performance_report(*small)
     doc = json.loads(json.dumps(rep.as_dict(), allow_nan=False))
-    for key in ("latency_cycles", "latency_s", "throughput_gops", "bound", "dram_reduction",
-                "dram_reduction_fp16", "resources", "fits", "layers"):
+    for key in (
+        "latency_cycles",
+        "latency_s",
+        "throughput_gops",
+        "bound",
+        "dram_reduction",
+        "dram_reduction_fp16",
+        "resources",
+        "fits",
+        "layers",
+    ):
         assert key in doc
     for key in ("dsp", "bram_18k", "uram", "capacity"):
         assert key in doc["resources"]
     assert doc["bound"] in ("compute", "memory")
     assert doc["dram_reduction_fp16"] == pytest.approx(doc["dram_reduction"] * 16 / 12, rel=1e-3)
-    assert len(doc["layers"]) == 12 and {"tokens", "heads", "dram_bytes", "cycles",
-                                         "bound"} <= set(doc["layers"][0])
+    assert len(doc["layers"]) == 12 and {"tokens", "heads", "dram_bytes", "cycles", "bound"} <= set(
+        doc["layers"][0]
+    )
     assert sum(r["dram_bytes"] for r in doc["layers"]) == doc["dram_bytes"]
     text = rep.to_text()
     assert "GOP/s" in text and "fits" in text
@@ -98,8 +115,7 @@ def test_resources_parts_and_overflow():
     assert u50.capacity["dsp"] == 5952 and u50.fits is True
     unknown = estimate_resources(config_from_dict({"hardware": {"part": "xc7z020clg400-1"}}))
     assert unknown.fits is None and unknown.capacity is None and unknown.notes
-    assert estimate_resources(config_from_dict({"hardware": {"multipliers": 16384}})).fits \
-        is False
+    assert estimate_resources(config_from_dict({"hardware": {"multipliers": 16384}})).fits is False
 
 
 def _cli(argv, capsys):
@@ -122,6 +138,7 @@ def test_cli_model_json_and_text(tmp_path, capsys):
 
 def test_cli_project_dir(tmp_path, capsys):
     from spatten_hls.compiler.ir.serialize import to_json
+
     cfg_text = "[model]\nseq_len = 32\n\n[hardware]\nmultipliers = 256\n"
     (tmp_path / "config.toml").write_text(cfg_text, encoding="utf-8")
     compiled = compile_model("bert-base", tmp_path / "config.toml")

@@ -50,8 +50,12 @@ def _config(tmp_path_factory, base: str, extra: str = PAPER_HW, name: str = "c.t
 
 def _run(model: str, path):
     compiled = compile_model(model, path)
-    result = simulate(compiled.graph, seed=0, reference=False,
-                      topk_parallelism=compiled.config.hardware.topk_parallelism)
+    result = simulate(
+        compiled.graph,
+        seed=0,
+        reference=False,
+        topk_parallelism=compiled.config.hardware.topk_parallelism,
+    )
     return result, compiled.config
 
 
@@ -89,8 +93,7 @@ def test_spatten_one_eighth_near_360_gops(bert):
     result, cfg = bert
     rep = performance_report(result, _with_hw(cfg, multipliers=128, hbm_channels=2))
     assert rep.throughput_gops <= rep.roofline.compute_roof_gops == pytest.approx(256)
-    assert 360 / 1.6 <= rep.effective_throughput_gops <= 360 * 1.6, \
-        rep.effective_throughput_gops
+    assert 360 / 1.6 <= rep.effective_throughput_gops <= 360 * 1.6, rep.effective_throughput_gops
 
 
 SMALL_GPT2 = """
@@ -123,8 +126,9 @@ def test_topk_parallelism_sweep_saturates_at_16(tmp_path):
     gops = {}
     for p in (1, 2, 4, 8, 16, 32):
         result = simulate(compiled.graph, seed=0, reference=False, topk_parallelism=p)
-        gops[p] = performance_report(result, _with_hw(compiled.config,
-                                                       topk_parallelism=p)).throughput_gops
+        gops[p] = performance_report(
+            result, _with_hw(compiled.config, topk_parallelism=p)
+        ).throughput_gops
     ps = sorted(gops)
     assert all(gops[a] <= gops[b] * (1 + 1e-9) for a, b in itertools.pairwise(ps)), gops
     assert gops[16] > 3 * gops[1], gops

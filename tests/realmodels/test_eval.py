@@ -37,8 +37,7 @@ def test_dense_12bit_datapath_is_faithful(evaluate):
 
 
 def test_8bit_quantization_reads_two_thirds_and_stays_close(evaluate):
-    r = evaluate({"quantization": {"q_bits": 8, "k_msb_bits": 8, "k_lsb_bits": 0,
-                                   "v_bits": 8}})
+    r = evaluate({"quantization": {"q_bits": 8, "k_msb_bits": 8, "k_lsb_bits": 0, "v_bits": 8}})
     assert r.dram_reduction == pytest.approx(1.5)  # every row: 8 of 12 bits
     assert 0.999 < r.mean_cosine < 1.0  # measured 0.99985 on 16 pydoc sentences
 
@@ -65,10 +64,13 @@ def test_eval_cli_json(capsys, minilm):
     assert doc["sentences"] == 4 and doc["dram_reduction"] == 1.0
 
 
-@pytest.mark.parametrize(("args", "status"), [
-    (["minilm-l6", "--sentences", "1"], 2),
-    (["minilm-l6", "--text-file", "/nonexistent/text.txt"], 1),
-])
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["minilm-l6", "--sentences", "1"], 2),
+        (["minilm-l6", "--text-file", "/nonexistent/text.txt"], 1),
+    ],
+)
 def test_eval_cli_errors(capsys, minilm, args, status):
     try:
         code = main(["eval", *args])
@@ -113,8 +115,10 @@ def test_decoder_12bit_datapath_tracks_dense(decode):
 
 
 def test_decoder_kv_pruning_reads_less_and_is_deterministic(decode):
-    cfg = {"token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 4, "keep_recent": 8},
-           "quantization": {"k_msb_bits": 8, "k_lsb_bits": 0, "v_bits": 8}}
+    cfg = {
+        "token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 4, "keep_recent": 8},
+        "quantization": {"k_msb_bits": 8, "k_lsb_bits": 0, "v_bits": 8},
+    }
     r = decode(cfg)
     assert r.dram_reduction > 1.8
     assert r.ppl_spatten != r.ppl_dense

@@ -29,15 +29,30 @@ def span(smollm2):
 
 def test_config_and_spec(smollm2):
     c = smollm2.config
-    assert (c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size,
-            c.ffn_size, c.vocab_size) == (30, 9, 3, 64, 576, 1536, 49152)
+    assert (
+        c.num_layers,
+        c.num_heads,
+        c.num_kv_heads,
+        c.head_dim,
+        c.hidden_size,
+        c.ffn_size,
+        c.vocab_size,
+    ) == (30, 9, 3, 64, 576, 1536, 49152)
     assert c.rope_base == 100000.0
     from spatten_hls.compiler.frontend import PRESETS
 
     preset = PRESETS["smollm2-135m"]
     assert smollm2.spec.name == "smollm2-135m"
-    for key in ("family", "num_layers", "num_heads", "num_kv_heads", "head_dim", "hidden_size",
-                "max_positions", "causal"):
+    for key in (
+        "family",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "hidden_size",
+        "max_positions",
+        "causal",
+    ):
         assert getattr(smollm2.spec, key) == getattr(preset, key)
     assert smollm2.weights["output.weight"] is smollm2.weights["token_embd.weight"]  # tied
 
@@ -98,8 +113,9 @@ def test_hook_shapes_and_zero_hook(smollm2):
 def test_key_pruning(smollm2):
     ids = smollm2.encode("The quick brown fox jumps over the lazy dog.")
     dense = llama.forward(smollm2, ids)
-    keep_all = llama.forward(smollm2, ids, lambda c: AttentionOutput(dense_attention(c),
-                                                                     c.k_positions))
+    keep_all = llama.forward(
+        smollm2, ids, lambda c: AttentionOutput(dense_attention(c), c.k_positions)
+    )
     assert np.array_equal(keep_all, dense)
     seen = []
 

@@ -31,12 +31,15 @@ def test_read_text_file(tmp_path):
     assert read_text_file(path) == "Some text.\n"
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such text file"),
-    ("", "empty"),
-    (" \n\t\n", "empty"),
-    (b"\xff\xfe\x00bad", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such text file"),
+        ("", "empty"),
+        (" \n\t\n", "empty"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+    ],
+)
 def test_read_text_file_errors(tmp_path, content, message):
     path = tmp_path / "eval.txt"
     if isinstance(content, bytes):

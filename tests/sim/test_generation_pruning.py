@@ -42,24 +42,47 @@ GPT2_KEEP = [0.9, 0.7] + [0.2] * 4 + [0.1] * 6
 GPT2_SEQ, GPT2_GEN = 100, 28
 
 
-def build(*, layers: int, heads: int, seq: int, gen: int, keep: list[float],
-          kv_heads: int | None = None, keep_first: int = 0, keep_recent: int = 0,
-          d: int = 16) -> AttnGraph:
-    spec = ModelSpec(name="gen-gpt", family="gpt2", num_layers=layers, num_heads=heads,
-                     num_kv_heads=kv_heads or heads, head_dim=d, hidden_size=heads * d,
-                     max_positions=1024, causal=True, source="test")
-    cfg = config_from_dict({
-        "model": {"seq_len": seq, "stage": "generation", "gen_tokens": gen},
-        "token_pruning": {"enabled": True, "keep_per_layer": keep, "keep_first": keep_first,
-                          "keep_recent": keep_recent},
-    })
+def build(
+    *,
+    layers: int,
+    heads: int,
+    seq: int,
+    gen: int,
+    keep: list[float],
+    kv_heads: int | None = None,
+    keep_first: int = 0,
+    keep_recent: int = 0,
+    d: int = 16,
+) -> AttnGraph:
+    spec = ModelSpec(
+        name="gen-gpt",
+        family="gpt2",
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads or heads,
+        head_dim=d,
+        hidden_size=heads * d,
+        max_positions=1024,
+        causal=True,
+        source="test",
+    )
+    cfg = config_from_dict(
+        {
+            "model": {"seq_len": seq, "stage": "generation", "gen_tokens": gen},
+            "token_pruning": {
+                "enabled": True,
+                "keep_per_layer": keep,
+                "keep_first": keep_first,
+                "keep_recent": keep_recent,
+            },
+        }
+    )
     check_against_model(cfg, spec)
     return run_pipeline(build_attention_graph(spec, cfg), cfg, DEFAULT_PIPELINE)
 
 
 def floor_counts(total: int, fractions: list[float]) -> list[int]:
-    return [max(1, math.floor(total * Fraction(f).limit_denominator(10**6)))
-            for f in fractions]
+    return [max(1, math.floor(total * Fraction(f).limit_denominator(10**6))) for f in fractions]
 
 
 @dataclass
@@ -81,8 +104,9 @@ def record_frames(monkeypatch) -> list[Frame]:
     def spy_importance(f, op, args, ins, out):
         before = f.state.token_importance.copy()
         result = importance(f, op, args, ins, out)
-        frames.append(Frame(f.step_query, f.layer, f.k_rows.copy(), before,
-                            f.state.token_importance.copy()))
+        frames.append(
+            Frame(f.step_query, f.layer, f.k_rows.copy(), before, f.state.token_importance.copy())
+        )
         return result
 
     def spy_select(f, op, args, ins, out):
@@ -119,8 +143,7 @@ def top_k(candidates: list[int], score: np.ndarray, k: int) -> set[int]:
 
 
 def drop_events(frames: list[Frame]) -> list[tuple[int, int, int]]:
-    return [(f.step, f.layer, int(t)) for f in frames if f.dropped is not None
-            for t in f.dropped]
+    return [(f.step, f.layer, int(t)) for f in frames if f.dropped is not None for t in f.dropped]
 
 
 def test_frames_cover_every_step_and_layer(gpt2_run) -> None:
@@ -136,19 +159,26 @@ def test_pruned_token_visibility_across_layers_and_steps(gpt2_run) -> None:
     result, frames = gpt2_run
     events = drop_events(frames)
     for f in frames:
-        hidden = {tok for step, layer, tok in events
-                  if (step < f.step and layer <= f.layer)
-                  or (step == f.step and layer < f.layer)}
+        hidden = {
+            tok
+            for step, layer, tok in events
+            if (step < f.step and layer <= f.layer) or (step == f.step and layer < f.layer)
+        }
         expected = [j for j in range(f.step + 1) if j not in hidden]
         assert list(f.keys) == expected, (f.step, f.layer)
     # the rule is exercised in all three directions
-    later_lower = [(s, lay, tok) for s, lay, tok in events
-                   if any(g.step > s and g.layer < lay and tok in g.keys for g in frames)]
+    later_lower = [
+        (s, lay, tok)
+        for s, lay, tok in events
+        if any(g.step > s and g.layer < lay and tok in g.keys for g in frames)
+    ]
     assert later_lower, "no token dropped at layer l was seen again by a lower layer"
     for step, layer, tok in events:
-        assert all(tok not in g.keys for g in frames
-                   if (g.step == step and g.layer > layer) or (g.step > step
-                                                               and g.layer >= layer))
+        assert all(
+            tok not in g.keys
+            for g in frames
+            if (g.step == step and g.layer > layer) or (g.step > step and g.layer >= layer)
+        )
     # the final records say the same: kept after layer l = never dropped at a layer <= l
     for layer, record in enumerate(result.layers):
         gone = {tok for _, lay, tok in events if lay <= layer}
@@ -219,17 +249,24 @@ def test_importance_accumulates_across_layers_and_steps(gpt2_run) -> None:
         n = counts[f.layer] - 1
         survivors = set(f.keys) - set(f.dropped) - {f.step}
         assert survivors == top_k(free, f.at_select, n), (f.step, f.layer)
-        this_step = f.after - next(g.before for g in frames if g.step == f.step
-                                   and g.layer == 0)
+        this_step = f.after - next(g.before for g in frames if g.step == f.step and g.layer == 0)
         differs += survivors != top_k(free, this_step, n)
     assert differs > 0
 
 
 @pytest.mark.parametrize("keep_first,keep_recent", [(2, 0), (0, 3), (1, 2)])
-def test_protected_positions_are_never_pruned(monkeypatch, keep_first: int,
-                                              keep_recent: int) -> None:
-    g = build(layers=4, heads=2, seq=20, gen=6, keep=[0.8, 0.5, 0.3, 0.2],
-              keep_first=keep_first, keep_recent=keep_recent)
+def test_protected_positions_are_never_pruned(
+    monkeypatch, keep_first: int, keep_recent: int
+) -> None:
+    g = build(
+        layers=4,
+        heads=2,
+        seq=20,
+        gen=6,
+        keep=[0.8, 0.5, 0.3, 0.2],
+        keep_first=keep_first,
+        keep_recent=keep_recent,
+    )
     frames = record_frames(monkeypatch)
     result = simulate(g, seed=1, reference=False)
     for f in frames:

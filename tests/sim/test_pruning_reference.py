@@ -41,21 +41,42 @@ HEAD_KEEP = [1.0, 0.75, 0.75, 0.5]
 MIN_GAP = 0.01  # relative float-importance gap required at every cut
 
 
-def build(*, causal: bool, stage: str = "summarization", seq: int = SEQ, gen: int = 4,
-          kv_heads: int = HEADS, token_keep=TOKEN_KEEP, head_keep=HEAD_KEEP,
-          value_keep: float | None = None, keep_first: int = 0,
-          keep_recent: int = 0) -> tuple[AttnGraph, object]:
-    spec = ModelSpec(name="ref-gpt" if causal else "ref-bert",
-                     family="gpt2" if causal else "bert", num_layers=LAYERS, num_heads=HEADS,
-                     num_kv_heads=kv_heads, head_dim=D, hidden_size=HEADS * D,
-                     max_positions=512, causal=causal, source="test")
+def build(
+    *,
+    causal: bool,
+    stage: str = "summarization",
+    seq: int = SEQ,
+    gen: int = 4,
+    kv_heads: int = HEADS,
+    token_keep=TOKEN_KEEP,
+    head_keep=HEAD_KEEP,
+    value_keep: float | None = None,
+    keep_first: int = 0,
+    keep_recent: int = 0,
+) -> tuple[AttnGraph, object]:
+    spec = ModelSpec(
+        name="ref-gpt" if causal else "ref-bert",
+        family="gpt2" if causal else "bert",
+        num_layers=LAYERS,
+        num_heads=HEADS,
+        num_kv_heads=kv_heads,
+        head_dim=D,
+        hidden_size=HEADS * D,
+        max_positions=512,
+        causal=causal,
+        source="test",
+    )
     model: dict = {"seq_len": seq, "stage": stage}
     if stage == "generation":
         model["gen_tokens"] = gen
     raw: dict = {"model": model}
     if token_keep is not None:
-        raw["token_pruning"] = {"enabled": True, "keep_per_layer": list(token_keep),
-                                "keep_first": keep_first, "keep_recent": keep_recent}
+        raw["token_pruning"] = {
+            "enabled": True,
+            "keep_per_layer": list(token_keep),
+            "keep_first": keep_first,
+            "keep_recent": keep_recent,
+        }
     if head_keep is not None:
         raw["head_pruning"] = {"enabled": True, "keep_per_layer": list(head_keep)}
     if value_keep is not None:
@@ -65,15 +86,16 @@ def build(*, causal: bool, stage: str = "summarization", seq: int = SEQ, gen: in
     return run_pipeline(build_attention_graph(spec, cfg), cfg, DEFAULT_PIPELINE), cfg
 
 
-def structured_inputs(g: AttnGraph, seed: int, bias_step: float = 0.12, q_noise: float = 0.5,
-                      k_noise: float = 0.05) -> dict[str, np.ndarray]:
+def structured_inputs(
+    g: AttnGraph, seed: int, bias_step: float = 0.12, q_noise: float = 0.5, k_noise: float = 0.05
+) -> dict[str, np.ndarray]:
     """random_inputs reshaped so that importance has large gaps (see the module docstring)."""
     info = g.info
     base = random_inputs(info, seed)
     rng = np.random.default_rng(seed + 1000)
     # token j's bias rank: a fixed permutation, so importance is not just position order
     rank = rng.permutation(info.context).astype(np.float64)
-    magnitudes = np.array([1.0, 1.45, 2.1, 3.0, 4.4, 6.4, 9.3, 13.5])[:info.num_kv_heads]
+    magnitudes = np.array([1.0, 1.45, 2.1, 3.0, 4.4, 6.4, 9.3, 13.5])[: info.num_kv_heads]
     qb = 4.0  # every query's component along the shared direction u
     out = {}
     for layer in range(info.num_layers):
@@ -172,13 +194,25 @@ class FloatCascade:
     def _value_prune(self, p, layer, head, queries, keys):
         pruned = np.zeros_like(p)
         for i, row in enumerate(p):
-            visible = int(np.count_nonzero(keys <= queries[i])) \
-                if self.causal and self.stage == "summarization" else len(keys)
+            visible = (
+                int(np.count_nonzero(keys <= queries[i]))
+                if self.causal and self.stage == "summarization"
+                else len(keys)
+            )
             keep = max(1, math.floor(visible * self.value_keep))
             kept = topk_lower_index(row[:visible], keep)
             pruned[i, kept] = row[kept]
-            self.value_rows.append((layer, head, int(queries[i]), keys, kept,
-                                    relative_gap(row[:visible], keep), row[kept].min()))
+            self.value_rows.append(
+                (
+                    layer,
+                    head,
+                    int(queries[i]),
+                    keys,
+                    kept,
+                    relative_gap(row[:visible], keep),
+                    row[kept].min(),
+                )
+            )
         return pruned
 
     def _select_tokens(self, layer, keys, end, own, context) -> None:
@@ -225,15 +259,34 @@ def floor_counts(total: int, fractions) -> list[int]:
     return [max(1, math.floor(total * Fraction(repr(f)))) for f in fractions]
 
 
-def reference_for(g: AttnGraph, inputs: dict, token_keep, head_keep, value_keep=None,
-                  keep_first: int = 0, keep_recent: int = 0) -> FloatCascade:
+def reference_for(
+    g: AttnGraph,
+    inputs: dict,
+    token_keep,
+    head_keep,
+    value_keep=None,
+    keep_first: int = 0,
+    keep_recent: int = 0,
+) -> FloatCascade:
     info = g.info
     counts = None if token_keep is None else floor_counts(info.context, token_keep)
     heads = None if head_keep is None else floor_counts(info.num_heads, head_keep)
-    return FloatCascade(inputs, info.num_layers, info.num_heads, info.num_kv_heads,
-                        info.head_dim, info.causal, info.stage, info.seq_len,
-                        info.gen_tokens, counts, heads, value_keep, keep_first,
-                        keep_recent).run()
+    return FloatCascade(
+        inputs,
+        info.num_layers,
+        info.num_heads,
+        info.num_kv_heads,
+        info.head_dim,
+        info.causal,
+        info.stage,
+        info.seq_len,
+        info.gen_tokens,
+        counts,
+        heads,
+        value_keep,
+        keep_first,
+        keep_recent,
+    ).run()
 
 
 def assert_same_selections(result, ref: FloatCascade) -> None:
@@ -249,8 +302,11 @@ def assert_same_selections(result, ref: FloatCascade) -> None:
 
 
 # seeds whose float importances have no near-tie at any cut (asserted, not assumed)
-@pytest.mark.parametrize("causal,seed", [(False, 0), (False, 1), (True, 1), (True, 2)],
-                         ids=["bert-like-0", "bert-like-1", "gpt-like-1", "gpt-like-2"])
+@pytest.mark.parametrize(
+    "causal,seed",
+    [(False, 0), (False, 1), (True, 1), (True, 2)],
+    ids=["bert-like-0", "bert-like-1", "gpt-like-1", "gpt-like-2"],
+)
 def test_summarization_matches_float_reference(causal: bool, seed: int) -> None:
     g, _ = build(causal=causal)
     inputs = structured_inputs(g, seed)
@@ -268,8 +324,7 @@ def test_summarization_matches_float_reference(causal: bool, seed: int) -> None:
 
 def test_protected_tokens_match_float_reference() -> None:
     g, _ = build(causal=True, token_keep=TOKEN_KEEP, head_keep=None)
-    g2, _ = build(causal=True, token_keep=TOKEN_KEEP, head_keep=None, keep_first=2,
-                  keep_recent=3)
+    g2, _ = build(causal=True, token_keep=TOKEN_KEEP, head_keep=None, keep_first=2, keep_recent=3)
     inputs = structured_inputs(g, 0)
     result = simulate(g2, inputs)
     ref = reference_for(g2, inputs, TOKEN_KEEP, None, keep_first=2, keep_recent=3)
@@ -304,8 +359,7 @@ def capture_value_topk(monkeypatch) -> list:
 
     def spy(f, op, args, ins, out):
         pruned = handler(f, op, args, ins, out)
-        seen.append((op.layer, op.head, f.q_rows.copy(), f.k_rows.copy(),
-                     pruned.probs.copy()))
+        seen.append((op.layer, op.head, f.q_rows.copy(), f.k_rows.copy(), pruned.probs.copy()))
         return pruned
 
     monkeypatch.setitem(interpreter.HANDLERS, ValueTopK, spy)
@@ -321,8 +375,7 @@ def test_value_pruned_rows_match_float_reference(monkeypatch, causal: bool, seed
     ref = reference_for(g, inputs, TOKEN_KEEP, HEAD_KEEP, value_keep=0.25)
     # value pruning changes E and so head importance: the cascade must still agree
     assert_same_selections(result, ref)
-    frames = {(layer, head): (q_rows, k_rows, probs)
-              for layer, head, q_rows, k_rows, probs in seen}
+    frames = {(layer, head): (q_rows, k_rows, probs) for layer, head, q_rows, k_rows, probs in seen}
     compared = 0
     for layer, head, query, keys, kept, gap, smallest in ref.value_rows:
         if gap <= MIN_GAP or smallest < 1e-3:  # a near-tie or a code too small to be exact

@@ -15,10 +15,12 @@ from spatten_hls.compiler.sim.inputs import random_inputs
 from spatten_hls.compiler.sim.session import SummarizationSession
 
 SPEC = ModelSpec("toy", "bert", 4, 4, 4, 16, 64, 512, False, "test:toy")
-CONFIG = {"model": {"seq_len": 20},
-          "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
-          "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
-          "value_pruning": {"enabled": True, "keep": 0.5}}
+CONFIG = {
+    "model": {"seq_len": 20},
+    "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
+    "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.25},
+    "value_pruning": {"enabled": True, "keep": 0.5},
+}
 
 
 def graph():
@@ -71,12 +73,19 @@ def test_generation_session_equals_simulate_when_the_prompt_sets_the_scales():
     from spatten_hls.compiler.sim.session import GenerationSession
 
     spec = ModelSpec("toy", "llama", 3, 4, 2, 16, 64, 512, True, "test:toy")
-    cfg = config_from_dict({
-        "model": {"stage": "generation", "seq_len": 12, "gen_tokens": 6},
-        "token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1, "keep_recent": 2},
-        "value_pruning": {"enabled": True, "keep": 0.5},
-        "quantization": {"progressive": True, "k_msb_bits": 6, "k_lsb_bits": 4,
-                         "requant_threshold": 0.4}})
+    cfg = config_from_dict(
+        {
+            "model": {"stage": "generation", "seq_len": 12, "gen_tokens": 6},
+            "token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1, "keep_recent": 2},
+            "value_pruning": {"enabled": True, "keep": 0.5},
+            "quantization": {
+                "progressive": True,
+                "k_msb_bits": 6,
+                "k_lsb_bits": 4,
+                "requant_threshold": 0.4,
+            },
+        }
+    )
     g = run_pipeline(build_attention_graph(spec, cfg), cfg, DEFAULT_PIPELINE)
     inputs = random_inputs(g.info, 2)
     for name in inputs:
@@ -87,8 +96,9 @@ def test_generation_session_equals_simulate_when_the_prompt_sets_the_scales():
         session.prompt(layer, *(inputs[f"{t}{layer}"][:, :12] for t in "qkv"))
     for position in range(12, 18):
         for layer in range(3):
-            out = session.step(layer, position, *(inputs[f"{t}{layer}"][:, position:position + 1]
-                                                  for t in "qkv"))
+            out = session.step(
+                layer, position, *(inputs[f"{t}{layer}"][:, position : position + 1] for t in "qkv")
+            )
             assert np.array_equal(out[:, 0], expected.outputs[f"out{layer}"][:, position])
     result = session.finish()
     assert result.dram_bytes == expected.dram_bytes

@@ -36,13 +36,30 @@ ODD_BITS = (("q_bits", 10), ("k_msb_bits", 7), ("k_lsb_bits", 4), ("v_bits", 9))
 
 
 @functools.cache
-def tiny_graph(*, layers: int = 2, heads: int = 4, kv_heads: int = 2, d: int = 16,
-               seq: int = 20, causal: bool = True, stage: str = "summarization",
-               gen: int = 4, bits: tuple = DEFAULT_BITS) -> AttnGraph:
-    spec = ModelSpec(name="tiny-llama" if causal else "tiny-bert",
-                     family="llama" if causal else "bert", num_layers=layers,
-                     num_heads=heads, num_kv_heads=kv_heads, head_dim=d,
-                     hidden_size=heads * d, max_positions=512, causal=causal, source="test")
+def tiny_graph(
+    *,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    d: int = 16,
+    seq: int = 20,
+    causal: bool = True,
+    stage: str = "summarization",
+    gen: int = 4,
+    bits: tuple = DEFAULT_BITS,
+) -> AttnGraph:
+    spec = ModelSpec(
+        name="tiny-llama" if causal else "tiny-bert",
+        family="llama" if causal else "bert",
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=d,
+        hidden_size=heads * d,
+        max_positions=512,
+        causal=causal,
+        source="test",
+    )
     model: dict = {"seq_len": seq, "stage": stage}
     if stage == "generation":
         model["gen_tokens"] = gen
@@ -56,8 +73,9 @@ def widths(bits: tuple) -> tuple[int, int, int]:
     return b["q_bits"], b["k_msb_bits"] + b["k_lsb_bits"], b["v_bits"]
 
 
-def head_reference(inputs: dict, layer: int, head: int, g: AttnGraph,
-                   bits: tuple) -> tuple[np.ndarray, float]:
+def head_reference(
+    inputs: dict, layer: int, head: int, g: AttnGraph, bits: tuple
+) -> tuple[np.ndarray, float]:
     """One head through the unfused reference chain: (output codes, V scale)."""
     info = g.info
     q_bits, k_bits, v_bits = widths(bits)
@@ -157,12 +175,13 @@ def test_future_positions_do_not_change_earlier_rows() -> None:
     cut = 8
     perturbed = {k: a.copy() for k, a in base.items()}
     for a in perturbed.values():
-        a[:, cut + 1:] = rng.uniform(-20, 20, a[:, cut + 1:].shape).astype(np.float32)
+        a[:, cut + 1 :] = rng.uniform(-20, 20, a[:, cut + 1 :].shape).astype(np.float32)
     before, after = simulate(g, base), simulate(g, perturbed)
     assert_same_outputs(before, after, slice(0, cut + 1))
     for key in before.out_codes:
-        assert not np.array_equal(before.out_codes[key][:, cut + 1:],
-                                  after.out_codes[key][:, cut + 1:])
+        assert not np.array_equal(
+            before.out_codes[key][:, cut + 1 :], after.out_codes[key][:, cut + 1 :]
+        )
 
 
 def test_non_causal_rows_see_the_future() -> None:
@@ -207,8 +226,7 @@ def test_generation_rows_equal_causal_summarization_rows() -> None:
         assert b.out_codes[key][:, :s].any()
         ref = a.references["ref" + key[3:]]
         assert not ref[:, :s].any()
-        assert np.allclose(ref[:, s:], b.references["ref" + key[3:]][:, s:], rtol=1e-12,
-                           atol=1e-13)
+        assert np.allclose(ref[:, s:], b.references["ref" + key[3:]][:, s:], rtol=1e-12, atol=1e-13)
     assert 0 < a.rel_err_vs_float < 1e-2
 
 
@@ -225,7 +243,8 @@ def test_generation_dram_and_layer_records() -> None:
     assert dram["v"] == layers * kv * cache * row(v_bits)
     assert dram["total"] == dram["q"] + dram["k_msb"] + dram["k_lsb"] + dram["v"]
     assert result.dense_dram_bytes == layers * row(12) * sum(
-        heads + 2 * kv * (s + t + 1) for t in range(n_gen))
+        heads + 2 * kv * (s + t + 1) for t in range(n_gen)
+    )
     for i, record in enumerate(result.layers):
         assert record.layer == i
         assert record.tokens_in == s + n_gen
@@ -237,11 +256,14 @@ def test_generation_dram_and_layer_records() -> None:
 # -- DRAM accounting and values fetched (summarization) -------------------------------------
 
 
-@pytest.mark.parametrize("d,bits", [
-    (16, DEFAULT_BITS),
-    (6, (("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 9))),
-    (16, (("q_bits", 8), ("k_msb_bits", 8), ("k_lsb_bits", 0), ("v_bits", 8))),
-])
+@pytest.mark.parametrize(
+    "d,bits",
+    [
+        (16, DEFAULT_BITS),
+        (6, (("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 9))),
+        (16, (("q_bits", 8), ("k_msb_bits", 8), ("k_lsb_bits", 0), ("v_bits", 8))),
+    ],
+)
 def test_summarization_dram_bytes(d: int, bits: tuple) -> None:
     layers, heads, kv, seq = 2, 4, 2, 20
     result = simulate(tiny_graph(d=d, bits=bits), seed=0, reference=False)
@@ -264,8 +286,10 @@ def test_summarization_dram_bytes(d: int, bits: tuple) -> None:
 
 def test_d6_rows_are_packed_per_plane() -> None:
     # 42 bits of Q (d=6, 7-bit) pack into 6 bytes; K's 5-bit and 3-bit planes into 4 + 3
-    result = simulate(tiny_graph(d=6, bits=(("q_bits", 7), ("k_msb_bits", 5),
-                                            ("k_lsb_bits", 3), ("v_bits", 9))), seed=0)
+    result = simulate(
+        tiny_graph(d=6, bits=(("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 9))),
+        seed=0,
+    )
     assert result.dram_bytes["k_msb"] + result.dram_bytes["k_lsb"] == 2 * 2 * 20 * (4 + 3)
     assert result.dram_bytes["q"] == 2 * 4 * 20 * 6
 
@@ -333,10 +357,15 @@ def bad_inputs() -> list:
         a["v1"] = a["v1"].astype(np.float64)
         a["v1"][1, 1, 1] = 1e39
 
-    return [(drop, "k1", "missing"), (extra, "x0", "unexpected"),
-            (stale_layer, "out7", "unexpected"), (shape, "v0", "shape"),
-            (nan, "q1", "non-finite"), (inf, "k0", "non-finite"),
-            (beyond_float32, "v1", "float32")]
+    return [
+        (drop, "k1", "missing"),
+        (extra, "x0", "unexpected"),
+        (stale_layer, "out7", "unexpected"),
+        (shape, "v0", "shape"),
+        (nan, "q1", "non-finite"),
+        (inf, "k0", "non-finite"),
+        (beyond_float32, "v1", "float32"),
+    ]
 
 
 @pytest.mark.parametrize("spoil,key,what", bad_inputs(), ids=lambda x: getattr(x, "__name__", x))
@@ -379,8 +408,18 @@ def test_inputs_beyond_the_score_datapath_range() -> None:
 
 
 def test_untyped_graph_is_rejected() -> None:
-    spec = ModelSpec(name="tiny", family="llama", num_layers=1, num_heads=2, num_kv_heads=1,
-                     head_dim=8, hidden_size=16, max_positions=64, causal=True, source="test")
+    spec = ModelSpec(
+        name="tiny",
+        family="llama",
+        num_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        head_dim=8,
+        hidden_size=16,
+        max_positions=64,
+        causal=True,
+        source="test",
+    )
     cfg = config_from_dict({"model": {"seq_len": 8}})
     with pytest.raises(SimulationError, match="fixed-point types"):
         simulate(build_attention_graph(spec, cfg))

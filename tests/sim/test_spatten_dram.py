@@ -42,12 +42,30 @@ def row(bits: int) -> int:
 ROW = {"q": row(10), "k_msb": row(7), "k_lsb": row(4), "v": row(9)}
 
 
-def build(*, causal: bool = False, heads: int = 4, kv_heads: int | None = None,
-          stage: str = "summarization", gen: int = 4, tokens=None, heads_keep=None,
-          values: float | None = None, threshold: float | None = None) -> AttnGraph:
-    spec = ModelSpec(name="dram", family="gpt2" if causal else "bert", num_layers=LAYERS,
-                     num_heads=heads, num_kv_heads=kv_heads or heads, head_dim=D,
-                     hidden_size=heads * D, max_positions=512, causal=causal, source="test")
+def build(
+    *,
+    causal: bool = False,
+    heads: int = 4,
+    kv_heads: int | None = None,
+    stage: str = "summarization",
+    gen: int = 4,
+    tokens=None,
+    heads_keep=None,
+    values: float | None = None,
+    threshold: float | None = None,
+) -> AttnGraph:
+    spec = ModelSpec(
+        name="dram",
+        family="gpt2" if causal else "bert",
+        num_layers=LAYERS,
+        num_heads=heads,
+        num_kv_heads=kv_heads or heads,
+        head_dim=D,
+        hidden_size=heads * D,
+        max_positions=512,
+        causal=causal,
+        source="test",
+    )
     model: dict = {"seq_len": SEQ, "stage": stage}
     if stage == "generation":
         model["gen_tokens"] = gen
@@ -86,8 +104,7 @@ def expected_bytes(result, v_rows=None, lsb_kv=None) -> dict[str, int]:
     (default: every live KV head, i.e. no progressive quantization)."""
     group = result.info.group_size
     q = k_msb = k_lsb = v = 0
-    for layer, (n, heads) in enumerate(zip(tokens_in(result), alive_heads(result),
-                                           strict=True)):
+    for layer, (n, heads) in enumerate(zip(tokens_in(result), alive_heads(result), strict=True)):
         groups = {h // group for h in heads}
         q += len(heads) * n * ROW["q"]
         k_msb += len(groups) * n * ROW["k_msb"]
@@ -102,8 +119,15 @@ def spy(monkeypatch, op_type) -> list:
     handler = interpreter.HANDLERS[op_type]
 
     def wrapper(f, op, args, ins, out):
-        seen.append((op.layer, op.head, op.head // (f.codes.q.shape[0] // f.codes.v.shape[0]),
-                     np.array(args[0], dtype=np.int64), f.visible.copy()))
+        seen.append(
+            (
+                op.layer,
+                op.head,
+                op.head // (f.codes.q.shape[0] // f.codes.v.shape[0]),
+                np.array(args[0], dtype=np.int64),
+                f.visible.copy(),
+            )
+        )
         return handler(f, op, args, ins, out)
 
     monkeypatch.setitem(interpreter.HANDLERS, op_type, wrapper)
@@ -167,8 +191,12 @@ def test_token_pruning_removes_exactly_the_pruned_rows(causal: bool) -> None:
     assert tokens_in(pruned) == [24, 24, 18, 12]
     assert_bytes(pruned, expected_bytes(pruned))
     gone = sum(SEQ - n for n in tokens_in(pruned))  # token rows not fetched, per head
-    for key, per_row in (("q", 4 * ROW["q"]), ("k_msb", 4 * ROW["k_msb"]),
-                         ("k_lsb", 4 * ROW["k_lsb"]), ("v", 4 * ROW["v"])):
+    for key, per_row in (
+        ("q", 4 * ROW["q"]),
+        ("k_msb", 4 * ROW["k_msb"]),
+        ("k_lsb", 4 * ROW["k_lsb"]),
+        ("v", 4 * ROW["v"]),
+    ):
         assert dense.dram_bytes[key] - pruned.dram_bytes[key] == gone * per_row, key
     assert pruned.dense_dram_bytes == dense.dense_dram_bytes
     assert pruned.dram_reduction > dense.dram_reduction
@@ -185,15 +213,28 @@ def test_generation_token_pruning_counts_each_steps_cache(monkeypatch) -> None:
 
     monkeypatch.setitem(interpreter.HANDLERS, TokenImportance, wrapper)
     gen = 5
-    result = simulate(build(causal=True, heads=4, kv_heads=2, stage="generation", gen=gen,
-                            tokens=[0.9, 0.6, 0.4, 0.2]), seed=2, reference=False)
+    result = simulate(
+        build(
+            causal=True,
+            heads=4,
+            kv_heads=2,
+            stage="generation",
+            gen=gen,
+            tokens=[0.9, 0.6, 0.4, 0.2],
+        ),
+        seed=2,
+        reference=False,
+    )
     assert len(keys) == gen * LAYERS
     cache = sum(keys)
     assert result.dram_bytes == {
-        "q": gen * LAYERS * 4 * ROW["q"], "k_msb": 2 * cache * ROW["k_msb"],
-        "k_lsb": 2 * cache * ROW["k_lsb"], "v": 2 * cache * ROW["v"],
-        "total": gen * LAYERS * 4 * ROW["q"] + 2 * cache * sum(
-            ROW[k] for k in ("k_msb", "k_lsb", "v"))}
+        "q": gen * LAYERS * 4 * ROW["q"],
+        "k_msb": 2 * cache * ROW["k_msb"],
+        "k_lsb": 2 * cache * ROW["k_lsb"],
+        "v": 2 * cache * ROW["v"],
+        "total": gen * LAYERS * 4 * ROW["q"]
+        + 2 * cache * sum(ROW[k] for k in ("k_msb", "k_lsb", "v")),
+    }
     assert cache < gen * LAYERS * (SEQ + gen)
     assert keys[-LAYERS:] == [r.tokens_in for r in result.layers]
 
@@ -259,8 +300,10 @@ def test_value_pruning_reduces_v_only(monkeypatch, causal: bool) -> None:
         assert pruned.dram_bytes[key] == dense.dram_bytes[key], key
     assert pruned.dram_bytes["v"] < dense.dram_bytes["v"]
     assert [r.values_fetched for r in pruned.layers] == [multiplied[i] for i in range(LAYERS)]
-    assert all(r.values_fetched < d.values_fetched
-               for r, d in zip(pruned.layers, dense.layers, strict=True))
+    assert all(
+        r.values_fetched < d.values_fetched
+        for r, d in zip(pruned.layers, dense.layers, strict=True)
+    )
 
 
 # -- progressive quantization ----------------------------------------------------------------
@@ -308,13 +351,13 @@ def test_tiny_threshold_fetches_no_lsb_and_equals_msb_only(causal: bool) -> None
     for layer in range(LAYERS):
         for head in range(4):
             q, s_q = quantize_symmetric(inputs[f"q{layer}"][head], BITS["q_bits"])
-            k, s_k = quantize_symmetric(inputs[f"k{layer}"][head],
-                                        BITS["k_msb_bits"] + lsb)
+            k, s_k = quantize_symmetric(inputs[f"k{layer}"][head], BITS["k_msb_bits"] + lsb)
             v, _ = quantize_symmetric(inputs[f"v{layer}"][head], BITS["v_bits"])
             k_msb = np.floor(k / 2**lsb) * 2**lsb  # the MSB plane, widened: msb << lsb
             m, sh = scale_multiplier(s_q * s_k / math.sqrt(D) * 2.0**SCORE_FRAC)
-            out, _ = attention_head_fixed(q, k_msb.astype(np.int64), v, m, sh,
-                                          BITS["v_bits"], causal, 0)
+            out, _ = attention_head_fixed(
+                q, k_msb.astype(np.int64), v, m, sh, BITS["v_bits"], causal, 0
+            )
             assert np.array_equal(result.out_codes[f"out{layer}"][head], out), (layer, head)
             differs |= not np.array_equal(out, plain.out_codes[f"out{layer}"][head])
     assert differs  # the MSB-only result is a different (coarser) computation
@@ -329,8 +372,9 @@ def test_intermediate_threshold_counts_lsb_planes_per_kv_head(monkeypatch) -> No
     fractions = [r.requant_fraction for r in result.layers]
     assert fractions == [rows[i][0] / rows[i][1] for i in range(LAYERS)]
     assert all(0.0 < f < 1.0 for f in fractions)
-    assert_bytes(result, expected_bytes(result, lsb_kv=[kv_heads.get(i, set())
-                                                        for i in range(LAYERS)]))
+    assert_bytes(
+        result, expected_bytes(result, lsb_kv=[kv_heads.get(i, set()) for i in range(LAYERS)])
+    )
 
 
 # -- everything together ---------------------------------------------------------------------
@@ -341,17 +385,29 @@ def test_all_techniques_together(monkeypatch, causal: bool, kv_heads: int) -> No
     values, threshold = 0.3, 0.45
     value_seen = spy(monkeypatch, ValueTopK)
     requant_seen = spy(monkeypatch, Requant)
-    g = build(causal=causal, kv_heads=kv_heads, tokens=[1.0, 0.75, 0.5, 0.25],
-              heads_keep=[1.0, 0.75, 0.5, 0.5], values=values, threshold=threshold)
+    g = build(
+        causal=causal,
+        kv_heads=kv_heads,
+        tokens=[1.0, 0.75, 0.5, 0.25],
+        heads_keep=[1.0, 0.75, 0.5, 0.5],
+        values=values,
+        threshold=threshold,
+    )
     result = simulate(g, calm_inputs(g, 9), reference=False)
     fetched, multiplied = value_decisions(value_seen, values)
     kv_sets, rows = requant_decisions(requant_seen, threshold)
-    assert_bytes(result, expected_bytes(
-        result, v_rows=[fetched[i] for i in range(LAYERS)],
-        lsb_kv=[kv_sets.get(i, set()) for i in range(LAYERS)]))
+    assert_bytes(
+        result,
+        expected_bytes(
+            result,
+            v_rows=[fetched[i] for i in range(LAYERS)],
+            lsb_kv=[kv_sets.get(i, set()) for i in range(LAYERS)],
+        ),
+    )
     assert [r.values_fetched for r in result.layers] == [multiplied[i] for i in range(LAYERS)]
     assert [r.requant_fraction for r in result.layers] == [
-        rows[i][0] / rows[i][1] for i in range(LAYERS)]
+        rows[i][0] / rows[i][1] for i in range(LAYERS)
+    ]
     assert all(0.0 <= r.requant_fraction <= 1.0 for r in result.layers)
     assert tokens_in(result) == [24, 24, 18, 12]
     assert [len(a) for a in alive_heads(result)] == [4, 4, 3, 2]
