@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.frontend.model import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 SHAPES = [(12, 12), (24, 12), (48, 12), (96, 12), (12, 16), (12, 24), (12, 32), (48, 32)]

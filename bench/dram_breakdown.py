@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spatten_hls.compiler.config import QuantizationSection, load_config
 from spatten_hls.compiler.frontend import load_model
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.sim import simulate
 

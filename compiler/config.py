@@ -2,7 +2,8 @@
 
 Every key is optional; unknown keys, wrong types and out-of-range values raise `ConfigError`
 naming the file, the `section.key` and the value. `load_config` checks the file on its own;
-`check_against_model` adds the checks that need the model (lengths, positions).
+`frontend.builder.check_against_model` adds the checks that need the model (lengths,
+positions).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import tomli_w
 
 from spatten_hls.compiler import limits
 from spatten_hls.compiler.errors import ConfigError, brief
-from spatten_hls.compiler.frontend.model import ModelSpec
 from spatten_hls.compiler.input_files import parse_toml, read_text
 from spatten_hls.compiler.ir.graph import STAGES
 
@@ -281,34 +281,4 @@ def _check_section(name: str, section: Any, source: str) -> None:
         if section.progressive and section.k_lsb_bits == 0:
             raise ConfigError(
                 f"{source}: 'quantization.progressive' = true needs 'quantization.k_lsb_bits' > 0"
-            )
-
-
-def check_against_model(cfg: Config, model: ModelSpec) -> None:
-    """Checks that need the model: sequence length, per-layer list lengths, head dimension."""
-    src = cfg.source
-    context = cfg.model.seq_len
-    if cfg.model.stage == "generation":
-        if not model.causal:
-            raise ConfigError(
-                f"{src}: 'model.stage' = \"generation\" needs a decoder, but {model.name} "
-                f"({model.family}) is an encoder"
-            )
-        context += cfg.model.gen_tokens
-    if context > model.max_positions:
-        what = (
-            "'model.seq_len' + 'model.gen_tokens'"
-            if cfg.model.stage == "generation"
-            else "'model.seq_len'"
-        )
-        raise ConfigError(
-            f"{src}: {what} = {context} exceeds {model.name}'s maximum of "
-            f"{model.max_positions} positions"
-        )
-    for section_name in ("token_pruning", "head_pruning"):
-        per_layer = getattr(cfg, section_name).keep_per_layer
-        if per_layer is not None and len(per_layer) != model.num_layers:
-            raise ConfigError(
-                f"{src}: '{section_name}.keep_per_layer' has {len(per_layer)} entries but "
-                f"{model.name} has {model.num_layers} layers"
             )

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spatten_hls.compiler.config import Config, check_against_model, load_config
+from spatten_hls.compiler.config import Config, load_config
 from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.frontend import ModelSpec, load_model
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.verify import verify
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline

@@ -9,6 +9,8 @@ constant here clear ``NUMBA_CACHE_DIR`` (the constants are fixed by the contract
 
 from __future__ import annotations
 
+import math
+
 from numba import njit
 
 # --- scores -------------------------------------------------------------------------------
@@ -37,6 +39,11 @@ RECIP_FRAC = 29
 # --- probabilities ------------------------------------------------------------------------
 #: Fraction bits of a probability code (UQ1.16, 1.0 = 2**16; a code never exceeds 2**16).
 PROB_FRAC = 16
+
+
+def probability_code(p: float) -> int:
+    """A probability as a code (UQ1.16, round half up): what the requant decision compares."""
+    return math.floor(p * (1 << PROB_FRAC) + 0.5)
 
 
 @njit(cache=True)

@@ -57,7 +57,8 @@ def add_parser(
 def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compiled = compile_model(args.model, args.config, dump_dir=args.dump_ir_after_all)
-    files = project_files(compiled.graph, compiled.config, seed=args.seed)
+    cfg = compiled.config
+    files = project_files(compiled.graph, cfg.to_toml(), Path(cfg.source).name, seed=args.seed)
     notes = write_tree(
         files,
         args.output,

@@ -88,14 +88,8 @@ def run(args: argparse.Namespace) -> int:
         graph, cfg = compiled.graph, compiled.config
     if args.plot is not None:
         output_file(args.plot)  # a bad path fails before the simulation runs
-    result = simulate(
-        graph,
-        seed=args.seed,
-        reference=False,
-        progress=sys.stderr.isatty(),
-        topk_parallelism=cfg.hardware.topk_parallelism,
-    )
-    report = performance_report(result, cfg)
+    result = simulate(graph, seed=args.seed, reference=False, progress=sys.stderr.isatty())
+    report = performance_report(result, graph.lowered_plan(), Path(cfg.source).name)
     png = plot_report(report) if args.plot is not None else None
     if args.json:
         sys.stdout.write(dumps(report.as_dict()))

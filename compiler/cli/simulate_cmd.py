@@ -53,13 +53,7 @@ def run(args: argparse.Namespace) -> int:
         output_file(args.save)  # a bad path fails before the simulation runs
     compiled = compile_model(args.model, args.config)
     inputs = load_inputs_npz(args.inputs, compiled.graph.info) if args.inputs else None
-    result = simulate(
-        compiled.graph,
-        inputs,
-        seed=args.seed,
-        progress=sys.stderr.isatty(),
-        topk_parallelism=compiled.config.hardware.topk_parallelism,
-    )
+    result = simulate(compiled.graph, inputs, seed=args.seed, progress=sys.stderr.isatty())
     if args.save is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **result.arrays_to_save())
@@ -123,7 +117,7 @@ def explain_error(compiled: Compiled, result: SimResult) -> str:
         again = simulate(
             compile_spec(compiled.model, lossless).graph,
             result.inputs,
-            topk_parallelism=cfg.hardware.topk_parallelism,
+            progress=sys.stderr.isatty(),
         )
         measured.append((again.rel_err_vs_float, cause, label))
     if measured:

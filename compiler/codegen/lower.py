@@ -1,25 +1,24 @@
-"""The render context of the HLS project, from a lowered IR and its config.
+"""The render context of the HLS project, from a lowered IR and its hardware plan.
 
-Every decision is made here (engine parameters, keep schedules, widths, interface depths,
-pragmas' factors); the templates only substitute. The context is frozen and holds only
-strings, integers, booleans and lists of them.
+Every value comes from the plan or the IR (never the config): engine parameters, keep
+schedules, widths, pragmas' factors. The templates only substitute. The context is frozen and
+holds only strings, integers, booleans and lists of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from spatten_hls.compiler.codegen.tiling import TilePlan, plan_tiles
-from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.errors import CodegenError
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
-from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect, ValueTopK
-from spatten_hls.compiler.passes.schedule import as_ratio
-from spatten_hls.compiler.sim.handlers_spatten import threshold_code
-
-# The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A); a whole K row of
-# HEAD_DIM words is in flight at most, so 64 also covers head_dim 64 without stalling.
-FETCH_FIFO_DEPTH = 64
+from spatten_hls.compiler.ir.ops_spatten import (
+    HeadImportance,
+    HeadSelect,
+    TokenImportance,
+    TokenSelect,
+)
+from spatten_hls.compiler.ir.plan import ENGINE_PARAMS, FetcherPlan, HardwarePlan
 
 
 @dataclass(frozen=True)
@@ -64,38 +63,32 @@ class ProjectContext:
     part: str
     clock_mhz: float
     clock_period_ns: str
-    qk_lanes: int
-    pv_lanes: int
+    qk_keys_per_cycle: int
+    pv_keys_per_cycle: int
     fifo_depth: int
-    tiles: TilePlan
+    fetcher: FetcherPlan
     engines: list[EngineParams]
-    config_toml: str
 
 
-def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
+def project_context(g: AttnGraph) -> ProjectContext:
     """Everything the templates need, from a lowered IR (passes `tile`, `lower-to-engines`)."""
-    if "lowered" not in g.properties:
+    plan = g.lowered_plan()
+    info = g.info
+    if info.head_dim > plan.target.max_head_dim:
         raise CodegenError(
-            "the graph is not lowered to engines: compile with the default "
-            "pipeline (its last passes are tile and lower-to-engines)"
+            f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = "
+            f"{plan.target.max_head_dim}"
         )
-    info, q, hw = g.info, cfg.quantization, cfg.hardware
-    if info.head_dim > hw.head_dim:
-        raise CodegenError(
-            f"model head_dim {info.head_dim} exceeds 'hardware.head_dim' = {hw.head_dim}"
-        )
-    tiles = plan_tiles(info, hw)
+    ops = [g.op(n) for n in g.nx_graph.nodes]
     token_keep = [info.context] * info.num_layers
     head_keep = [info.num_heads] * info.num_layers
-    for node in g.nx_graph.nodes:
-        op = g.op(node)
+    selects = [op for op in ops if isinstance(op, TokenSelect)]
+    for op in ops:
         if isinstance(op, TokenSelect):
             token_keep[op.layer] = op.keep
         elif isinstance(op, HeadSelect):
             head_keep[op.layer] = op.keep
-    value_keep = as_ratio(cfg.value_pruning.keep)
-    qk_lanes = max(1, hw.multipliers // 2 // info.head_dim)
-    pv_lanes = max(1, hw.multipliers // 2 // info.head_dim)
+    bits, target = plan.bits, plan.target
     return ProjectContext(
         top="spatten_top",
         model=info.model,
@@ -108,45 +101,50 @@ def project_context(g: AttnGraph, cfg: Config) -> ProjectContext:
         max_ctx=info.context,
         seq_len=info.seq_len,
         gen_tokens=info.gen_tokens if info.stage == "generation" else 0,
-        q_bits=q.q_bits,
-        k_msb_bits=q.k_msb_bits,
-        k_lsb_bits=q.k_lsb_bits,
-        v_bits=q.v_bits,
+        q_bits=bits.q,
+        k_msb_bits=bits.k_msb,
+        k_lsb_bits=bits.k_lsb,
+        v_bits=bits.v,
         causal=info.causal and info.stage == "summarization",
-        progressive="k-planes" in g.properties and q.progressive,
-        token_pruning=cfg.token_pruning.enabled,
-        head_pruning=cfg.head_pruning.enabled,
-        value_pruning=any(isinstance(g.op(n), ValueTopK) for n in g.nx_graph.nodes),
-        keep_first=cfg.token_pruning.keep_first,
-        keep_recent=cfg.token_pruning.keep_recent,
-        value_keep_num=value_keep.numerator,
-        value_keep_den=value_keep.denominator,
-        threshold_code=threshold_code(q.requant_threshold),
-        topk_parallelism=hw.topk_parallelism,
+        progressive=bits.progressive,
+        token_pruning=any(isinstance(op, TokenImportance) for op in ops),
+        head_pruning=any(isinstance(op, HeadImportance) for op in ops),
+        value_pruning=plan.value_topk.enabled,
+        keep_first=selects[0].keep_first if selects else 0,
+        keep_recent=selects[0].keep_recent if selects else 0,
+        value_keep_num=plan.value_topk.keep_num,
+        value_keep_den=plan.value_topk.keep_den,
+        threshold_code=plan.requant.threshold_code,
+        topk_parallelism=plan.topk.comparators,
         token_keep=token_keep,
         head_keep=head_keep,
-        part=hw.part,
-        clock_mhz=hw.clock_mhz,
-        clock_period_ns=f"{1000.0 / hw.clock_mhz:.3f}",
-        qk_lanes=qk_lanes,
-        pv_lanes=pv_lanes,
-        fifo_depth=FETCH_FIFO_DEPTH,
-        tiles=tiles,
-        engines=_engines(g),
-        config_toml=cfg.to_toml(),
+        part=target.part,
+        clock_mhz=target.clock_mhz,
+        clock_period_ns=f"{1000.0 / target.clock_mhz:.3f}",
+        qk_keys_per_cycle=plan.qk.keys_per_cycle,
+        pv_keys_per_cycle=plan.pv.keys_per_cycle,
+        fifo_depth=plan.fetcher.fifo_depth,
+        fetcher=plan.fetcher,
+        engines=_engines(g, plan),
     )
 
 
-def _engines(g: AttnGraph) -> list[EngineParams]:
-    """One entry per engine annotation of the lowered IR, with an example node and a count."""
+def _engines(g: AttnGraph, plan: HardwarePlan) -> list[EngineParams]:
+    """One entry per engine of the lowered IR, an example node, and the plan's parameters."""
     groups: dict[str, list[str]] = {}
     for node in sorted(g.nx_graph.nodes, key=node_sort_key):
         groups.setdefault(g.engine(node), []).append(node)
     engines = []
-    for annotation, nodes in sorted(groups.items()):
-        name, _, rest = annotation.partition("[")
-        params = [tuple(p.strip().split("=", 1)) for p in rest.rstrip("]").split(", ") if "=" in p]
+    for name, nodes in sorted(groups.items()):
+        entry = getattr(plan, ENGINE_PARAMS[name]) if name in ENGINE_PARAMS else None
+        params = sorted(dataclasses.asdict(entry).items()) if entry is not None else []
         engines.append(
-            EngineParams(name, f"%{nodes[0]} (+{len(nodes) - 1} more)", [(k, v) for k, v in params])
+            EngineParams(
+                name, f"%{nodes[0]} (+{len(nodes) - 1} more)", [(k, _text(v)) for k, v in params]
+            )
         )
     return engines
+
+
+def _text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)

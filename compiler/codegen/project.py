@@ -11,7 +11,6 @@ from spatten_hls.compiler.codegen.lower import ProjectContext, project_context
 from spatten_hls.compiler.codegen.tables import tables_header
 from spatten_hls.compiler.codegen.toolchain import CXXFLAGS
 from spatten_hls.compiler.codegen.vectors import golden_vectors
-from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.printer import print_ir
 from spatten_hls.compiler.ir.serialize import to_json
@@ -38,17 +37,17 @@ INTERFACE_BUNDLES = (
 SCALARS = ("layer", "q_begin", "q_end", "end", "step_query")
 
 
-def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
-    """Every file of the project, by relative path (deterministic bytes)."""
-    ctx = project_context(g, cfg)
-    q = cfg.quantization
-    bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
-    if ctx.progressive:
-        bits["k_lsb"] = q.k_lsb_bits
-    vectors = golden_vectors(
-        g, bits, q.k_lsb_bits, seed=seed, topk_parallelism=cfg.hardware.topk_parallelism
-    )
-    estimate = performance_report(vectors.result, cfg).to_text()
+def project_files(
+    g: AttnGraph, config_toml: str, config_name: str, seed: int = 0
+) -> dict[str, bytes]:
+    """Every file of the project, by relative path (deterministic bytes).
+
+    Everything comes from the lowered IR and its plan; `config_toml` (the settings as TOML)
+    is only recorded in the project, and `config_name` labels the performance estimate.
+    """
+    ctx = project_context(g)
+    vectors = golden_vectors(g, seed=seed)
+    estimate = performance_report(vectors.result, g.lowered_plan(), config_name).to_text()
     common = {"ctx": ctx, "sources": SOURCES}
     text = {
         "src/spatten_top.cpp": render("top.cpp.j2", ports=_ports(ctx), scalars=SCALARS, **common),
@@ -61,7 +60,7 @@ def project_files(g: AttnGraph, cfg: Config, seed: int = 0) -> dict[str, bytes]:
         "hls_config.cfg": render("hls_config.cfg.j2", **common),
         "Makefile": render("Makefile.j2", cxxflags=" ".join(CXXFLAGS), **common),
         "README.md": render("README.md.j2", estimate=estimate, **common),
-        "config.toml": ctx.config_toml,
+        "config.toml": config_toml,
         "ir/final.ir.txt": print_ir(g),
         "ir/final.ir.json": to_json(g),
     }

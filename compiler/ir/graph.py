@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.ir.ops import Op
+from spatten_hls.compiler.ir.plan import HardwarePlan
 from spatten_hls.compiler.ir.types import TensorType
 
 FAMILIES = ("bert", "gpt2", "llama")
@@ -69,6 +71,7 @@ class AttnGraph:
     info: GraphInfo
     properties: frozenset[str] = frozenset()
     nx_graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    plan: HardwarePlan | None = None  # set by `tile` and `lower-to-engines`
 
     # -- construction -----------------------------------------------------------------------
     def add_node(self, node_id: str, op: Op, origin: str) -> str:
@@ -84,7 +87,7 @@ class AttnGraph:
 
     def copy(self) -> AttnGraph:
         """Independent structure; ops and types are frozen, so sharing them is safe."""
-        return AttnGraph(self.info, self.properties, self.nx_graph.copy())
+        return AttnGraph(self.info, self.properties, self.nx_graph.copy(), self.plan)
 
     # -- queries ----------------------------------------------------------------------------
     def op(self, node_id: str) -> Op:
@@ -94,7 +97,7 @@ class AttnGraph:
         return self.nx_graph.nodes[node_id]["origin"]
 
     def engine(self, node_id: str) -> str | None:
-        """The hardware engine (with its parameters) the node is lowered onto, if lowered."""
+        """The hardware engine the node is lowered onto (its parameters are in `plan`)."""
         return self.nx_graph.nodes[node_id].get("engine")
 
     def set_engine(self, node_id: str, engine: str) -> None:
@@ -156,6 +159,15 @@ class AttnGraph:
 
     def nodes_of(self, kind: type[Op]) -> list[str]:
         return [n for n in self.nodes() if isinstance(self.op(n), kind)]
+
+    def lowered_plan(self) -> HardwarePlan:
+        """The complete hardware plan of a lowered graph (what back-ends read)."""
+        if self.plan is None or not self.plan.complete:
+            raise CompilerError(
+                "the graph has no hardware plan: compile it with the default "
+                "pipeline (its last passes, tile and lower-to-engines, plan it)"
+            )
+        return self.plan
 
     def __len__(self) -> int:
         return self.nx_graph.number_of_nodes()

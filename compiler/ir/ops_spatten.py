@@ -8,10 +8,12 @@ across decode steps (the hardware keeps them in its accumulators / pruning-state
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import ClassVar
 
 from spatten_hls.compiler.ir.ops import LoadOp, MatMulPV, Op, Softmax, register_op
-from spatten_hls.compiler.ir.types import Fixed, TensorType
+from spatten_hls.compiler.ir.types import Fixed, TensorType, as_ratio
+from spatten_hls.kernels.formats import probability_code
 
 MASK = Fixed(1, 0, signed=False)
 # Token importance: sums of UQ1.16 probabilities over queries, heads, layers and steps.
@@ -139,6 +141,11 @@ class ValueTopK(Op):
     head: int
     keep: float
 
+    @property
+    def keep_ratio(self) -> Fraction:
+        """`keep` as the exact ratio the engine multiplies by (numerator / denominator)."""
+        return as_ratio(self.keep)
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
 
@@ -190,6 +197,11 @@ class Requant(Op):
     threshold: float
     factor: float
     causal: bool
+
+    @property
+    def threshold_code(self) -> int:
+        """The threshold as the probability code the decision compares a row's max with."""
+        return probability_code(self.threshold)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]

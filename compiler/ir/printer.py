@@ -12,6 +12,7 @@ from typing import Any
 
 from spatten_hls.compiler.errors import printable
 from spatten_hls.compiler.ir.graph import AttnGraph
+from spatten_hls.compiler.ir.plan import plan_lines
 
 
 def format_value(value: Any) -> str:
@@ -47,6 +48,7 @@ def header_lines(g: AttnGraph) -> list[str]:
         f"heads={i.num_heads} kv_heads={i.num_kv_heads} head_dim={i.head_dim} "
         f"seq_len={i.seq_len} gen_tokens={i.gen_tokens} causal={format_value(i.causal)}",
         f"// properties: {', '.join(sorted(g.properties)) or '-'}",
+        *(plan_lines(g.plan) if g.plan is not None else []),
     ]
 
 

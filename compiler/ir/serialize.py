@@ -21,9 +21,10 @@ from spatten_hls.compiler.ir.graph import (
     node_sort_key,
 )
 from spatten_hls.compiler.ir.ops import OP_KINDS, op_from_attrs
+from spatten_hls.compiler.ir.plan import plan_from_dict, plan_to_dict
 from spatten_hls.compiler.ir.types import TensorType
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the hardware plan
 NODE_ID = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 INFO_LIMITS = {
     "num_layers": limits.MAX_LAYERS,
@@ -53,6 +54,7 @@ def to_json(g: AttnGraph) -> str:
         "version": FORMAT_VERSION,
         "info": dataclasses.asdict(g.info),
         "properties": sorted(g.properties),
+        "plan": plan_to_dict(g.plan) if g.plan is not None else None,
         "graph": nx.node_link_data(h, edges="edges"),
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
@@ -98,7 +100,8 @@ def _graph_from_doc(doc: dict[str, Any]) -> AttnGraph:
             f"this shape has (at most {most} nodes)"
         )
     h = nx.node_link_graph(graph, directed=True, edges="edges")
-    g = AttnGraph(info, frozenset(properties))
+    plan = None if doc["plan"] is None else plan_from_dict(doc["plan"])
+    g = AttnGraph(info, frozenset(properties), plan=plan)
     for node, data in h.nodes(data=True):
         if not isinstance(node, str) or not NODE_ID.fullmatch(node):
             raise ValueError(f"node id {brief(node)} is not a dotted name")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
+
+
+def as_ratio(fraction: float) -> Fraction:
+    """A keep fraction as the decimal the user wrote, exactly: 0.7 is 7/10, not
+    0.6999999999999999556 (fractions have at most six decimal places)."""
+    return Fraction(fraction).limit_denominator(1_000_000)
 
 
 @dataclass(frozen=True, order=True)

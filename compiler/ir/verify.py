@@ -11,7 +11,16 @@ import networkx as nx
 from spatten_hls.compiler.errors import IRVerificationError
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key, query_rows
 from spatten_hls.compiler.ir.ops import LoadK, LoadOp, LoadQ, LoadV
-from spatten_hls.compiler.ir.ops_spatten import HeadSelect, LoadKLsb, LoadKMsb, TokenSelect
+from spatten_hls.compiler.ir.ops_spatten import (
+    HeadSelect,
+    LoadKLsb,
+    LoadKMsb,
+    Requant,
+    TokenSelect,
+    ValueTopK,
+)
+from spatten_hls.compiler.ir.plan import ENGINES
+from spatten_hls.compiler.ir.widths import bit_widths
 
 
 def verify(g: AttnGraph) -> None:
@@ -28,6 +37,7 @@ def verify(g: AttnGraph) -> None:
         if problems:
             raise IRVerificationError(_describe(g, node, problems))
     _check_stage(g, order)
+    _check_plan(g, order)
 
 
 def _node_problems(g: AttnGraph, node: str) -> list[str]:
@@ -101,6 +111,55 @@ def _check_stage(g: AttnGraph, order: list[str]) -> None:
             problems.append("graph is 'typed' but an output edge has no fixed-point type")
         if problems:
             raise IRVerificationError(_describe(g, node, problems))
+
+
+def _check_plan(g: AttnGraph, order: list[str]) -> None:
+    """A tiled graph carries the plan's fetcher, a lowered one the whole plan, and the plan
+    agrees with the IR (widths, the requant threshold, the value keep ratio, engines)."""
+    plan, info = g.plan, g.info
+    if "tiled" not in g.properties:
+        return
+    problems = []
+    if plan is None or ("lowered" in g.properties and not plan.complete):
+        raise IRVerificationError(
+            "the graph is tiled/lowered but its hardware plan is missing or incomplete"
+        )
+    if plan.bits != bit_widths(g):
+        problems.append(f"plan.bits {plan.bits} disagree with the loads {bit_widths(g)}")
+    if plan.stage != info.stage:
+        problems.append(f"plan.stage {plan.stage} is not the graph's stage {info.stage}")
+    fetcher = plan.fetcher
+    if fetcher.tile_tokens * fetcher.tiles < info.context or fetcher.tile_tokens < 1:
+        problems.append(
+            f"{fetcher.tiles} tiles of {fetcher.tile_tokens} keys do not cover {info.context} keys"
+        )
+    if "lowered" in g.properties:
+        problems += _lowered_plan_problems(g, order)
+    if problems:
+        raise IRVerificationError("hardware plan: " + "; ".join(problems))
+
+
+def _lowered_plan_problems(g: AttnGraph, order: list[str]) -> list[str]:
+    plan, info = g.plan, g.info
+    problems = [f"%{n} has engine {g.engine(n)!r}" for n in order if g.engine(n) not in ENGINES]
+    for dot in (plan.qk, plan.pv):
+        if dot.multipliers != dot.keys_per_cycle * info.head_dim or dot.keys_per_cycle < 1:
+            problems.append(f"{dot} does not do keys_per_cycle keys of head_dim MACs")
+    requants = [g.op(n) for n in order if isinstance(g.op(n), Requant)]
+    if plan.requant.enabled != bool(requants) or any(
+        op.threshold_code != plan.requant.threshold_code for op in requants
+    ):
+        problems.append(f"plan.requant {plan.requant} disagrees with the requant nodes")
+    topks = [g.op(n) for n in order if isinstance(g.op(n), ValueTopK)]
+    if plan.value_topk.enabled != bool(topks) or any(
+        (op.keep_ratio.numerator, op.keep_ratio.denominator)
+        != (plan.value_topk.keep_num, plan.value_topk.keep_den)
+        for op in topks
+    ):
+        problems.append(f"plan.value_topk {plan.value_topk} disagrees with the value_topk nodes")
+    if (plan.importance.tokens, plan.importance.heads) != (info.context, info.num_heads):
+        problems.append(f"plan.importance {plan.importance} does not hold every token and head")
+    return problems
 
 
 def _describe(g: AttnGraph, node: str, problems: list[str]) -> str:

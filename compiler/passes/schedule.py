@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
+
+from spatten_hls.compiler.ir.types import as_ratio
 
 
 def keep_fractions(
@@ -31,11 +32,6 @@ def keep_fractions(
     else:
         ramp = [start + (end - start) * i / (pruned - 1) for i in range(pruned)]
     return [1.0] * skipped + ramp
-
-
-def as_ratio(fraction: float) -> Fraction:
-    """The decimal the user wrote, exactly: 0.7 is 7/10, not 0.6999999999999999556."""
-    return Fraction(fraction).limit_denominator(1_000_000)
 
 
 def keep_counts(total: int, fractions: Sequence[float]) -> list[int]:

@@ -1,12 +1,19 @@
-"""Fit the keys onto the on-chip K/V buffers: decide the key tiles of every K/V fetch."""
+"""Fit the keys onto the on-chip K/V buffers and plan the fetcher: the first part of the plan."""
 
 from __future__ import annotations
 
-from spatten_hls.compiler.codegen.tiling import plan_tiles
+import math
+
 from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.ir.graph import AttnGraph
-from spatten_hls.compiler.ir.ops import LoadK, LoadV
-from spatten_hls.compiler.ir.ops_spatten import LoadKLsb, LoadKMsb
+from spatten_hls.compiler.ir.plan import (
+    BURST_BITS,
+    FETCH_FIFO_DEPTH,
+    FetcherPlan,
+    HardwarePlan,
+    row_beats,
+)
+from spatten_hls.compiler.ir.widths import bit_widths
 from spatten_hls.compiler.passes.registry import register_pass
 
 NAME = "tile"
@@ -14,17 +21,33 @@ NAME = "tile"
 
 @register_pass(NAME, requires={"typed"}, provides={"tiled"})
 def tile(g: AttnGraph, cfg: Config) -> AttnGraph:
-    """Tile the key dimension to `hardware.max_tokens` rows per K/V buffer.
+    """Tile the key dimension to `hardware.max_tokens` rows per K/V buffer; plan the fetch.
 
     Precondition: a typed graph.
-    Effect: every K and V fetch is annotated `fetcher[tile_tokens=T, tiles=N]`: with N = 1 the
-    keys of a KV head stay on chip for all its rows; with N > 1 each query row walks the N
-    tiles (scores gather in a row buffer, so softmax, the requant decision and importance see
-    whole rows, and prob·V accumulates tile by tile: the result is bit-identical).
-    Postcondition: property `tiled`; the graph's ops and edges are unchanged.
+    Effect: `g.plan` is started with the bit widths (read off the loads), the stage and the
+    fetcher: with one tile the keys of a KV head stay on chip for all its rows; with more, each
+    query row walks the tiles (scores gather in a row buffer, so softmax, the requant decision
+    and importance see whole rows, and prob·V accumulates tile by tile: bit-identical). Each
+    plane's rows travel bit-packed in whole `BURST_BITS` beats. K and V fetches are lowered
+    onto the `fetcher` engine.
+    Postcondition: property `tiled`; ops and edges unchanged; `g.plan.fetcher` set.
     """
-    plan = plan_tiles(g.info, cfg.hardware)
+    info, bits = g.info, bit_widths(g)
+    keys = info.context
+    tile_tokens = min(keys, cfg.hardware.max_tokens)
+    d = info.head_dim
+    fetcher = FetcherPlan(
+        tile_tokens=tile_tokens,
+        tiles=math.ceil(keys / tile_tokens),
+        burst_bits=BURST_BITS,
+        fifo_depth=FETCH_FIFO_DEPTH,
+        q_beats=row_beats(bits.q, d),
+        k_msb_beats=row_beats(bits.k_msb, d),
+        k_lsb_beats=row_beats(bits.k_lsb, d),
+        v_beats=row_beats(bits.v, d),
+    )
+    g.plan = HardwarePlan(stage=info.stage, bits=bits, fetcher=fetcher)
     for node in list(g.nx_graph.nodes):
-        if isinstance(g.op(node), LoadK | LoadV | LoadKMsb | LoadKLsb):
-            g.set_engine(node, f"fetcher[tile_tokens={plan.tile_tokens}, tiles={plan.key_tiles}]")
+        if g.op(node).KIND in ("load_k", "load_v", "load_k_msb", "load_k_lsb"):
+            g.set_engine(node, "fetcher")
     return g

@@ -1,20 +1,17 @@
-"""`performance_report(result, cfg)`: per-layer rows and totals, JSON and a text table."""
+"""`performance_report(result, plan)`: per-layer rows and totals, JSON and a text table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.plan import HardwarePlan
 from spatten_hls.compiler.perf.cycles import (
-    AXI_BEAT_BYTES,
     DRAM_EFFICIENCY,
     HEAD_FILL,
     ROW_GAP,
     all_layer_cycles,
     dense_fp16_bytes,
-    keys_per_cycle,
 )
 from spatten_hls.compiler.perf.resources import Resources, estimate_resources
 from spatten_hls.compiler.perf.roofline import Roofline, dense_ops, layer_ops, roofline
@@ -78,7 +75,6 @@ class Report:
     assumptions: dict[str, Any] = field(default_factory=dict)
     config: str = "<defaults>"  # the configuration's file name
     head_dim: int = 0
-    keys_per_cycle: float = 0.0
 
     @property
     def fits(self) -> bool | None:
@@ -113,11 +109,11 @@ class Report:
 
     def to_text(self) -> str:
         hw = self.hardware
-        half = hw["multipliers"] // 2
         lines = [
             f"{self.model} ({self.stage}), config {self.config} on {hw['part']}",
-            f"engines: {hw['multipliers']} multipliers = {half} in Q·K + {half} in prob·V "
-            f"({self.keys_per_cycle:g} keys/cycle each at head_dim {self.head_dim}), "
+            f"engines: {hw['multipliers']} multipliers: {hw['qk_multipliers']} in Q·K + "
+            f"{hw['pv_multipliers']} in prob·V ({hw['qk_keys_per_cycle']} keys/cycle each at "
+            f"head_dim {self.head_dim}), "
             f"top-k {hw['topk_parallelism']} comparators, {hw['clock_mhz']:g} MHz, "
             f"{hw['hbm_channels']} x {hw['hbm_gbps']:g} GB/s HBM",
             f"{'layer':>5} {'tokens':>11} {'heads':>7} {'V rows':>10} {'DRAM':>12} "
@@ -170,67 +166,70 @@ class Report:
 
 
 def performance_report(
-    result: SimResult, cfg: Config, dram_efficiency: float = DRAM_EFFICIENCY
+    result: SimResult,
+    plan: HardwarePlan,
+    config_name: str = "",
+    dram_efficiency: float = DRAM_EFFICIENCY,
 ) -> Report:
-    """Latency, throughput, bound, DRAM reduction and resources of `result` on `cfg`'s
+    """Latency, throughput, bound, DRAM reduction and resources of `result` on the plan's
     hardware. `bound` is the bottleneck that dominates the modeled latency (memory when the
     memory-bound layers take more than half of it); `roofline.bound` is the roofline's
-    verdict (intensity vs the ridge point)."""
-    hw = cfg.hardware
-    info = result.info
-    work, cyc = all_layer_cycles(result, cfg, dram_efficiency)
-    rows = []
-    for rec, w, c in zip(result.layers, work, cyc, strict=True):
-        rows.append(
-            LayerRow(
-                rec.layer,
-                rec.tokens_in,
-                len(rec.kept_tokens),
-                rec.heads_in or info.num_heads,
-                len(rec.heads_kept),
-                rec.values_fetched,
-                rec.requant_fraction,
-                layer_ops(w, info.head_dim),
-                c.dram_bytes["total"],
-                {
-                    "qk": c.qk,
-                    "softmax": c.softmax,
-                    "requant": c.requant,
-                    "value_topk": c.value_topk,
-                    "pv": c.pv,
-                    "topk": c.topk,
-                    "fill": c.fill,
-                },
-                c.compute,
-                c.dram,
-                c.latency,
-                c.bound,
-            )
+    verdict (intensity vs the ridge point). `config_name` only labels the text."""
+    info, target = result.info, plan.target
+    work, cyc = all_layer_cycles(result, plan, dram_efficiency)
+    rows = [
+        LayerRow(
+            rec.layer,
+            rec.tokens_in,
+            len(rec.kept_tokens),
+            rec.heads_in,
+            len(rec.heads_kept),
+            rec.values_fetched,
+            rec.requant_fraction,
+            layer_ops(w, info.head_dim),
+            c.dram_bytes["total"],
+            {
+                "qk": c.qk,
+                "softmax": c.softmax,
+                "requant": c.requant,
+                "value_topk": c.value_topk,
+                "pv": c.pv,
+                "topk": c.topk,
+                "fill": c.fill,
+            },
+            c.compute,
+            c.dram,
+            c.latency,
+            c.bound,
         )
+        for rec, w, c in zip(result.layers, work, cyc, strict=True)
+    ]
     latency = sum(r.latency_cycles for r in rows)
-    latency_s = latency / (hw.clock_mhz * 1e6)
+    latency_s = latency / (target.clock_mhz * 1e6)
     mem = sum(r.latency_cycles for r in rows if r.bound == "memory")
     bound = "memory" if mem * 2 > latency else "compute"
     ops = sum(r.ops for r in rows)
     total_bytes = int(result.dram_bytes["total"])
-    rf = roofline(ops, total_bytes, latency_s, cfg)
+    rf = roofline(ops, total_bytes, latency_s, plan)
     fp16 = dense_fp16_bytes(result)
+    hardware = {
+        "head_dim": target.max_head_dim,
+        "max_tokens": target.max_tokens,
+        "multipliers": target.multipliers,
+        "topk_parallelism": plan.topk.comparators,
+        "clock_mhz": target.clock_mhz,
+        "part": target.part,
+        "hbm_channels": target.hbm_channels,
+        "hbm_gbps": target.hbm_gbps,
+        "qk_keys_per_cycle": plan.qk.keys_per_cycle,
+        "pv_keys_per_cycle": plan.pv.keys_per_cycle,
+        "qk_multipliers": plan.qk.multipliers,
+        "pv_multipliers": plan.pv.multipliers,
+    }
     return Report(
         info.model,
         info.stage,
-        {
-            k: getattr(hw, k)
-            for k in (
-                "head_dim",
-                "max_tokens",
-                "multipliers",
-                "topk_parallelism",
-                "clock_mhz",
-                "part",
-                "hbm_channels",
-                "hbm_gbps",
-            )
-        },
+        hardware,
         rows,
         latency,
         latency_s,
@@ -242,18 +241,17 @@ def performance_report(
         result.dense_dram_bytes / max(total_bytes, 1),
         fp16 / max(total_bytes, 1),
         rf,
-        estimate_resources(cfg),
+        estimate_resources(plan),
         dense_ops(info) / latency_s / 1e9 if latency_s > 0 else 0.0,
         {
             "head_fill_cycles": HEAD_FILL,
             "row_gap_cycles": ROW_GAP,
-            "axi_beat_bytes": AXI_BEAT_BYTES,
+            "burst_bits": plan.fetcher.burst_bits,
             "dram_efficiency": dram_efficiency,
             "ops": "2 per Q.K / prob.V MAC actually done; requant recomputes not counted",
             "overlap": "fetch/QK/softmax/V-top-k/PV pipelined, token/head top-k in parallel; "
             "layer latency = max(compute, DRAM)",
         },
-        config=Path(cfg.source).name,
-        head_dim=hw.head_dim,
-        keys_per_cycle=keys_per_cycle(cfg),
+        config=config_name or "<defaults>",
+        head_dim=info.head_dim,
     )

@@ -1,15 +1,15 @@
 """FPGA resource estimate (DSP48, BRAM_18K, URAM) and the part table.
 
-Assumptions (one line each, all from `[hardware]`):
+Assumptions (one line each, all from the hardware plan):
 
-* DSP: one DSP48 per multiplier (the 12-bit operands fit one 18x27 DSP48E2; wider than that
-  would take 2), plus `SOFTMAX_DSP_PER_UNIT` per softmax unit (score scaling and the
-  reciprocal multiply), with `keys_per_cycle = multipliers / 2 / head_dim` units.
+* DSP: one DSP48 per multiplier of the Q·K and prob·V arrays (the 12-bit operands fit one
+  18x27 DSP48E2; wider than that would take 2), plus `SOFTMAX_DSP_PER_UNIT` per softmax lane
+  (score scaling and the reciprocal multiply).
 * K and V buffers: each `2 (double buffer) x max_tokens x head_dim x 12 bit` (the paper's
   196 KB at 1024 tokens, D = 64). Q·K reads `keys_per_cycle` keys of `head_dim` codes a cycle,
-  so a buffer is `keys_per_cycle * head_dim * 12` bits wide and `2 * max_tokens /
-  keys_per_cycle` words deep; it goes to URAM (72 x 4096) on parts that have URAM and to
-  BRAM_18K (36 x 512) otherwise.
+  so a buffer is `keys_per_cycle * head_dim * 12` bits wide (the array's multipliers) and
+  `2 * max_tokens / keys_per_cycle` words deep; it goes to URAM (72 x 4096) on parts that have
+  URAM and to BRAM_18K (36 x 512) otherwise.
 * Softmax tables: a 16-entry and a 1024-entry x 17-bit table and a 2048 x 19-bit table, one
   copy per two softmax units (dual port). 16-entry tables sit in LUTRAM.
 * FIFOs: 32 address FIFOs (64 x 64 bit) and 32 data FIFOs (64 x 128 bit) after the fetcher
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.ir.plan import HardwarePlan
 
 SOFTMAX_DSP_PER_UNIT = 2
 ONCHIP_BITS = 12
@@ -86,18 +86,18 @@ def uram_blocks(width: int, depth: int) -> int:
     return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
 
 
-def estimate_resources(cfg: Config) -> Resources:
-    hw = cfg.hardware
-    part = PARTS.get(hw.part)
+def estimate_resources(plan: HardwarePlan) -> Resources:
+    target = plan.target
+    part = PARTS.get(target.part)
     notes: list[str] = []
-    kpc = max(1, (hw.multipliers // 2) // hw.head_dim)
-    dsp_per_mult = 1 if max(cfg.quantization.q_bits, ONCHIP_BITS) <= 18 else 2
+    kpc = plan.qk.keys_per_cycle
+    dsp_per_mult = 1 if max(plan.bits.q, ONCHIP_BITS) <= 18 else 2
     breakdown: dict[str, dict[str, int]] = {
-        "multipliers": {"dsp": hw.multipliers * dsp_per_mult},
-        "softmax": {"dsp": kpc * SOFTMAX_DSP_PER_UNIT},
+        "multipliers": {"dsp": (plan.qk.multipliers + plan.pv.multipliers) * dsp_per_mult},
+        "softmax": {"dsp": plan.softmax.lanes * SOFTMAX_DSP_PER_UNIT},
     }
-    width = kpc * hw.head_dim * ONCHIP_BITS
-    depth = math.ceil(2 * hw.max_tokens / kpc)
+    width = plan.qk.multipliers * ONCHIP_BITS
+    depth = math.ceil(2 * target.max_tokens / kpc)
     use_uram = part is None or part.uram > 0
     kv = (
         {"uram": 2 * uram_blocks(width, depth)}
@@ -112,13 +112,13 @@ def estimate_resources(cfg: Config) -> Resources:
     fifo = (
         32 * bram_blocks(64, 64)
         + 32 * bram_blocks(128, 64)
-        + 2 * 2 * bram_blocks(hw.topk_parallelism * 24, 64)
+        + 2 * 2 * bram_blocks(plan.topk.comparators * 24, 64)
     )
     breakdown["fifos"] = {"bram_18k": fifo}
     total = {k: sum(b.get(k, 0) for b in breakdown.values()) for k in ("dsp", "bram_18k", "uram")}
     if part is None:
         notes.append(
-            f"part '{hw.part}' is not in the part table ({', '.join(PARTS)}): "
+            f"part '{target.part}' is not in the part table ({', '.join(PARTS)}): "
             "capacities unknown, fits not decided"
         )
         capacity, fits = None, None
@@ -129,5 +129,12 @@ def estimate_resources(cfg: Config) -> Resources:
         for k in over:
             notes.append(f"{k}: needs {total[k]}, the part has {capacity[k]}")
     return Resources(
-        total["dsp"], total["bram_18k"], total["uram"], hw.part, capacity, fits, breakdown, notes
+        total["dsp"],
+        total["bram_18k"],
+        total["uram"],
+        target.part,
+        capacity,
+        fits,
+        breakdown,
+        notes,
     )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spatten_hls.compiler.config import Config
-from spatten_hls.compiler.perf.cycles import LayerWork, bytes_per_cycle
+from spatten_hls.compiler.ir.plan import HardwarePlan
+from spatten_hls.compiler.perf.cycles import LayerWork
 
 
 def layer_ops(w: LayerWork, head_dim: int) -> int:
-    return 2 * head_dim * (w.scores + w.values)
+    return 2 * head_dim * (w.pairs + w.values)
 
 
 def dense_ops(info) -> int:
@@ -49,10 +49,10 @@ class Roofline:
         return {**doc, "bound": self.bound}
 
 
-def roofline(ops: int, nbytes: int, latency_s: float, cfg: Config) -> Roofline:
-    hw = cfg.hardware
-    roof = 2 * hw.multipliers * hw.clock_mhz * 1e6 / 1e9
-    bw = bytes_per_cycle(cfg) * hw.clock_mhz * 1e6 / 1e9
+def roofline(ops: int, nbytes: int, latency_s: float, plan: HardwarePlan) -> Roofline:
+    target = plan.target
+    roof = 2 * (plan.qk.multipliers + plan.pv.multipliers) * target.clock_mhz * 1e6 / 1e9
+    bw = target.bytes_per_cycle * target.clock_mhz * 1e6 / 1e9
     return Roofline(
         ops,
         nbytes,

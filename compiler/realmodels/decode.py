@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spatten_hls.compiler.config import Config, check_against_model
+from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.errors import CompilerError
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.realmodels.attention import AttentionCall, dense_attention
 from spatten_hls.compiler.realmodels.llama import LlamaModel, forward, rms_norm, rope, token_nll
@@ -62,7 +62,7 @@ def decode_spatten(model: LlamaModel, ids: np.ndarray, prompt: int, cfg: Config)
             f"of {prompt} of {len(ids)} tokens"
         )
     graph, cfg = generation_graph(model, cfg, prompt, steps)
-    session = GenerationSession(graph, cfg.hardware.topk_parallelism)
+    session = GenerationSession(graph)
     forward(model, ids[:prompt], _PromptCapture(session))
     c, w = model.config, model.weights
     nll, top1 = [], []

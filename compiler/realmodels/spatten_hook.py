@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spatten_hls.compiler.config import Config, check_against_model
+from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.frontend.model import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.realmodels.attention import AttentionCall, AttentionOutput
@@ -47,9 +47,7 @@ class SpattenAttention:
 
     def __call__(self, call: AttentionCall) -> AttentionOutput:
         if call.layer == 0:
-            self._sessions[call.sequence] = SummarizationSession(
-                self.graph(len(call.k_positions)), self.config.hardware.topk_parallelism
-            )
+            self._sessions[call.sequence] = SummarizationSession(self.graph(len(call.k_positions)))
         session = self._sessions[call.sequence]
         if not np.array_equal(session.visible_tokens(call.layer), call.k_positions):
             raise AssertionError("the forward's tokens disagree with the pruning state")

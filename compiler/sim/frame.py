@@ -60,7 +60,7 @@ class Frame:
     state: PruningState
     dram: DramCounter
     pool: BufferPool
-    topk_parallelism: int
+    topk_comparators: int | None  # the plan's top-k engine; None: no plan, no cycles counted
     step_query: int | None  # generation: the position of this step's own token
     values_fetched: int = 0
     prob_rows: int = 0  # (query, head) rows that went through the requant decision

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spatten_hls.compiler.errors import SimulationError
 from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,
@@ -30,7 +29,6 @@ from spatten_hls.compiler.ir.ops import (
 from spatten_hls.compiler.ir.types import TensorType
 from spatten_hls.compiler.sim.dram import row_bytes
 from spatten_hls.compiler.sim.frame import Frame
-from spatten_hls.kernels.formats import SCORE_FRAC
 from spatten_hls.kernels.fused import (
     pv_accumulate_f64,
     qk_accumulate_f64,
@@ -38,7 +36,7 @@ from spatten_hls.kernels.fused import (
     scaled_softmax_visible,
 )
 from spatten_hls.kernels.mask import mask_beyond
-from spatten_hls.kernels.scale import scale_multiplier, scale_scores
+from spatten_hls.kernels.scale import scale_scores
 from spatten_hls.kernels.softmax import softmax_rows
 from spatten_hls.kernels.tables import softmax_tables
 
@@ -73,17 +71,9 @@ class PrunedProbs:
     fetched: np.ndarray  # bool per key column
 
 
-def score_multiplier(f: Frame, head: int, factor: float) -> tuple[int, int]:
-    """(M, sh) of head's score scaling: c = s_q * s_k * factor * 2**SCORE_FRAC."""
-    c = f.codes.q_scale[head] * f.codes.k_scale[head] * factor * 2.0**SCORE_FRAC
-    try:
-        return scale_multiplier(c)
-    except ValueError as exc:  # inputs scaled far outside what the score format can carry
-        raise SimulationError(
-            f"layer {f.layer} head {head}: Q and K scales {f.codes.q_scale[head]:.3g} "
-            f"and {f.codes.k_scale[head]:.3g} are out of range for the score datapath "
-            f"({exc}); rescale the inputs"
-        ) from None
+def score_multiplier(f: Frame, head: int) -> tuple[int, int]:
+    """(M, sh) of the head's score scaling, formed with the layer's codes (quantized.py)."""
+    return int(f.codes.mult[head]), int(f.codes.shift[head])
 
 
 def _load_q(f: Frame, op: LoadQ, args: list, ins: list, out: TensorType) -> np.ndarray:
@@ -112,7 +102,7 @@ def _qk(f: Frame, op: MatMulQK, args: list, ins: list, out: TensorType) -> np.nd
 
 
 def _scale(f: Frame, op: Scale, args: list, ins: list, out: TensorType) -> PendingScores:
-    return PendingScores(args[0], *score_multiplier(f, op.head, op.factor))
+    return PendingScores(args[0], *score_multiplier(f, op.head))
 
 
 def _mask(f: Frame, op: CausalMask, args: list, ins: list, out: TensorType) -> PendingScores:

@@ -17,7 +17,6 @@ from spatten_hls.compiler.ir.ops_spatten import (
     ValueTopK,
 )
 from spatten_hls.compiler.ir.types import TensorType
-from spatten_hls.compiler.passes.schedule import as_ratio
 from spatten_hls.compiler.sim.dram import row_bytes
 from spatten_hls.compiler.sim.frame import Frame
 from spatten_hls.compiler.sim.handlers import (
@@ -26,7 +25,6 @@ from spatten_hls.compiler.sim.handlers import (
     PrunedProbs,
     score_multiplier,
 )
-from spatten_hls.kernels.formats import PROB_FRAC
 from spatten_hls.kernels.fused import qk_accumulate_f64, scaled_softmax_visible
 from spatten_hls.kernels.importance import (
     abs_sum,
@@ -47,15 +45,10 @@ def _load_k_lsb(f: Frame, op: LoadKLsb, args: list, ins: list, out: TensorType) 
     return np.ascontiguousarray(f.codes.k_lsb_t[op.kv_head][:, f.k_index]).T
 
 
-def threshold_code(threshold: float) -> int:
-    """The requant threshold as a probability code (UQ1.16, round half up)."""
-    return int(np.floor(threshold * (1 << PROB_FRAC) + 0.5))
-
-
 def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> np.ndarray:
     probs, q, k_msb, k_lsb = args
     f.prob_rows += probs.shape[0]
-    rows = np.flatnonzero(probs.max(axis=1) < threshold_code(op.threshold))
+    rows = np.flatnonzero(probs.max(axis=1) < op.threshold_code)
     if len(rows) == 0:
         return probs
     f.requant_rows += len(rows)
@@ -64,7 +57,7 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
     q_bits, k_bits = ins[1].dtype.width, ins[2].dtype.width
     acc = qk_accumulate_f64(np.ascontiguousarray(q[rows]), k_full, q_bits, k_bits)
     visible = f.visible[rows] if op.causal else np.full(len(rows), acc.shape[1], np.int64)
-    m, sh = score_multiplier(f, op.head, op.factor)
+    m, sh = score_multiplier(f, op.head)
     redone = scaled_softmax_visible(
         acc,
         m,
@@ -81,11 +74,11 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
 
 def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType) -> PrunedProbs:
     probs = args[0]
-    keep = as_ratio(op.keep)
+    keep = op.keep_ratio
     pruned = f.pool.take(probs.shape)
     fetched = np.zeros(probs.shape[1], dtype=np.bool_)
     f.values_fetched += value_topk_rows(
-        probs, f.visible, keep.numerator, keep.denominator, f.topk_parallelism, pruned, fetched
+        probs, f.visible, keep.numerator, keep.denominator, f.topk_comparators or 1, pruned, fetched
     )
     return PrunedProbs(pruned, fetched)
 
@@ -107,9 +100,9 @@ def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorT
     if f.step_query is not None:  # a decode step never prunes its own token
         protected |= candidates == f.step_query
     survivors, cycles = select_survivors(
-        f.state.token_importance[candidates], protected, op.keep, f.topk_parallelism
+        f.state.token_importance[candidates], protected, op.keep, f.topk_comparators or 1
     )
-    f.topk_cycles += cycles
+    f.topk_cycles += cycles if f.topk_comparators else 0
     f.state.token_dropped_at[candidates[~survivors]] = op.layer
 
 
@@ -128,9 +121,9 @@ def _head_select(f: Frame, op: HeadSelect, args: list, ins: list, out: TensorTyp
         f.state.head_importance[alive],
         np.zeros(len(alive), dtype=np.bool_),
         op.keep,
-        f.topk_parallelism,
+        f.topk_comparators or 1,
     )
-    f.topk_cycles += cycles
+    f.topk_cycles += cycles if f.topk_comparators else 0
     f.state.head_dropped_at[alive[~survivors]] = op.layer
 
 

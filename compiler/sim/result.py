@@ -1,4 +1,5 @@
-"""What a simulation produced: per-layer records, DRAM traffic, outputs, error vs float."""
+"""What a simulation produced: a record per layer and step, per-layer summaries, DRAM traffic,
+outputs, and the error against float64."""
 
 from __future__ import annotations
 
@@ -8,6 +9,46 @@ from typing import Any
 import numpy as np
 
 from spatten_hls.compiler.ir.graph import GraphInfo
+from spatten_hls.compiler.sim.quantized import LayerCodes
+
+PLANES = ("q", "k_msb", "k_lsb", "v")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one layer did in one step (summarization has one step, generation one per token).
+
+    Counts are what the engines did: pruned tokens and heads are not in them.
+    """
+
+    step: int
+    layer: int
+    query_rows: int  # query rows per live head
+    keys: int  # keys visible to the layer
+    heads: int  # live query heads
+    kv_heads: int  # KV heads with a live query head (their K and V are fetched)
+    pairs: int  # (query, visible key) pairs over live heads: Q·K dot products, softmax scores
+    values: int  # V rows multiplied by prob·V (after value pruning)
+    prob_rows: int  # (query, head) rows through the requant decision
+    requant_rows: int  # ... of which were recomputed with the full K
+    topk_cycles: int | None  # token/head top-k engine cycles (None: the graph has no plan)
+    dram_bytes: dict[str, int]  # per plane, fetched in this step by this layer
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "layer": self.layer,
+            "query_rows": self.query_rows,
+            "keys": self.keys,
+            "heads": self.heads,
+            "kv_heads": self.kv_heads,
+            "pairs": self.pairs,
+            "values": self.values,
+            "prob_rows": self.prob_rows,
+            "requant_rows": self.requant_rows,
+            "topk_cycles": self.topk_cycles,
+            "dram_bytes": dict(self.dram_bytes),
+        }
 
 
 @dataclass
@@ -20,7 +61,7 @@ class LayerRecord:
     requant_fraction: float
     rel_err_vs_float: float | None = None
     heads_in: int = 0
-    topk_cycles: int = 0
+    topk_cycles: int | None = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +89,11 @@ class SimResult:
     out_codes: dict[str, np.ndarray]  # out{L}: integer output codes (V's scale)
     references: dict[str, np.ndarray] = field(default_factory=dict)  # ref{L}
     pruning_state: object = None  # the final PruningState (token / head drops, importances)
+    steps: list[StepRecord] = field(default_factory=list)  # in execution order
+    codes: list[LayerCodes] = field(default_factory=list)  # the codes used, if kept
+
+    def layer_steps(self, layer: int) -> list[StepRecord]:
+        return [s for s in self.steps if s.layer == layer]
 
     @property
     def rel_err_vs_float(self) -> float | None:
@@ -71,7 +117,12 @@ class SimResult:
 
     def to_json_dict(self) -> dict[str, Any]:
         i = self.info
-        doc: dict[str, Any] = {
+        layers = []
+        for record in self.layers:
+            doc = record.as_dict()
+            doc["steps"] = [s.as_dict() for s in self.layer_steps(record.layer)]
+            layers.append(doc)
+        return {
             "model": i.model,
             "stage": i.stage,
             "seq_len": i.seq_len,
@@ -81,13 +132,12 @@ class SimResult:
             "kv_heads": i.num_kv_heads,
             "head_dim": i.head_dim,
             "seed": self.seed,
-            "layers": [r.as_dict() for r in self.layers],
+            "layers": layers,
             "dram_bytes": dict(self.dram_bytes),
             "dense_dram_bytes": self.dense_dram_bytes,
             "dram_reduction": round(self.dram_reduction, 6),
             "rel_err_vs_float": self.rel_err_vs_float,
         }
-        return doc
 
     def arrays_to_save(self) -> dict[str, np.ndarray]:
         arrays = dict(self.inputs)

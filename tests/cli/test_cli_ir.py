@@ -16,8 +16,8 @@ from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.errors import FrontendError
 from spatten_hls.compiler.frontend import PRESETS
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import from_json, print_ir, to_json
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 
@@ -117,7 +117,7 @@ def test_config_changes_the_output(capsys, tmp_path):
         "layer=0} : fixed<23,0>[7,7]" in out
     )
     last = [line for line in out.splitlines() if line.startswith("%l11.concat = ")]
-    assert len(last) == 1 and ": fixed<5,0>[7,768] @ writeback[" in last[0]
+    assert len(last) == 1 and ": fixed<5,0>[7,768] @ writeback  #" in last[0]
     assert last[0].endswith("# preset:gpt2-small/layer11")
 
 

@@ -157,7 +157,7 @@ def test_the_report_has_units_and_says_what_compute_means(capsys) -> None:
         "cycles",
         "cycles",
     ]
-    assert "1024 multipliers = 512 in Q·K + 512 in prob·V" in text
+    assert "1024 multipliers: 512 in Q·K + 512 in prob·V (8 keys/cycle each" in text
     assert "compute = the slowest engine of the pipelined critical path" in text
     assert "integer ops (2 per MAC done)" in text and "GOP/s" in text and "FLOP" not in text
 
@@ -177,7 +177,8 @@ def test_the_figure_names_model_config_part_and_labels_the_peak(tmp_path) -> Non
 
     cfg = config(tmp_path, "[model]\nseq_len = 32\n[token_pruning]\nenabled = true\n")
     compiled = compile_model("gpt2-small", cfg)
-    report = performance_report(simulate(compiled.graph, reference=False), compiled.config)
+    report = performance_report(simulate(compiled.graph, reference=False),
+                                compiled.graph.lowered_plan(), "c.toml")
     figure = report_figure(report)
     title = figure._suptitle.get_text()
     assert "gpt2-small" in title and "c.toml" in title and "xcu280-fsvh2892-2L-e" in title

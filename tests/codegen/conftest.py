@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 
 from spatten_hls.compiler.codegen.harness import DesignLibrary, DesignRun
-from spatten_hls.compiler.codegen.lower import project_context
 from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.codegen.vectors import GoldenVectors, golden_vectors
-from spatten_hls.compiler.config import Config, check_against_model, config_from_dict
+from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.frontend.model import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.output_dir import write_tree
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
@@ -66,15 +65,9 @@ def compile_case(case: Case) -> tuple[AttnGraph, Config]:
 
 
 def vectors_for(graph: AttnGraph, cfg: Config, seed: int) -> GoldenVectors:
-    """Golden vectors for `seed`, with the bit widths `project_files` uses (the seed-0 vectors
-    are checked against the project's tb/data, which keeps this helper honest)."""
-    q = cfg.quantization
-    bits = {"q": q.q_bits, "k": q.k_bits, "v": q.v_bits}
-    if project_context(graph, cfg).progressive:
-        bits["k_lsb"] = q.k_lsb_bits
-    return golden_vectors(
-        graph, bits, q.k_lsb_bits, seed=seed, topk_parallelism=cfg.hardware.topk_parallelism
-    )
+    """Golden vectors for `seed`, as `project_files` makes them (the seed-0 vectors are
+    checked against the project's tb/data, which keeps this helper honest)."""
+    return golden_vectors(graph, seed=seed)
 
 
 @dataclass
@@ -113,7 +106,7 @@ class DesignFactory:
             future: Future[Design]
             try:  # compiling runs the Numba simulator: keep it on this thread
                 graph, cfg = compile_case(case)
-                files = project_files(graph, cfg, seed=0)
+                files = project_files(graph, cfg.to_toml(), "<test>", seed=0)
                 name = re.sub(r"[^a-z0-9]+", "-", case["model"].get("name", "tiny").lower())
                 project = self.root / f"{len(self._designs):03d}-{name}"
                 write_tree(files, project, force=False)

@@ -18,9 +18,8 @@ import pytest
 from spatten_hls.compiler.codegen.tables import tables_header
 from spatten_hls.compiler.codegen.toolchain import build_shared
 from spatten_hls.compiler.resources import templates_dir
-from spatten_hls.compiler.sim.handlers_spatten import threshold_code
 from spatten_hls.kernels import formats, topk
-from spatten_hls.kernels.formats import MASKED, PROB_ONE, SCORE_MAX, sym_max
+from spatten_hls.kernels.formats import MASKED, PROB_ONE, SCORE_MAX, probability_code, sym_max
 from spatten_hls.kernels.fused import qk_accumulate_f64, scaled_softmax_visible
 from spatten_hls.kernels.importance import (
     abs_sum,
@@ -428,7 +427,7 @@ def test_requant_row_equals_handler_arithmetic(lib):
         m, sh = scale_multiplier(1024 / (40 * sym_max(bits) ** 2) * rng.uniform(1, 40))
         visible = rng.integers(1, lk + 1, lq) if trial % 2 else np.full(lq, lk)
         probs = _softmax_of(q, k_msb, bits, m, sh, visible)
-        threshold = threshold_code(float(rng.choice([0.0, 0.2, 0.5, 1.0])))
+        threshold = probability_code(float(rng.choice([0.0, 0.2, 0.5, 1.0])))
         rows = np.flatnonzero(probs.max(axis=1) < threshold)
         expected = probs.copy()
         if len(rows):

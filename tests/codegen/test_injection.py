@@ -104,7 +104,7 @@ def test_sourcing_run_hls_tcl_runs_only_the_vitis_flow(hostile_project: Path) ->
 
 @pytest.fixture(scope="module")
 def context(design_factory):
-    graph, cfg = design_factory.compile(
+    graph, _ = design_factory.compile(
         {
             "model": {
                 "name": "inj",
@@ -117,7 +117,7 @@ def context(design_factory):
             "config": {"model": {"seq_len": 4}},
         }
     )
-    return project_context(graph, cfg)
+    return project_context(graph)
 
 
 @pytest.mark.parametrize(

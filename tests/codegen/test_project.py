@@ -8,6 +8,7 @@ JSON IR. `pytest --update-golden` rewrites them from the current output.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import os
@@ -22,6 +23,7 @@ import networkx as nx
 import pytest
 
 from spatten_hls.compiler.codegen.project import project_files
+from spatten_hls.compiler.ir.plan import ENGINE_PARAMS
 from spatten_hls.compiler.codegen.toolchain import CXX, CXXFLAGS, ap_types_include
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +86,7 @@ def compiled(design_factory):
 @pytest.fixture(scope="module")
 def files(compiled) -> dict[str, bytes]:
     graph, cfg = compiled
-    return project_files(graph, cfg, seed=0)
+    return project_files(graph, cfg.to_toml(), "<test>", seed=0)
 
 
 def is_text(path: str) -> bool:
@@ -160,8 +162,8 @@ def test_manifest_covers_the_binary_files(files: dict[str, bytes]) -> None:
 
 def test_project_files_are_deterministic(compiled, files: dict[str, bytes]) -> None:
     graph, cfg = compiled
-    assert project_files(graph, cfg, seed=0) == files
-    other = project_files(graph, cfg, seed=1)
+    assert project_files(graph, cfg.to_toml(), "<test>", seed=0) == files
+    other = project_files(graph, cfg.to_toml(), "<test>", seed=1)
     assert other["tb/data/q.bin"] != files["tb/data/q.bin"]  # the seed does reach the vectors
     # the seed reaches the vectors and the README's performance estimate (a run on them)
     assert {
@@ -316,11 +318,16 @@ def test_engine_blocks_trace_to_ir_nodes(compiled, files: dict[str, bytes]) -> N
     for node in graph.nx_graph.nodes:
         by_annotation.setdefault(graph.engine(node), []).append(node)
     assert len(blocks) == len(by_annotation)  # one block per engine annotation, none missing
+    plan = graph.lowered_plan()
     for name, node, more in blocks:
-        assert f"%{node} = " in ir_text, node
-        annotation = graph.engine(node)
-        assert annotation.startswith(f"{name}["), (node, annotation)
-        assert len(by_annotation[annotation]) == int(more) + 1, annotation
+        assert f"%{node} = " in ir_text and f" @ {name}  # " in ir_text, node
+        assert graph.engine(node) == name, node
+        assert len(by_annotation[name]) == int(more) + 1, name
+        entry = ENGINE_PARAMS.get(name)
+        if entry is not None:  # the block lists the plan's parameters of its engine
+            for key, value in sorted(dataclasses.asdict(getattr(plan, entry)).items()):
+                rendered = str(value).lower() if isinstance(value, bool) else str(value)
+                assert f"; {key}: {rendered}" in top, (name, key)
     names = {name for name, _, _ in blocks}
     assert {
         "fetcher",
@@ -353,7 +360,7 @@ def test_flows_use_the_configured_part_and_clock(files: dict[str, bytes]) -> Non
 def test_default_part_and_clock(design_factory) -> None:
     case = {"model": CASE["model"], "config": {"model": {"seq_len": 8}}}
     graph, cfg = design_factory.compile(case)
-    files = project_files(graph, cfg)
+    files = project_files(graph, cfg.to_toml(), "<test>")
     tcl = files["run_hls.tcl"].decode()
     assert f"set_part {cfg.hardware.part}\n" in tcl and "xcu280" in cfg.hardware.part
     assert "create_clock -period 3.333 " in tcl  # 300 MHz

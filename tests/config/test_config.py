@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from spatten_hls.compiler.config import (
-    SECTIONS,
-    Config,
-    check_against_model,
-    config_from_dict,
-    load_config,
-)
+from spatten_hls.compiler.config import SECTIONS, Config, config_from_dict, load_config
 from spatten_hls.compiler.errors import CompilerError, ConfigError
 from spatten_hls.compiler.frontend import PRESETS
+from spatten_hls.compiler.frontend.builder import check_against_model
 
 FULL_TOML = """\
 [model]

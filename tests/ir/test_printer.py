@@ -6,8 +6,8 @@ import networkx as nx
 
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import AttnGraph, print_ir
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.dot import to_dot
 from spatten_hls.compiler.ir.printer import format_value
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
@@ -93,7 +93,7 @@ def reinserted(g: AttnGraph) -> AttnGraph:
         h.add_node(node, **g.nx_graph.nodes[node])
     for src, dst in reversed(list(g.nx_graph.edges)):
         h.add_edge(src, dst, **g.nx_graph.edges[src, dst])
-    return AttnGraph(g.info, g.properties, h)
+    return AttnGraph(g.info, g.properties, h, g.plan)
 
 
 def test_print_does_not_depend_on_insertion_order():

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import from_json, print_ir, to_json, verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.ops import CausalMask, LoadK, LoadQ, MatMulQK
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 

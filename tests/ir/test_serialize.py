@@ -8,8 +8,8 @@ import pytest
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.errors import IRVerificationError
 from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import from_json, print_ir, to_json, verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 
 SPEC = ModelSpec(
@@ -75,7 +75,10 @@ def test_round_trip_of_a_preset_after_the_pipeline():
 def test_document_layout():
     g = GRAPHS["typed-summarization"]
     doc = json.loads(to_json(g))
-    assert doc["format"] == "spatten-ir" and doc["version"] == 1
+    assert doc["format"] == "spatten-ir" and doc["version"] == 2
+    assert doc["plan"]["qk"] == {"keys_per_cycle": 64, "multipliers": 512}  # head_dim 8
+    assert doc["plan"]["bits"] == {"q": 7, "k_msb": 5, "k_lsb": 2, "v": 9, "progressive": False}
+    assert json.loads(to_json(GRAPHS["dense-summarization"]))["plan"] is None
     assert doc["properties"] == sorted(g.properties)
     assert doc["info"]["model"] == "toy" and doc["info"]["num_kv_heads"] == 2
     nodes = {n["id"]: n for n in doc["graph"]["nodes"]}

@@ -7,8 +7,8 @@ import pytest
 from spatten_hls.compiler.config import Config, config_from_dict
 from spatten_hls.compiler.errors import CompilerError, IRVerificationError
 from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.types import Fixed, TensorType
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 

@@ -6,8 +6,8 @@ import pytest
 
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import print_ir, verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.ops import (
     CausalMask,
     HeadConcat,

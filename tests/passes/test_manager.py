@@ -10,8 +10,8 @@ import pytest
 from spatten_hls.compiler.config import Config, config_from_dict
 from spatten_hls.compiler.errors import CompilerError, IRVerificationError, PassError
 from spatten_hls.compiler.frontend import PRESETS, ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import print_ir
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import (
     DEFAULT_PIPELINE,
     PASSES,
@@ -111,21 +111,21 @@ def test_unmet_requirement_is_rejected_before_anything_runs():
 
 
 def test_requirement_met_by_an_earlier_pass():
-    def tiles(g, cfg):
+    def marks(g, cfg):
         return g
 
-    def needs_tiles(g, cfg):
+    def needs_mark(g, cfg):
         return g
 
     with (
-        throwaway_pass("test-provide-tiled-3f9a", tiles, provides={"tiled"}),
-        throwaway_pass("test-needs-tiled-3f9a", needs_tiles, requires={"tiled", "typed"}),
+        throwaway_pass("test-provide-marked-3f9a", marks, provides={"marked"}),
+        throwaway_pass("test-needs-marked-3f9a", needs_mark, requires={"marked", "typed"}),
     ):
-        order = ["assign-quant-types", "test-provide-tiled-3f9a", "test-needs-tiled-3f9a"]
+        order = ["assign-quant-types", "test-provide-marked-3f9a", "test-needs-marked-3f9a"]
         g = run_pipeline(dense(), CFG, order)
-        assert {"dense", "typed", "tiled"} <= g.properties
+        assert {"dense", "typed", "marked"} <= g.properties
         # the same passes in the wrong order fail the check
-        with pytest.raises(CompilerError, match="requires tiled"):
+        with pytest.raises(CompilerError, match="requires marked"):
             resolve_pipeline([order[0], order[2], order[1]], dense().properties)
         with pytest.raises(CompilerError, match="requires typed"):
             resolve_pipeline(order[1:], dense().properties)

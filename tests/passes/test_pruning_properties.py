@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.ir import print_ir, verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.serialize import from_json, to_json
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions

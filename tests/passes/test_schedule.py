@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spatten_hls.compiler.passes.schedule import as_ratio, keep_counts, keep_fractions
+from spatten_hls.compiler.ir.types import as_ratio
+from spatten_hls.compiler.passes.schedule import keep_counts, keep_fractions
 
 GPT2_SMALL_TRACE = [0.9, 0.7, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
 

@@ -14,8 +14,8 @@ from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.errors import IRVerificationError
 from spatten_hls.compiler.frontend import ModelSpec
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.ir import print_ir, verify
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.ir.ops import LoadK, LoadOp, LoadQ, LoadV, MatMulPV, MatMulQK, Softmax
 from spatten_hls.compiler.ir.ops_spatten import (
     HeadImportance,

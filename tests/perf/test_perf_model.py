@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import pytest
 
 from spatten_hls.compiler.cli import report_cmd
-from spatten_hls.compiler.config import Config, config_from_dict
+from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.frontend import load_model
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.perf import performance_report
 from spatten_hls.compiler.perf.resources import estimate_resources
 from spatten_hls.compiler.sim import simulate
 
 
+def _lowered(raw: dict, model: str = "bert-base", **hardware):
+    """The compiled graph of `raw` with `hardware` keys overridden."""
+    cfg = config_from_dict({**raw, "hardware": {**raw.get("hardware", {}), **hardware}})
+    return run_pipeline(build_attention_graph(load_model(model), cfg), cfg, DEFAULT_PIPELINE)
+
+
 def _sim(raw: dict, model: str = "bert-base"):
-    cfg = config_from_dict(raw)
-    graph = run_pipeline(build_attention_graph(load_model(model), cfg), cfg, DEFAULT_PIPELINE)
-    return simulate(
-        graph, seed=1, reference=False, topk_parallelism=cfg.hardware.topk_parallelism
-    ), cfg
+    graph = _lowered(raw, model)
+    return simulate(graph, seed=1, reference=False), graph.lowered_plan()
 
 
-def _hw(cfg: Config, **hw) -> Config:
-    return dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, **hw))
+SMALL = {"model": {"seq_len": 64},
+         "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}}
+
+
+def _hw(**hardware):
+    """The plan of SMALL on other hardware (the simulation's values do not depend on it)."""
+    return _lowered(SMALL, **hardware).lowered_plan()
 
 
 @pytest.mark.parametrize("stage", ["summarization", "generation"])
@@ -50,27 +57,22 @@ def test_more_pruning_never_more_bytes_or_cycles(stage):
 
 @pytest.fixture(scope="module")
 def small():
-    return _sim(
-        {
-            "model": {"seq_len": 64},
-            "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
-        }
-    )
+    return _sim(SMALL)
 
 
 def test_more_multipliers_and_bandwidth_never_more_cycles(small):
-    result, cfg = small
+    result, _ = small
     last = None
     for m in (128, 256, 512, 1024, 2048):
-        lat = performance_report(result, _hw(cfg, multipliers=m)).latency_cycles
+        lat = performance_report(result, _hw(multipliers=m)).latency_cycles
         assert last is None or lat <= last
         last = lat
     last = None
     for ch in (1, 2, 4, 16, 32):
-        lat = performance_report(result, _hw(cfg, hbm_channels=ch)).latency_cycles
+        lat = performance_report(result, _hw(hbm_channels=ch)).latency_cycles
         assert last is None or lat <= last
         last = lat
-    slow = performance_report(result, _hw(cfg, hbm_channels=1, hbm_gbps=0.5))
+    slow = performance_report(result, _hw(hbm_channels=1, hbm_gbps=0.5))
     assert slow.bound == "memory"
 
 
@@ -102,20 +104,19 @@ def test_json_keys_and_text(small):
 
 
 def test_resources_u280_fits_bert_base():
-    res = estimate_resources(Config())
+    res = estimate_resources(_lowered({}).lowered_plan())
     assert res.fits is True and res.capacity == {"dsp": 9024, "bram_18k": 4032, "uram": 960}
     assert res.dsp >= 1024 and res.uram > 0
 
 
 def test_resources_parts_and_overflow():
-    huge = config_from_dict({"hardware": {"max_tokens": 1 << 16, "multipliers": 1 << 16}})
-    res = estimate_resources(huge)
+    res = estimate_resources(_hw(max_tokens=1 << 16, multipliers=1 << 16))
     assert res.fits is False and any("uram" in n for n in res.notes)
-    u50 = estimate_resources(config_from_dict({"hardware": {"part": "xcu50-fsvh2104-2-e"}}))
+    u50 = estimate_resources(_hw(part="xcu50-fsvh2104-2-e"))
     assert u50.capacity["dsp"] == 5952 and u50.fits is True
-    unknown = estimate_resources(config_from_dict({"hardware": {"part": "xc7z020clg400-1"}}))
+    unknown = estimate_resources(_hw(part="xc7z020clg400-1"))
     assert unknown.fits is None and unknown.capacity is None and unknown.notes
-    assert estimate_resources(config_from_dict({"hardware": {"multipliers": 16384}})).fits is False
+    assert estimate_resources(_hw(multipliers=16384)).fits is False
 
 
 def _cli(argv, capsys):

@@ -25,7 +25,7 @@ import math
 
 import pytest
 
-from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.driver import compile_model, compile_spec
 from spatten_hls.compiler.perf import performance_report
 from spatten_hls.compiler.sim import simulate
 
@@ -50,17 +50,15 @@ def _config(tmp_path_factory, base: str, extra: str = PAPER_HW, name: str = "c.t
 
 def _run(model: str, path):
     compiled = compile_model(model, path)
-    result = simulate(
-        compiled.graph,
-        seed=0,
-        reference=False,
-        topk_parallelism=compiled.config.hardware.topk_parallelism,
-    )
-    return result, compiled.config
+    result = simulate(compiled.graph, seed=0, reference=False)
+    return result, compiled.graph.lowered_plan(), compiled
 
 
-def _with_hw(cfg, **hw):
-    return dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, **hw))
+def _with_hw(compiled, **hw):
+    """The plan of the same model and config on other hardware."""
+    cfg = compiled.config
+    cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, **hw))
+    return compile_spec(compiled.model, cfg).graph.lowered_plan()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +72,7 @@ def gpt2(tmp_path_factory):
 
 
 def test_bert_base_compute_bound_near_1_61_tflops(bert):
-    rep = performance_report(*bert)
+    rep = performance_report(*bert[:2])
     assert rep.bound == "compute" and rep.roofline.bound == "compute"
     assert all(row.bound == "compute" for row in rep.layers)
     assert 1610 * 0.75 <= rep.throughput_gops <= 1610 * 1.25, rep.throughput_gops
@@ -82,7 +80,7 @@ def test_bert_base_compute_bound_near_1_61_tflops(bert):
 
 
 def test_gpt2_small_generation_memory_bound(gpt2):
-    rep = performance_report(*gpt2)
+    rep = performance_report(*gpt2[:2])
     assert rep.bound == "memory" and rep.roofline.bound == "memory"
     assert rep.roofline.op_per_byte < rep.roofline.ridge_op_per_byte
     assert rep.layers[0].bound == "memory" and rep.layers[1].bound == "memory"
@@ -90,8 +88,8 @@ def test_gpt2_small_generation_memory_bound(gpt2):
 
 
 def test_spatten_one_eighth_near_360_gops(bert):
-    result, cfg = bert
-    rep = performance_report(result, _with_hw(cfg, multipliers=128, hbm_channels=2))
+    result, _, compiled = bert
+    rep = performance_report(result, _with_hw(compiled, multipliers=128, hbm_channels=2))
     assert rep.throughput_gops <= rep.roofline.compute_roof_gops == pytest.approx(256)
     assert 360 / 1.6 <= rep.effective_throughput_gops <= 360 * 1.6, rep.effective_throughput_gops
 
@@ -124,11 +122,12 @@ def test_topk_parallelism_sweep_saturates_at_16(tmp_path):
     path.write_text(SMALL_GPT2 + PAPER_HW, encoding="utf-8")
     compiled = compile_model("gpt2-small", path)
     gops = {}
-    for p in (1, 2, 4, 8, 16, 32):
-        result = simulate(compiled.graph, seed=0, reference=False, topk_parallelism=p)
-        gops[p] = performance_report(
-            result, _with_hw(compiled.config, topk_parallelism=p)
-        ).throughput_gops
+    for p in (1, 2, 4, 8, 16, 32):  # the top-k cycles come from the plan's comparators
+        graph = compile_spec(compiled.model, dataclasses.replace(
+            compiled.config, hardware=dataclasses.replace(compiled.config.hardware,
+                                                          topk_parallelism=p))).graph
+        result = simulate(graph, seed=0, reference=False)
+        gops[p] = performance_report(result, graph.lowered_plan()).throughput_gops
     ps = sorted(gops)
     assert all(gops[a] <= gops[b] * (1 + 1e-9) for a, b in itertools.pairwise(ps)), gops
     assert gops[16] > 3 * gops[1], gops

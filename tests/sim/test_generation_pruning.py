@@ -28,9 +28,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.frontend import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.ops_spatten import TokenImportance, TokenSelect
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline

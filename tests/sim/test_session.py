@@ -7,8 +7,8 @@ import pytest
 
 from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.errors import SimulationError
+from spatten_hls.compiler.frontend.builder import build_attention_graph
 from spatten_hls.compiler.frontend.model import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.sim import simulate
 from spatten_hls.compiler.sim.inputs import random_inputs

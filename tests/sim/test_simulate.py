@@ -15,11 +15,11 @@ import re
 import numpy as np
 import pytest
 
-from spatten_hls.compiler.config import check_against_model, config_from_dict
+from spatten_hls.compiler.config import config_from_dict
 from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.errors import SimulationError
 from spatten_hls.compiler.frontend import ModelSpec
-from spatten_hls.compiler.ir.builder import build_attention_graph
+from spatten_hls.compiler.frontend.builder import build_attention_graph, check_against_model
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from spatten_hls.compiler.sim import simulate

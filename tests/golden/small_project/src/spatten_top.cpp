@@ -3,20 +3,17 @@
 // Implements IR layer programs l0..l1 (ir/final.ir.txt); the layer index is a runtime argument.
 #include "spatten_top.h"
 
-// engine fetcher <- %l0.h0.load_q (+7 more); rows: queries; width: 16
-// engine fetcher <- %l0.kv0.load_k_lsb (+11 more); tile_tokens: 8; tiles: 2
-// engine head_accumulator <- %l0.head_importance (+1 more); width: 64
+// engine fetcher <- %l0.h0.load_q (+19 more); burst_bits: 256; fifo_depth: 64; k_lsb_beats: 1; k_msb_beats: 1; q_beats: 1; tile_tokens: 8; tiles: 2; v_beats: 1
+// engine head_accumulator <- %l0.head_importance (+1 more); head_bits: 64; heads: 4; token_bits: 64; tokens: 12
 // engine head_topk <- %l0.head_select (+1 more); comparators: 16
-// engine pv <- %l0.h0.pv (+7 more); dims_per_cycle: 16; multipliers: 512
-// engine qk <- %l0.h0.qk (+7 more); keys_per_cycle: 32; multipliers: 512; unroll: 16
-// engine qk <- %l0.h0.scale (+7 more); score_multiplier: 23b; saturate: 24b
-// engine requant <- %l0.h0.requant (+7 more); decision: max prob; refetch: k_lsb
-// engine softmax <- %l0.h0.softmax (+7 more); exp: 2 tables(16+1024); recip: table(2048)
-// engine softmax <- %l0.h0.mask (+7 more); mask: causal
-// engine token_accumulator <- %l0.token_importance (+1 more); width: 64
+// engine pv <- %l0.h0.pv (+7 more); keys_per_cycle: 32; multipliers: 512
+// engine qk <- %l0.h0.qk (+15 more); keys_per_cycle: 32; multipliers: 512
+// engine requant <- %l0.h0.requant (+7 more); enabled: true; threshold_code: 19661
+// engine softmax <- %l0.h0.mask (+15 more); exp_hi_entries: 16; exp_lo_entries: 1024; lanes: 32; recip_entries: 2048
+// engine token_accumulator <- %l0.token_importance (+1 more); head_bits: 64; heads: 4; token_bits: 64; tokens: 12
 // engine token_topk <- %l0.token_select (+1 more); comparators: 16
-// engine value_topk <- %l0.h0.value_topk (+7 more); comparators: 16
-// engine writeback <- %l0.concat (+1 more); width: 16
+// engine value_topk <- %l0.h0.value_topk (+7 more); comparators: 16; enabled: true; keep_den: 2; keep_num: 1
+// engine writeback <- %l0.concat (+1 more)
 void spatten_top(const spatten::code_t *q, const spatten::code_t *k_msb,
              const spatten::lsb_t *k_lsb, const spatten::code_t *v, spatten::code_t *out,
              spatten::index_t *token_dropped_at, spatten::importance_t *token_importance,

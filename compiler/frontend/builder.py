@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from spatten_hls.compiler.config import Config
+from spatten_hls.compiler.errors import ConfigError
 from spatten_hls.compiler.frontend.model import ModelSpec
 from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo, query_rows
 from spatten_hls.compiler.ir.ops import (
@@ -96,3 +97,33 @@ def _build_layer(g: AttnGraph, layer: int) -> None:
     g.add_node(concat, HeadConcat(layer=layer, heads=tuple(range(info.num_heads))), base)
     for port, src in enumerate(outputs):
         g.add_edge(src, concat, port)
+
+
+def check_against_model(cfg: Config, model: ModelSpec) -> None:
+    """Checks that need the model: sequence length, per-layer list lengths, head dimension."""
+    src = cfg.source
+    context = cfg.model.seq_len
+    if cfg.model.stage == "generation":
+        if not model.causal:
+            raise ConfigError(
+                f"{src}: 'model.stage' = \"generation\" needs a decoder, but {model.name} "
+                f"({model.family}) is an encoder"
+            )
+        context += cfg.model.gen_tokens
+    if context > model.max_positions:
+        what = (
+            "'model.seq_len' + 'model.gen_tokens'"
+            if cfg.model.stage == "generation"
+            else "'model.seq_len'"
+        )
+        raise ConfigError(
+            f"{src}: {what} = {context} exceeds {model.name}'s maximum of "
+            f"{model.max_positions} positions"
+        )
+    for section_name in ("token_pruning", "head_pruning"):
+        per_layer = getattr(cfg, section_name).keep_per_layer
+        if per_layer is not None and len(per_layer) != model.num_layers:
+            raise ConfigError(
+                f"{src}: '{section_name}.keep_per_layer' has {len(per_layer)} entries but "
+                f"{model.name} has {model.num_layers} layers"
+            )

@@ -1,0 +1,246 @@
+"""The hardware plan: every hardware parameter of the design, decided once.
+
+`tile` fills the fetcher's part and `lower-to-engines` the rest, from the model, the typed IR
+and `[hardware]`; after them the plan is the only source of hardware parameters: codegen, the
+performance model and the simulator read it (and the IR), never the config. It is part of the
+IR: printed in the text form (`// plan.qk: keys_per_cycle=8, multipliers=512`), serialized in
+the JSON under `"plan"`, and round-trips exactly.
+
+A new hardware knob is one field here, the line of the pass that fills it, and its consumers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+# The m_axi data width of every code port: SpAtten's fetcher moves 256-bit AXI beats, as does
+# one HBM pseudo-channel of the U280 / U55C.
+BURST_BITS = 256
+# The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A).
+FETCH_FIFO_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class BitWidths:
+    """Code widths of the planes in DRAM (K is an MSB and an LSB plane)."""
+
+    q: int
+    k_msb: int
+    k_lsb: int
+    v: int
+    progressive: bool  # the K LSB plane is fetched only for rows the requant decision picks
+
+    @property
+    def k(self) -> int:
+        return self.k_msb + self.k_lsb
+
+
+@dataclass(frozen=True)
+class FetcherPlan:
+    """K/V tiles on chip and how codes travel: each row of `head_dim` codes is packed at its
+    plane's width into whole `burst_bits` beats (`*_beats` per row)."""
+
+    tile_tokens: int
+    tiles: int
+    burst_bits: int
+    fifo_depth: int
+    q_beats: int
+    k_msb_beats: int
+    k_lsb_beats: int
+    v_beats: int
+
+
+@dataclass(frozen=True)
+class DotPlan:
+    """A multiplier array (Q·K or prob·V): `keys_per_cycle` keys of `head_dim` MACs a cycle."""
+
+    multipliers: int
+    keys_per_cycle: int
+
+
+@dataclass(frozen=True)
+class SoftmaxPlan:
+    lanes: int  # scores per cycle, matched to Q·K's output rate
+    exp_hi_entries: int
+    exp_lo_entries: int
+    recip_entries: int
+
+
+@dataclass(frozen=True)
+class RequantPlan:
+    enabled: bool
+    threshold_code: int  # recompute a row when its max probability code is below this
+
+
+@dataclass(frozen=True)
+class ValueTopKPlan:
+    enabled: bool
+    keep_num: int  # keep floor(visible * keep_num / keep_den) V rows per query, at least 1
+    keep_den: int
+    comparators: int
+
+
+@dataclass(frozen=True)
+class TopKPlan:
+    """The token / head top-k engine: comparators per quick-select round."""
+
+    comparators: int
+
+
+@dataclass(frozen=True)
+class ImportancePlan:
+    token_bits: int
+    head_bits: int
+    tokens: int  # accumulators on chip, written back once per invocation
+    heads: int
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    part: str
+    clock_mhz: float
+    hbm_channels: int
+    hbm_gbps: float  # per channel
+    multipliers: int  # in all, split evenly between Q·K and prob·V
+    max_head_dim: int  # widest head the engines take
+    max_tokens: int  # rows of the on-chip K and V buffers
+
+    @property
+    def bytes_per_cycle(self) -> float:
+        """Peak DRAM bytes per clock cycle."""
+        return self.hbm_channels * self.hbm_gbps * 1e9 / (self.clock_mhz * 1e6)
+
+
+@dataclass(frozen=True)
+class HardwarePlan:
+    """The whole plan. After `tile` only `fetcher` is set; `lower-to-engines` sets the rest."""
+
+    stage: str
+    bits: BitWidths
+    fetcher: FetcherPlan
+    qk: DotPlan | None = None
+    softmax: SoftmaxPlan | None = None
+    requant: RequantPlan | None = None
+    value_topk: ValueTopKPlan | None = None
+    pv: DotPlan | None = None
+    topk: TopKPlan | None = None
+    importance: ImportancePlan | None = None
+    target: TargetPlan | None = None
+
+    @property
+    def complete(self) -> bool:
+        return all(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+
+
+ENGINES = (
+    "fetcher",
+    "qk",
+    "softmax",
+    "requant",
+    "value_topk",
+    "pv",
+    "writeback",
+    "token_accumulator",
+    "token_topk",
+    "head_accumulator",
+    "head_topk",
+)
+# The plan entry that holds each engine's parameters (writeback has none).
+ENGINE_PARAMS = {
+    "fetcher": "fetcher",
+    "qk": "qk",
+    "softmax": "softmax",
+    "requant": "requant",
+    "value_topk": "value_topk",
+    "pv": "pv",
+    "token_accumulator": "importance",
+    "token_topk": "topk",
+    "head_accumulator": "importance",
+    "head_topk": "topk",
+}
+
+
+def row_beats(bits: int, head_dim: int, burst_bits: int = BURST_BITS) -> int:
+    """Beats of one row of `head_dim` codes packed at `bits` bits (0 for an empty plane)."""
+    return math.ceil(bits * head_dim / burst_bits)
+
+
+def plan_lines(plan: HardwarePlan) -> list[str]:
+    """The text form: one `// plan.<entry>: k=v, ...` line per entry, fields sorted."""
+    lines = [f"// plan: stage={plan.stage}"]
+    for f in dataclasses.fields(plan):
+        value = getattr(plan, f.name)
+        if dataclasses.is_dataclass(value):
+            items = sorted(dataclasses.asdict(value).items())
+            lines.append(f"// plan.{f.name}: " + ", ".join(f"{k}={_text(v)}" for k, v in items))
+    return lines
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def plan_to_dict(plan: HardwarePlan) -> dict[str, Any]:
+    return dataclasses.asdict(plan)
+
+
+def plan_from_dict(raw: Any) -> HardwarePlan:
+    """Rebuild a plan from `plan_to_dict`; any damage is a `ValueError` naming the field."""
+    return _build(HardwarePlan, raw, "plan")
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be an object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if set(raw) != set(fields):
+        raise ValueError(f"{where} must have exactly the keys {sorted(fields)}")
+    values = {}
+    for name, f in fields.items():
+        kind, value = str(f.type).split(" | ")[0], raw[name]
+        if kind in _TYPES:
+            values[name] = _scalar(value, kind, f"{where}.{name}")
+        elif value is None and "None" in str(f.type):
+            values[name] = None
+        else:
+            values[name] = _build(_ENTRIES[kind], value, f"{where}.{name}")
+    return cls(**values)
+
+
+def _scalar(value: Any, kind: str, where: str) -> Any:
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1 << 31,
+        "float": isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0,
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str) and value.isprintable() and len(value) <= 64,
+    }[kind]
+    if not ok:
+        raise ValueError(f"{where} must be a {kind} in range, got {value!r:.60}")
+    return float(value) if kind == "float" else value
+
+
+_ENTRIES = {
+    cls.__name__: cls
+    for cls in (
+        BitWidths,
+        FetcherPlan,
+        DotPlan,
+        SoftmaxPlan,
+        RequantPlan,
+        ValueTopKPlan,
+        TopKPlan,
+        ImportancePlan,
+        TargetPlan,
+    )
+}
