@@ -13,11 +13,11 @@ import numpy as np
 from numba import njit, prange
 
 from spatten_hls.kernels.formats import (
-    PROB_FRAC,
     PROB_ONE,
     QK_ACC_BITS,
     RECIP_BASE,
     SCORE_MAX,
+    sym_max,
 )
 from spatten_hls.kernels.qk import check_float64_exact
 from spatten_hls.kernels.scale import MAX_SHIFT
@@ -192,22 +192,3 @@ def pv_accumulate_f64(
         raise ValueError(f"probs {probs.shape} and v {v.shape} do not chain")
     check_float64_exact(probs.shape[1], PROB_ONE, sym_max(v_bits), "pv_accumulate_f64")
     return np.matmul(probs, v, out=out)
-
-
-def sym_max(bits: int) -> int:
-    """Largest magnitude of a `bits`-wide symmetric code."""
-    return (1 << (bits - 1)) - 1
-
-
-@njit(cache=True, nogil=True)
-def requantize_f64(acc: np.ndarray, v_bits: int) -> np.ndarray:
-    """`kernels.pv.requantize_output` of an exact float64 accumulator, one thread, no GIL:
-    out = sat((acc + 2**(PROB_FRAC-1)) >> PROB_FRAC) to +-(2**(v_bits-1) - 1)."""
-    hi = (1 << (v_bits - 1)) - 1
-    half = 1 << (PROB_FRAC - 1)
-    out = np.empty(acc.shape, dtype=np.int64)
-    for i in range(acc.shape[0]):
-        for t in range(acc.shape[1]):
-            x = (np.int64(acc[i, t]) + half) >> PROB_FRAC
-            out[i, t] = min(max(x, -hi), hi)
-    return out

@@ -7,7 +7,7 @@ out_code = sat((sum_j p_j v_j + 2**(PROB_FRAC-1)) >> PROB_FRAC); its scale is th
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from spatten_hls.kernels.formats import PROB_FRAC
 from spatten_hls.kernels.qk import as_int_matrix, check_float64_exact, max_abs
@@ -30,16 +30,21 @@ def pv_accumulate(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
     return acc.astype(np.int64)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, nogil=True)
 def requantize_output(acc: np.ndarray, v_bits: int) -> np.ndarray:
-    """out = sat((acc + 2**(PROB_FRAC-1)) >> PROB_FRAC) to +-(2**(v_bits-1) - 1)."""
+    """out = sat((acc + 2**(PROB_FRAC-1)) >> PROB_FRAC) to +-(2**(v_bits-1) - 1).
+
+    The one implementation of the output requantization: `acc` holds exact integers, as int64
+    or float64 (the simulator's BLAS accumulator); single-threaded and GIL-free, so the
+    simulator runs heads in parallel threads.
+    """
     if v_bits < 2 or v_bits > 32:
         raise ValueError("requantize_output: v_bits must be in [2, 32]")
     hi = (1 << (v_bits - 1)) - 1
     lq, d = acc.shape
     out = np.empty((lq, d), dtype=np.int64)
-    for i in prange(lq):
+    for i in range(lq):
         for t in range(d):
-            x = (acc[i, t] + _PROB_HALF) >> PROB_FRAC
+            x = (np.int64(acc[i, t]) + _PROB_HALF) >> PROB_FRAC
             out[i, t] = min(max(x, -hi), hi)
     return out

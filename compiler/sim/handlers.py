@@ -32,10 +32,10 @@ from spatten_hls.compiler.sim.frame import Frame
 from spatten_hls.kernels.fused import (
     pv_accumulate_f64,
     qk_accumulate_f64,
-    requantize_f64,
     scaled_softmax_visible,
 )
 from spatten_hls.kernels.mask import mask_beyond
+from spatten_hls.kernels.pv import requantize_output
 from spatten_hls.kernels.scale import scale_scores
 from spatten_hls.kernels.softmax import softmax_rows
 from spatten_hls.kernels.tables import softmax_tables
@@ -141,7 +141,7 @@ def _pv(f: Frame, op: MatMulPV, args: list, ins: list, out: TensorType) -> np.nd
         f.values_fetched += int(f.visible.sum())
     f.v_fetch[kv] = f.v_fetch[kv] | used if kv in f.v_fetch else used
     acc = pv_accumulate_f64(probs, v, ins[1].dtype.width)
-    return requantize_f64(acc, out.dtype.width)
+    return requantize_output(acc, out.dtype.width)
 
 
 def _concat(f: Frame, op: HeadConcat, args: list, ins: list, out: TensorType) -> np.ndarray:

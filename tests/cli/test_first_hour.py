@@ -177,8 +177,9 @@ def test_the_figure_names_model_config_part_and_labels_the_peak(tmp_path) -> Non
 
     cfg = config(tmp_path, "[model]\nseq_len = 32\n[token_pruning]\nenabled = true\n")
     compiled = compile_model("gpt2-small", cfg)
-    report = performance_report(simulate(compiled.graph, reference=False),
-                                compiled.graph.lowered_plan(), "c.toml")
+    report = performance_report(
+        simulate(compiled.graph, reference=False), compiled.graph.lowered_plan(), "c.toml"
+    )
     figure = report_figure(report)
     title = figure._suptitle.get_text()
     assert "gpt2-small" in title and "c.toml" in title and "xcu280-fsvh2892-2L-e" in title

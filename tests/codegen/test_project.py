@@ -23,8 +23,8 @@ import networkx as nx
 import pytest
 
 from spatten_hls.compiler.codegen.project import project_files
-from spatten_hls.compiler.ir.plan import ENGINE_PARAMS
 from spatten_hls.compiler.codegen.toolchain import CXX, CXXFLAGS, ap_types_include
+from spatten_hls.compiler.ir.plan import ENGINE_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "small_project"

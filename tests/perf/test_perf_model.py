@@ -29,8 +29,10 @@ def _sim(raw: dict, model: str = "bert-base"):
     return simulate(graph, seed=1, reference=False), graph.lowered_plan()
 
 
-SMALL = {"model": {"seq_len": 64},
-         "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0}}
+SMALL = {
+    "model": {"seq_len": 64},
+    "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
+}
 
 
 def _hw(**hardware):

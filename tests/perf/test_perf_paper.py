@@ -123,9 +123,13 @@ def test_topk_parallelism_sweep_saturates_at_16(tmp_path):
     compiled = compile_model("gpt2-small", path)
     gops = {}
     for p in (1, 2, 4, 8, 16, 32):  # the top-k cycles come from the plan's comparators
-        graph = compile_spec(compiled.model, dataclasses.replace(
-            compiled.config, hardware=dataclasses.replace(compiled.config.hardware,
-                                                          topk_parallelism=p))).graph
+        graph = compile_spec(
+            compiled.model,
+            dataclasses.replace(
+                compiled.config,
+                hardware=dataclasses.replace(compiled.config.hardware, topk_parallelism=p),
+            ),
+        ).graph
         result = simulate(graph, seed=0, reference=False)
         gops[p] = performance_report(result, graph.lowered_plan()).throughput_gops
     ps = sorted(gops)

@@ -142,22 +142,7 @@ void pv_tile(const prob_t p[Cfg::MAX_CTX], const code_t v_buf[Cfg::TILE][Cfg::HE
 keys:
     for (int j = 0; j < Cfg::TILE; j++) {
 #pragma HLS PIPELINE II = 1
-        if (j < count) {
-        dims:
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) acc[d] += p[first + j] * v_buf[j][d];
-        }
-    }
-}
-
-// Output requantization: sat_sym((acc + 2^15) >> 16, V_BITS), as pv_row does.
-template <class Cfg>
-void requantize_out(const pv_acc_t acc[Cfg::HEAD_DIM], code_t out_row[Cfg::HEAD_DIM]) {
-    const pv_acc_t hi = (pv_acc_t(1) << (Cfg::V_BITS - 1)) - 1;
-dims:
-    for (int d = 0; d < Cfg::HEAD_DIM; d++) {
-#pragma HLS UNROLL
-        const pv_acc_t x = (acc[d] + (1 << (PROB_FRAC - 1))) >> PROB_FRAC;
-        out_row[d] = code_t(x > hi ? hi : (x < -hi ? pv_acc_t(-hi) : x));
+        if (j < count) pv_mac<Cfg::HEAD_DIM>(p[first + j], v_buf[j], acc);
     }
 }
 
@@ -252,7 +237,7 @@ tiles:
             pv_tile<Cfg>(Cfg::VALUE_PRUNING ? kept : p, v_buf, first, count, acc);
         }
     }
-    requantize_out<Cfg>(acc, out_row);
+    requantize_row<Cfg::HEAD_DIM>(acc, Cfg::V_BITS, out_row);
     return abs_sum_row<Cfg::HEAD_DIM>(out_row);
 }
 

@@ -30,6 +30,8 @@ struct model_cfg {
     static const int THRESHOLD_CODE = 19661;  // requant when max prob < this (UQ1.16)
     static const int TOPK_PARALLELISM = 16;
     static const int FIFO_DEPTH = 64;  // fetcher data FIFOs (SpAtten: 64 deep)
+    static const int QK_KEYS_PER_CYCLE = 32;  // keys the Q·K array takes a cycle
+    static const int PV_KEYS_PER_CYCLE = 32;  // V rows prob·V takes a cycle
 };
 
 // Tokens / heads kept after each layer (MAX_CTX / NUM_HEADS: no selection after that layer).
