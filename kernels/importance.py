@@ -39,7 +39,9 @@ def select_survivors(
     importance: np.ndarray, protected: np.ndarray, keep: int, parallelism: int
 ) -> tuple[np.ndarray, int]:
     """Survivor mask of candidates: every protected one, plus the most important of the rest
-    up to `keep` in total (at least the protected ones). Returns (mask, top-k cycles)."""
+    up to `keep` in total (at least the protected ones). Returns (mask, cycles): the top-k
+    engine's on the unprotected ones, plus the passes that compact them out of the candidates
+    and expand its mask back, `parallelism` a cycle (ceil(n / parallelism) each)."""
     n = importance.shape[0]
     n_protected = 0
     for i in range(n):
@@ -55,6 +57,7 @@ def select_survivors(
             where[m] = i
             m += 1
     chosen, _, cycles = topk_mask(others, free, parallelism)
+    cycles += 2 * ((n + parallelism - 1) // parallelism)
     mask = protected.copy()
     for t in range(m):
         if chosen[t]:
@@ -71,24 +74,31 @@ def value_topk_rows(
     parallelism: int,
     out: np.ndarray,
     fetched: np.ndarray,
-) -> int:
+    row_pass: np.ndarray,
+) -> tuple[int, int]:
     """Per row i keep the floor(visible[i] * keep) largest of probs[i, :visible[i]] (>= 1).
 
     `keep` is the rational keep_num / keep_den (exact floor). Writes the pruned row into
-    `out`, ORs the kept columns into `fetched`, returns the number of V rows multiplied.
+    `out` and ORs its kept columns into `fetched[row_pass[i]]` (the design's row pipeline runs
+    a pass per row_pass value, fetching V afresh in each). Returns (V rows multiplied, the
+    top-k engine's quick-select cycles over all rows, 0 for a row that keeps all: the design
+    runs the filter fused into its select pass, not in the top-k engine).
     """
     kept_total = 0
+    cycles = 0
     for i in range(probs.shape[0]):
         n = visible[i]
         k = max(1, (n * keep_num) // keep_den)
         row = np.empty(n, dtype=np.int64)
         for j in range(n):
             row[j] = np.int64(probs[i, j])
-        mask, _, _ = topk_mask(row, k, parallelism)
+        mask, _, row_cycles = topk_mask(row, k, parallelism)
+        if k < n:  # topk_mask's cycles include its filter pass, ceil(n / parallelism)
+            cycles += row_cycles - (n + parallelism - 1) // parallelism
         for j in range(probs.shape[1]):
             keep_it = j < n and mask[j]
             out[i, j] = probs[i, j] if keep_it else 0.0
             if keep_it:
-                fetched[j] = True
+                fetched[row_pass[i], j] = True
         kept_total += min(k, n)
-    return kept_total
+    return kept_total, cycles

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 from spatten_hls.compiler.cli.argtypes import seed
+from spatten_hls.compiler.codegen.counters import CsimCounters
 from spatten_hls.compiler.codegen.csim import run_csim
 from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.jsonfmt import dumps
 from spatten_hls.compiler.output_dir import write_tree
 
 
@@ -51,6 +53,11 @@ def add_parser(
         "design with the simulator's golden vectors, bit for bit.",
     )
     c.add_argument("project", metavar="DIR", type=Path, help="a directory from spatten compile")
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: passed, failed, dram_bytes per port, cycles per engine",
+    )
     c.set_defaults(run=run_csim_cmd)
 
 
@@ -76,14 +83,30 @@ def run_compile(args: argparse.Namespace) -> int:
 def run_csim_cmd(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = run_csim(args.project, progress=sys.stderr.isatty())
+    findings = sys.stderr if args.json else sys.stdout  # --json: stdout holds the object only
     for line in result.checks:
         if not line.endswith(": ok"):
-            print(line)
+            print(line, file=findings)
     for line in result.output.splitlines():
         if line.startswith("error: "):  # e.g. a golden file of the wrong size
-            print(f"testbench {line}")
+            print(f"testbench {line}", file=findings)
     for warning in result.stream_warnings:
-        print(f"stream warning: {warning}")
-    print(result.summary())
+        print(f"stream warning: {warning}", file=findings)
+    if args.json:
+        sys.stdout.write(dumps(result.as_dict()))
+    else:
+        print(measured_text(result.measured), end="")
+        print(result.summary())  # the verdict stays the last line
     print(f"csim took {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def measured_text(m: CsimCounters) -> str:
+    """The counters as text: bytes per port, the cycle estimate per engine."""
+    ports = ", ".join(f"{k} {v:,}" for k, v in m.dram_bytes.items() if k != "total")
+    engines = ", ".join(f"{k} {v:,}" for k, v in m.cycles.items() if k != "total")
+    return (
+        f"DRAM bytes at the ports: {m.dram_bytes['total']:,} ({ports})\n"
+        f"cycles (estimate from the loop nest, requested IIs assumed met): "
+        f"{m.cycles['total']:,}; busy per engine: {engines}\n"
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_lines
 from spatten_hls.compiler.codegen.toolchain import compiler_command, run_compiler
 from spatten_hls.compiler.errors import CodegenError
 
@@ -32,10 +33,15 @@ class CsimResult:
     stream_warnings: list[str]
     layers: int = 0  # layer output checks (plus one for the final pruning state)
     checks: list[str] = field(default_factory=list)  # the testbench's per-check lines
+    measured: CsimCounters | None = None  # bytes at the ports, cycle estimate (counters.py)
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and not self.stream_warnings and self.passed > 0
+
+    def as_dict(self) -> dict[str, object]:
+        """`spatten csim --json`: the verdict and what the design measured."""
+        return {"passed": self.passed, "failed": self.failed, **self.measured.as_dict()}
 
     def summary(self) -> str:
         """What was compared and the verdict, e.g. '12 layers + pruning state: 13 passed'."""
@@ -83,7 +89,10 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
         if LAYER_CHECK.match(line) or line.startswith("pruning state: ")
     ]
     layers = sum(1 for line in checks if LAYER_CHECK.match(line))
-    return CsimResult(passed, failed, output, warnings, layers, checks)
+    measured = counters_from_lines(output.splitlines())
+    if measured is None:
+        raise CodegenError(f"{project}: the testbench printed no csim counters")
+    return CsimResult(passed, failed, output, warnings, layers, checks, measured)
 
 
 def _run_testbench(command: list[str], timeout_s: float, progress: bool, project: Path) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_array, measured_size
 from spatten_hls.compiler.codegen.toolchain import build_shared
 from spatten_hls.compiler.codegen.vectors import GoldenVectors
 
@@ -21,6 +22,7 @@ class DesignRun:
     out: np.ndarray  # int16 output codes, like GoldenVectors.arrays["out"]
     state: np.ndarray  # int64 final pruning state, like GoldenVectors.arrays["state"]
     requants: np.ndarray  # int64 per layer: rows recomputed with the K LSBs
+    measured: CsimCounters  # bytes at the ports and the cycle estimate (engines/csim.h)
 
 
 class DesignLibrary:
@@ -33,7 +35,7 @@ class DesignLibrary:
         i16 = np.ctypeslib.ndpointer(np.int16, flags="C_CONTIGUOUS")
         i64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
         self._run = self._lib.spatten_run_model
-        self._run.argtypes = [i16, i16, i16, i16, i64, i64, i64, i16, i64, i64]
+        self._run.argtypes = [i16, i16, i16, i16, i64, i64, i64, i16, i64, i64, i64]
         self._run.restype = ctypes.c_int
 
     def run(self, vectors: GoldenVectors) -> DesignRun:
@@ -41,6 +43,7 @@ class DesignLibrary:
         out = np.zeros_like(a["out"])
         state = np.zeros_like(a["state"])
         requants = np.zeros(a["mult"].shape[0], dtype=np.int64)
+        measured = np.zeros(measured_size(), dtype=np.int64)
         self._run(
             a["q"],
             a["k_msb"],
@@ -52,5 +55,6 @@ class DesignLibrary:
             out,
             state,
             requants,
+            measured,
         )
-        return DesignRun(out, state, requants)
+        return DesignRun(out, state, requants, counters_from_array(measured))

@@ -12,12 +12,7 @@ from dataclasses import dataclass
 
 from spatten_hls.compiler.errors import CodegenError
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
-from spatten_hls.compiler.ir.ops_spatten import (
-    HeadImportance,
-    HeadSelect,
-    TokenImportance,
-    TokenSelect,
-)
+from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
 from spatten_hls.compiler.ir.plan import ENGINE_PARAMS, FetcherPlan, HardwarePlan
 
 
@@ -65,7 +60,16 @@ class ProjectContext:
     clock_period_ns: str
     qk_keys_per_cycle: int
     pv_keys_per_cycle: int
-    fifo_depth: int
+    softmax_lanes: int
+    value_topk_comparators: int
+    value_topk_engines: int
+    scan_lanes: int
+    qk_depth: int
+    pv_depth: int
+    exp_depth: int
+    norm_depth: int
+    k_banks: int
+    v_banks: int
     fetcher: FetcherPlan
     engines: list[EngineParams]
 
@@ -107,8 +111,8 @@ def project_context(g: AttnGraph) -> ProjectContext:
         v_bits=bits.v,
         causal=info.causal and info.stage == "summarization",
         progressive=bits.progressive,
-        token_pruning=any(isinstance(op, TokenImportance) for op in ops),
-        head_pruning=any(isinstance(op, HeadImportance) for op in ops),
+        token_pruning=plan.importance.token_pruning,
+        head_pruning=plan.importance.head_pruning,
         value_pruning=plan.value_topk.enabled,
         keep_first=selects[0].keep_first if selects else 0,
         keep_recent=selects[0].keep_recent if selects else 0,
@@ -123,7 +127,16 @@ def project_context(g: AttnGraph) -> ProjectContext:
         clock_period_ns=f"{1000.0 / target.clock_mhz:.3f}",
         qk_keys_per_cycle=plan.qk.keys_per_cycle,
         pv_keys_per_cycle=plan.pv.keys_per_cycle,
-        fifo_depth=plan.fetcher.fifo_depth,
+        softmax_lanes=plan.softmax.lanes,
+        value_topk_comparators=plan.value_topk.comparators,
+        value_topk_engines=plan.value_topk.engines,
+        scan_lanes=plan.importance.scan_lanes,
+        qk_depth=plan.qk.depth,
+        pv_depth=plan.pv.depth,
+        exp_depth=plan.softmax.exp_depth,
+        norm_depth=plan.softmax.norm_depth,
+        k_banks=plan.qk.banks,
+        v_banks=plan.pv.banks,
         fetcher=plan.fetcher,
         engines=_engines(g, plan),
     )

@@ -18,11 +18,10 @@ from spatten_hls.compiler.perf.report import performance_report
 from spatten_hls.compiler.resources import templates_dir
 
 SOURCES = ("spatten_top.cpp",)
+# m_axi ports besides the K / V read lanes (k<i>, v<i>: one bundle, an HBM pseudo-channel,
+# each): the port and its bundle.
 INTERFACE_BUNDLES = (
     ("q", "gmem_q"),
-    ("k_msb", "gmem_k_msb"),
-    ("k_lsb", "gmem_k_lsb"),
-    ("v", "gmem_v"),
     ("out", "gmem_out"),
     ("token_dropped_at", "gmem_state"),
     ("token_importance", "gmem_state"),
@@ -32,9 +31,8 @@ INTERFACE_BUNDLES = (
     ("shift", "gmem_params"),
     ("v_weight", "gmem_params"),
     ("requants", "gmem_params"),
-    ("topk_cycles", "gmem_params"),
 )
-SCALARS = ("layer", "q_begin", "q_end", "end", "step_query")
+SCALARS = ("layer", "q_begin", "q_end", "end", "step_query", "control")
 
 
 def project_files(
@@ -76,14 +74,13 @@ def project_files(
 
 
 def _ports(ctx: ProjectContext) -> list[dict[str, object]]:
-    q_words = ctx.num_heads * ctx.max_ctx * ctx.head_dim
-    kv_words = ctx.num_kv_heads * ctx.max_ctx * ctx.head_dim
+    """Every m_axi port with its bundle and depth (in elements: beats for the code images)."""
+    f = ctx.fetcher
+    q_rows = ctx.num_heads * ctx.max_ctx
+    kv_rows = ctx.num_kv_heads * ctx.max_ctx
     depth = {
-        "q": q_words,
-        "out": q_words,
-        "k_msb": kv_words,
-        "k_lsb": kv_words,
-        "v": kv_words,
+        "q": q_rows * f.q_beats,
+        "out": q_rows * f.v_beats,
         "token_dropped_at": ctx.max_ctx,
         "token_importance": ctx.max_ctx,
         "head_dropped_at": ctx.num_heads,
@@ -92,8 +89,12 @@ def _ports(ctx: ProjectContext) -> list[dict[str, object]]:
         "shift": ctx.num_heads,
         "v_weight": ctx.num_heads,
         "requants": 1,
-        "topk_cycles": 1,
     }
-    return [
+    ports = [
         {"name": name, "bundle": bundle, "depth": depth[name]} for name, bundle in INTERFACE_BUNDLES
     ]
+    k_depth = kv_rows * (f.k_msb_beats + f.k_lsb_beats)
+    ports += [{"name": f"k{i}", "bundle": f"gmem_k{i}", "depth": k_depth} for i in range(f.k_lanes)]
+    v_depth = kv_rows * f.v_beats
+    ports += [{"name": f"v{i}", "bundle": f"gmem_v{i}", "depth": v_depth} for i in range(f.v_lanes)]
+    return ports

@@ -19,8 +19,11 @@ from typing import Any
 # The m_axi data width of every code port: SpAtten's fetcher moves 256-bit AXI beats, as does
 # one HBM pseudo-channel of the U280 / U55C.
 BURST_BITS = 256
-# The fetcher's data FIFOs: SpAtten's are 64 deep (paper section IV-A).
-FETCH_FIFO_DEPTH = 64
+# Cycles from a burst request to its first beat: the depth of every fetch loop (an HBM read
+# on the U280 takes ~60-100 cycles at 300 MHz; a pipelined burst hides it after the first).
+FETCH_LATENCY = 64
+# Token-state entries the on-chip scan for visible tokens compacts per cycle.
+SCAN_LANES = 16
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,14 @@ class FetcherPlan:
     tile_tokens: int
     tiles: int
     burst_bits: int
-    fifo_depth: int
     q_beats: int
     k_msb_beats: int
     k_lsb_beats: int
-    v_beats: int
+    v_beats: int  # also the output rows' beats (outputs have V's width)
+    k_lanes: int  # K rows fetched in parallel, one m_axi port (HBM pseudo-channel) each
+    v_lanes: int  # V rows likewise
+    beat_millicycles: int  # >= 1000: a lane moves a beat a cycle unless its channel is slower
+    latency: int  # cycles to a burst's first beat (depth of the fetch loops)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class DotPlan:
 
     multipliers: int
     keys_per_cycle: int
+    depth: int  # pipeline depth: multiply, adder tree, (scale | requantize)
+    banks: int  # cyclic banks of the buffer it reads (K for Q·K, V for prob·V)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class SoftmaxPlan:
     exp_hi_entries: int
     exp_lo_entries: int
     recip_entries: int
+    exp_depth: int  # exp tables and the row-sum adder tree
+    norm_depth: int  # reciprocal and normalization
 
 
 @dataclass(frozen=True)
@@ -80,22 +90,28 @@ class ValueTopKPlan:
     enabled: bool
     keep_num: int  # keep floor(visible * keep_num / keep_den) V rows per query, at least 1
     keep_den: int
-    comparators: int
+    comparators: int  # per threshold engine
+    engines: int  # threshold engines taking rows in turn (matched to the Q·K row rate)
 
 
 @dataclass(frozen=True)
 class TopKPlan:
-    """The token / head top-k engine: comparators per quick-select round."""
+    """The token / head top-k engine: comparators per quick-select round, and the cycles a
+    round costs beyond its ceil(n / comparators) passes (kernels/topk.py)."""
 
     comparators: int
+    round_overhead: int
 
 
 @dataclass(frozen=True)
 class ImportancePlan:
     token_bits: int
     head_bits: int
-    tokens: int  # accumulators on chip, written back once per invocation
+    tokens: int  # accumulators on chip for the whole run, loaded and stored once
     heads: int
+    token_pruning: bool  # the token accumulator and top-k exist
+    head_pruning: bool  # the head accumulator and top-k exist
+    scan_lanes: int  # token-state entries the visible-token scan compacts per cycle
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from spatten_hls.compiler.ir.ops import OP_KINDS, op_from_attrs
 from spatten_hls.compiler.ir.plan import plan_from_dict, plan_to_dict
 from spatten_hls.compiler.ir.types import TensorType
 
-FORMAT_VERSION = 2  # 2: the hardware plan
+FORMAT_VERSION = 3  # 2: the hardware plan; 3: its engine rates, depths, lanes and banks
 NODE_ID = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 INFO_LIMITS = {
     "num_layers": limits.MAX_LAYERS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.errors import CompilerError
@@ -10,11 +11,15 @@ from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.ops_spatten import (
     HEAD_IMPORTANCE,
     TOKEN_IMPORTANCE,
+    HeadImportance,
     Requant,
+    TokenImportance,
     ValueTopK,
 )
 from spatten_hls.compiler.ir.plan import (
+    SCAN_LANES,
     DotPlan,
+    FetcherPlan,
     ImportancePlan,
     RequantPlan,
     SoftmaxPlan,
@@ -24,6 +29,7 @@ from spatten_hls.compiler.ir.plan import (
 )
 from spatten_hls.compiler.passes.registry import register_pass
 from spatten_hls.kernels import formats
+from spatten_hls.kernels.topk import TOPK_ROUND_OVERHEAD
 
 NAME = "lower-to-engines"
 
@@ -49,11 +55,53 @@ ENGINE_OF = {
 }
 
 
-def dot_plan(multipliers: int, head_dim: int) -> DotPlan:
-    """Half of `hardware.multipliers` per array (SpAtten: 512 + 512); a key is `head_dim`
-    MACs, so keys per cycle = (multipliers / 2) / head_dim, at least one."""
+def dot_plans(multipliers: int, head_dim: int, fetcher: FetcherPlan) -> tuple[DotPlan, DotPlan]:
+    """(Q·K, prob·V): half of `hardware.multipliers` per array (SpAtten: 512 + 512); a key is
+    `head_dim` MACs, so keys per cycle = (multipliers / 2) / head_dim, at least one. Depths:
+    Q·K multiplies, sums `head_dim` products in a tree and scales (4 cycles besides the
+    tree); prob·V multiplies, sums `keys_per_cycle` products in a tree, accumulates and
+    requantizes. Banks: the buffer serves the array's keys a cycle and the fetch lanes' rows
+    (`lanes` rows every `beats` cycles, two writes a bank a cycle)."""
     keys = max(1, multipliers // 2 // head_dim)
-    return DotPlan(multipliers=keys * head_dim, keys_per_cycle=keys)
+    k_writes = math.ceil(fetcher.k_lanes / (2 * fetcher.k_msb_beats))
+    v_writes = math.ceil(fetcher.v_lanes / (2 * fetcher.v_beats))
+    qk = DotPlan(
+        multipliers=keys * head_dim,
+        keys_per_cycle=keys,
+        depth=4 + _log2(head_dim),
+        banks=max(keys, k_writes),
+    )
+    pv = DotPlan(
+        multipliers=keys * head_dim,
+        keys_per_cycle=keys,
+        depth=4 + _log2(keys),
+        banks=max(keys, v_writes),
+    )
+    return qk, pv
+
+
+MAX_VALUE_TOPK_ENGINES = 16  # engines/csim.h keeps a process key for each
+
+
+def value_topk_engines(context: int, qk: DotPlan) -> int:
+    """Value top-k threshold engines taking rows in turn, so that the quick-select keeps up
+    with Q·K. At the comparator count that matches Q·K's key rate (2 x keys_per_cycle: a
+    quick-select visits about 2n candidates, SpAtten's 16 at 8 keys a cycle) a row of n keys
+    takes about 2n / P + TOPK_ROUND_OVERHEAD x 2 ln n cycles, Q·K n / keys_per_cycle + its
+    depth; the engine count covers the ratio at the longest row. It does not depend on
+    `hardware.topk_parallelism`, so fewer comparators still slow the design down."""
+    n, comparators = max(context, 2), 2 * qk.keys_per_cycle
+    select = 2 * n / comparators + TOPK_ROUND_OVERHEAD * 2 * math.log(n)
+    rate = math.ceil(n / qk.keys_per_cycle) + qk.depth
+    return min(MAX_VALUE_TOPK_ENGINES, max(1, math.ceil(select / rate)))
+
+
+def _log2(n: int) -> int:
+    return max(0, math.ceil(math.log2(n)))
+
+
+def _has(g: AttnGraph, kind: type) -> bool:
+    return any(isinstance(g.op(n), kind) for n in g.nx_graph.nodes)
 
 
 def _one(g: AttnGraph, kind: type, value, what: str):
@@ -76,17 +124,19 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
     Postcondition: property `lowered`; every node has an engine; `g.plan.complete`.
     """
     hw, info = cfg.hardware, g.info
-    dot = dot_plan(hw.multipliers, info.head_dim)
+    qk, pv = dot_plans(hw.multipliers, info.head_dim, g.plan.fetcher)
     threshold = _one(g, Requant, lambda op: op.threshold_code, "the threshold")
     keep = _one(g, ValueTopK, lambda op: op.keep_ratio, "the keep ratio")
     g.plan = dataclasses.replace(
         g.plan,
-        qk=dot,
+        qk=qk,
         softmax=SoftmaxPlan(
-            lanes=dot.keys_per_cycle,
+            lanes=qk.keys_per_cycle,
             exp_hi_entries=2**formats.EXP_INT_BITS,
             exp_lo_entries=2**formats.SCORE_FRAC,
             recip_entries=formats.RECIP_BASE,
+            exp_depth=4 + _log2(qk.keys_per_cycle),
+            norm_depth=6,
         ),
         requant=RequantPlan(enabled=threshold is not None, threshold_code=threshold or 0),
         value_topk=ValueTopKPlan(
@@ -94,14 +144,18 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
             keep_num=keep.numerator if keep else 1,
             keep_den=keep.denominator if keep else 1,
             comparators=hw.topk_parallelism,
+            engines=value_topk_engines(info.context, qk) if keep is not None else 1,
         ),
-        pv=dot,
-        topk=TopKPlan(comparators=hw.topk_parallelism),
+        pv=pv,
+        topk=TopKPlan(comparators=hw.topk_parallelism, round_overhead=TOPK_ROUND_OVERHEAD),
         importance=ImportancePlan(
             token_bits=TOKEN_IMPORTANCE.width,
             head_bits=HEAD_IMPORTANCE.width,
             tokens=info.context,
             heads=info.num_heads,
+            token_pruning=_has(g, TokenImportance),
+            head_pruning=_has(g, HeadImportance),
+            scan_lanes=SCAN_LANES,
         ),
         target=TargetPlan(
             part=hw.part,

@@ -8,7 +8,7 @@ from spatten_hls.compiler.config import Config
 from spatten_hls.compiler.ir.graph import AttnGraph
 from spatten_hls.compiler.ir.plan import (
     BURST_BITS,
-    FETCH_FIFO_DEPTH,
+    FETCH_LATENCY,
     FetcherPlan,
     HardwarePlan,
     row_beats,
@@ -32,19 +32,26 @@ def tile(g: AttnGraph, cfg: Config) -> AttnGraph:
     onto the `fetcher` engine.
     Postcondition: property `tiled`; ops and edges unchanged; `g.plan.fetcher` set.
     """
-    info, bits = g.info, bit_widths(g)
+    info, bits, hw = g.info, bit_widths(g), cfg.hardware
     keys = info.context
-    tile_tokens = min(keys, cfg.hardware.max_tokens)
+    tile_tokens = min(keys, hw.max_tokens)
     d = info.head_dim
+    # Half of the HBM pseudo-channels serve the K planes and half V, one read lane (m_axi
+    # port) each; a lane moves a beat a cycle unless its channel is slower than the port.
+    lanes = max(1, hw.hbm_channels // 2)
+    port_bytes_per_s = BURST_BITS / 8 * hw.clock_mhz * 1e6
     fetcher = FetcherPlan(
         tile_tokens=tile_tokens,
         tiles=math.ceil(keys / tile_tokens),
         burst_bits=BURST_BITS,
-        fifo_depth=FETCH_FIFO_DEPTH,
         q_beats=row_beats(bits.q, d),
         k_msb_beats=row_beats(bits.k_msb, d),
         k_lsb_beats=row_beats(bits.k_lsb, d),
         v_beats=row_beats(bits.v, d),
+        k_lanes=lanes,
+        v_lanes=lanes,
+        beat_millicycles=max(1000, math.ceil(1000 * port_bytes_per_s / (hw.hbm_gbps * 1e9))),
+        latency=FETCH_LATENCY,
     )
     g.plan = HardwarePlan(stage=info.stage, bits=bits, fetcher=fetcher)
     for node in list(g.nx_graph.nodes):

@@ -6,16 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spatten_hls.compiler.ir.plan import HardwarePlan
-from spatten_hls.compiler.perf.cycles import (
-    DRAM_EFFICIENCY,
-    HEAD_FILL,
-    ROW_GAP,
-    all_layer_cycles,
-    dense_fp16_bytes,
-)
+from spatten_hls.compiler.perf.cycles import all_layer_cycles
 from spatten_hls.compiler.perf.resources import Resources, estimate_resources
 from spatten_hls.compiler.perf.roofline import Roofline, dense_ops, layer_ops, roofline
+from spatten_hls.compiler.sim.dram import BASELINE_BITS
 from spatten_hls.compiler.sim.result import SimResult
+from spatten_hls.compiler.sim.traffic import coded_row_bytes
 
 
 @dataclass
@@ -131,10 +127,9 @@ class Report:
                 f"{r.compute_cycles:11.0f} {r.dram_cycles:11.0f} {r.bound:>7}"
             )
         lines.append(
-            "compute = the slowest engine of the pipelined critical path (Q·K and "
-            "softmax with requant recomputes, value top-k, prob·V; token/head top-k "
-            "beside it) + pipeline fill; DRAM = bytes / sustained bandwidth; a layer "
-            "takes max(compute, DRAM)"
+            "cycles: the emitted loop nest (requested IIs met); compute = busy cycles of the "
+            "slowest compute engine, DRAM = of the slowest fetch lane group; a layer is "
+            "memory-bound when a fetch process paces its row pipeline"
         )
         rf = self.roofline
         lines.append(
@@ -165,18 +160,21 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
-def performance_report(
-    result: SimResult,
-    plan: HardwarePlan,
-    config_name: str = "",
-    dram_efficiency: float = DRAM_EFFICIENCY,
-) -> Report:
+def dense_fp16_bytes(result: SimResult, plan: HardwarePlan) -> int:
+    """The dense baseline's access pattern with 16-bit Q, K and V (the same beats)."""
+    d = result.info.head_dim
+    rows = result.dense_dram_bytes // coded_row_bytes(plan, BASELINE_BITS, d)
+    return rows * coded_row_bytes(plan, 16, d)
+
+
+def performance_report(result: SimResult, plan: HardwarePlan, config_name: str = "") -> Report:
     """Latency, throughput, bound, DRAM reduction and resources of `result` on the plan's
-    hardware. `bound` is the bottleneck that dominates the modeled latency (memory when the
-    memory-bound layers take more than half of it); `roofline.bound` is the roofline's
-    verdict (intensity vs the ridge point). `config_name` only labels the text."""
+    design (perf/cycles.py: the emitted loop nest on the simulator's records). `bound` is the
+    bottleneck that dominates the latency (memory when the layers whose row pipeline is paced
+    by a fetch process take more than half of it); `roofline.bound` is the roofline's verdict
+    (intensity vs the ridge point). `config_name` only labels the text."""
     info, target = result.info, plan.target
-    work, cyc = all_layer_cycles(result, plan, dram_efficiency)
+    cyc = all_layer_cycles(result, plan)
     rows = [
         LayerRow(
             rec.layer,
@@ -186,23 +184,15 @@ def performance_report(
             len(rec.heads_kept),
             rec.values_fetched,
             rec.requant_fraction,
-            layer_ops(w, info.head_dim),
+            layer_ops(c, info.head_dim),
             c.dram_bytes["total"],
-            {
-                "qk": c.qk,
-                "softmax": c.softmax,
-                "requant": c.requant,
-                "value_topk": c.value_topk,
-                "pv": c.pv,
-                "topk": c.topk,
-                "fill": c.fill,
-            },
-            c.compute,
-            c.dram,
-            c.latency,
+            {k: float(v) for k, v in c.engines.items()},
+            float(c.compute),
+            float(c.dram),
+            float(c.latency),
             c.bound,
         )
-        for rec, w, c in zip(result.layers, work, cyc, strict=True)
+        for rec, c in zip(result.layers, cyc, strict=True)
     ]
     latency = sum(r.latency_cycles for r in rows)
     latency_s = latency / (target.clock_mhz * 1e6)
@@ -211,7 +201,8 @@ def performance_report(
     ops = sum(r.ops for r in rows)
     total_bytes = int(result.dram_bytes["total"])
     rf = roofline(ops, total_bytes, latency_s, plan)
-    fp16 = dense_fp16_bytes(result)
+    fp16 = dense_fp16_bytes(result, plan)
+    f = plan.fetcher
     hardware = {
         "head_dim": target.max_head_dim,
         "max_tokens": target.max_tokens,
@@ -225,6 +216,8 @@ def performance_report(
         "pv_keys_per_cycle": plan.pv.keys_per_cycle,
         "qk_multipliers": plan.qk.multipliers,
         "pv_multipliers": plan.pv.multipliers,
+        "k_lanes": f.k_lanes,
+        "v_lanes": f.v_lanes,
     }
     return Report(
         info.model,
@@ -244,13 +237,14 @@ def performance_report(
         estimate_resources(plan),
         dense_ops(info) / latency_s / 1e9 if latency_s > 0 else 0.0,
         {
-            "head_fill_cycles": HEAD_FILL,
-            "row_gap_cycles": ROW_GAP,
-            "burst_bits": plan.fetcher.burst_bits,
-            "dram_efficiency": dram_efficiency,
+            "cycles": "the emitted loop nest (engines/layer.h, rows.h) on the simulator's "
+            "records, by the rules of the C-simulation estimate: requested IIs met, a "
+            "DATAFLOW region = slowest process + first row of the others",
+            "fetch": f"{f.k_lanes} K + {f.v_lanes} V lanes of {f.burst_bits} bits, a beat per "
+            f"{f.beat_millicycles / 1000:g} cycles, {f.latency} cycles to the first beat "
+            "(once per row pipeline and port)",
+            "burst_bits": f.burst_bits,
             "ops": "2 per Q.K / prob.V MAC actually done; requant recomputes not counted",
-            "overlap": "fetch/QK/softmax/V-top-k/PV pipelined, token/head top-k in parallel; "
-            "layer latency = max(compute, DRAM)",
         },
         config=config_name or "<defaults>",
         head_dim=info.head_dim,

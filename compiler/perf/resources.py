@@ -1,20 +1,20 @@
-"""FPGA resource estimate (DSP48, BRAM_18K, URAM) and the part table.
+"""FPGA resource estimate (DSP48, BRAM_18K, URAM; LUTRAM bits as a note) of the emitted
+design, from its structure (engines/layer.h, rows.h and the plan's factors):
 
-Assumptions (one line each, all from the hardware plan):
-
-* DSP: one DSP48 per multiplier of the Q·K and prob·V arrays (the 12-bit operands fit one
-  18x27 DSP48E2; wider than that would take 2), plus `SOFTMAX_DSP_PER_UNIT` per softmax lane
-  (score scaling and the reciprocal multiply).
-* K and V buffers: each `2 (double buffer) x max_tokens x head_dim x 12 bit` (the paper's
-  196 KB at 1024 tokens, D = 64). Q·K reads `keys_per_cycle` keys of `head_dim` codes a cycle,
-  so a buffer is `keys_per_cycle * head_dim * 12` bits wide (the array's multipliers) and
-  `2 * max_tokens / keys_per_cycle` words deep; it goes to URAM (72 x 4096) on parts that have
-  URAM and to BRAM_18K (36 x 512) otherwise.
-* Softmax tables: a 16-entry and a 1024-entry x 17-bit table and a 2048 x 19-bit table, one
-  copy per two softmax units (dual port). 16-entry tables sit in LUTRAM.
-* FIFOs: 32 address FIFOs (64 x 64 bit) and 32 data FIFOs (64 x 128 bit) after the fetcher
-  (SpAtten §IV-A), and the two top-k engines' FIFO_L/FIFO_R (64 deep x P lanes x 24 bit).
-  FIFOs of depth <= 32 would be SRLs; these are all 64 deep and map to BRAM_18K.
+* DSP: one DSP48E2 per multiplier of the Q·K and prob·V arrays (16 x 16 and 17 x 16 bit
+  products fit one 27 x 18 DSP), `SCALE_DSP` per Q·K lane for the score scaling (a 48 x 23 bit
+  product), two per softmax lane (the exp table product and the normalization), and
+  `HEAD_WEIGHT_DSP` for the head importance weighting.
+* Memories, each mapped by its shape: the K, K-LSB and V buffers are two halves x `banks`
+  cyclic banks of rows reshaped into `head_dim x 16`-bit words (URAM on parts that have it,
+  else BRAM_18K); the row buffers between the pipeline processes (scores 24, exponentials 17,
+  probabilities 17 bits; the kept list 32 + 17 and the V request list 32 bits) are
+  ping-pong and split in `softmax.lanes` banks; each value top-k threshold engine holds three
+  candidate buffers of 17 bits in `comparators` banks; the token state (32 + 64 bits) in
+  `scan_lanes` banks, the layer's importance accumulator (64 bits), the V residency tags
+  (32 bits) and the deferred-row list (64 bits) besides. A memory of fewer than
+  `LUTRAM_MAX_DEPTH` words sits in LUTRAM (reported in bits, not in the fit check), deeper
+  ones in BRAM_18K (36 x 512).
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 
 from spatten_hls.compiler.ir.plan import HardwarePlan
 
-SOFTMAX_DSP_PER_UNIT = 2
-ONCHIP_BITS = 12
+CONTAINER_BITS = 16  # code_t: the on-chip word of every code (engines/spatten_types.h)
+SCALE_DSP = 4  # a 48 x 23 bit product: 2 x 2 DSP48E2
+SOFTMAX_DSP_PER_LANE = 2
+HEAD_WEIGHT_DSP = 4  # a 64 x 17 bit product
+LUTRAM_MAX_DEPTH = 64
 URAM_WIDTH, URAM_DEPTH = 72, 4096
 BRAM_WIDTH, BRAM_DEPTH = 36, 512  # BRAM_18K in its widest (simple dual port) shape
 
@@ -86,36 +89,62 @@ def uram_blocks(width: int, depth: int) -> int:
     return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
 
 
+@dataclass
+class _Memories:
+    """Memories by kind: BRAM_18K, URAM blocks and LUTRAM bits, per group."""
+
+    use_uram: bool
+    groups: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, group: str, copies: int, width: int, depth: int, uram: bool = False) -> None:
+        entry = self.groups.setdefault(group, {"bram_18k": 0, "uram": 0, "lutram_bits": 0})
+        if depth < LUTRAM_MAX_DEPTH:
+            entry["lutram_bits"] += copies * width * depth
+        elif uram and self.use_uram:
+            entry["uram"] += copies * uram_blocks(width, depth)
+        else:
+            entry["bram_18k"] += copies * bram_blocks(width, depth)
+
+
 def estimate_resources(plan: HardwarePlan) -> Resources:
-    target = plan.target
+    target, f = plan.target, plan.fetcher
     part = PARTS.get(target.part)
     notes: list[str] = []
-    kpc = plan.qk.keys_per_cycle
-    dsp_per_mult = 1 if max(plan.bits.q, ONCHIP_BITS) <= 18 else 2
+    d = plan.qk.multipliers // plan.qk.keys_per_cycle  # head_dim
+    lanes = plan.softmax.lanes
     breakdown: dict[str, dict[str, int]] = {
-        "multipliers": {"dsp": (plan.qk.multipliers + plan.pv.multipliers) * dsp_per_mult},
-        "softmax": {"dsp": plan.softmax.lanes * SOFTMAX_DSP_PER_UNIT},
+        "multipliers": {"dsp": plan.qk.multipliers + plan.pv.multipliers},
+        "score_scaling": {"dsp": plan.qk.keys_per_cycle * SCALE_DSP},
+        "softmax": {"dsp": lanes * SOFTMAX_DSP_PER_LANE},
+        "head_importance": {"dsp": HEAD_WEIGHT_DSP if plan.importance.head_pruning else 0},
     }
-    width = plan.qk.multipliers * ONCHIP_BITS
-    depth = math.ceil(2 * target.max_tokens / kpc)
-    use_uram = part is None or part.uram > 0
-    kv = (
-        {"uram": 2 * uram_blocks(width, depth)}
-        if use_uram
-        else {"bram_18k": 2 * bram_blocks(width, depth)}
-    )
-    breakdown["kv_buffers"] = kv
-    copies = math.ceil(kpc / 2)
-    breakdown["softmax_tables"] = {
-        "bram_18k": copies * (bram_blocks(17, 1024) + bram_blocks(19, 2048))
-    }
-    fifo = (
-        32 * bram_blocks(64, 64)
-        + 32 * bram_blocks(128, 64)
-        + 2 * 2 * bram_blocks(plan.topk.comparators * 24, 64)
-    )
-    breakdown["fifos"] = {"bram_18k": fifo}
+    mem = _Memories(use_uram=part is None or part.uram > 0)
+    word = d * CONTAINER_BITS
+    for name, banks, present in (
+        ("k_buffer", plan.qk.banks, True),
+        ("k_lsb_buffer", plan.qk.banks, f.k_lsb_beats > 0),
+        ("v_buffer", plan.pv.banks, True),
+    ):
+        if present:
+            mem.add(name, 2 * banks, word, math.ceil(f.tile_tokens / banks), uram=True)
+    ctx = plan.importance.tokens
+    per_lane = math.ceil(ctx / lanes)
+    for width in (24, 17, 17, 32, 17, 32):  # s, e, p, kept index, kept p, request list
+        mem.add("row_buffers", 2 * lanes, width, per_lane)
+    vt = plan.value_topk
+    if vt.enabled:
+        mem.add("value_topk", vt.engines * 3 * vt.comparators, 17, math.ceil(ctx / vt.comparators))
+    scan = plan.importance.scan_lanes
+    mem.add("token_state", scan, 32 + 64, math.ceil(ctx / scan))
+    mem.add("importance", lanes, 64, per_lane)
+    mem.add("v_tags", 2 * lanes, 32, math.ceil(f.tile_tokens / lanes))
+    mem.add("deferred_rows", 1, 64, plan.importance.heads * ctx)
+    lutram = 0
+    for group, entry in mem.groups.items():
+        lutram += entry.pop("lutram_bits")
+        breakdown[group] = entry
     total = {k: sum(b.get(k, 0) for b in breakdown.values()) for k in ("dsp", "bram_18k", "uram")}
+    notes.append(f"LUTRAM: {lutram / 1024:.0f} kbit of shallow memories (not in the fit check)")
     if part is None:
         notes.append(
             f"part '{target.part}' is not in the part table ({', '.join(PARTS)}): "

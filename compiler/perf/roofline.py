@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spatten_hls.compiler.ir.plan import HardwarePlan
-from spatten_hls.compiler.perf.cycles import LayerWork
+from spatten_hls.compiler.perf.cycles import LayerCycles
 
 
-def layer_ops(w: LayerWork, head_dim: int) -> int:
-    return 2 * head_dim * (w.pairs + w.values)
+def layer_ops(c: LayerCycles, head_dim: int) -> int:
+    return 2 * head_dim * (c.pairs + c.values)
 
 
 def dense_ops(info) -> int:

@@ -21,6 +21,12 @@ class DramCounter:
     k_lsb: int = 0
     v: int = 0
 
+    def add(self, other: DramCounter) -> None:
+        self.q += other.q
+        self.k_msb += other.k_msb
+        self.k_lsb += other.k_lsb
+        self.v += other.v
+
     @property
     def total(self) -> int:
         return self.q + self.k_msb + self.k_lsb + self.v
@@ -35,14 +41,14 @@ class DramCounter:
         }
 
 
-def dense_baseline_bytes(info: GraphInfo) -> int:
-    """What an unpruned design with 12-bit Q, K, V reads for the same workload.
+def dense_baseline_bytes(info: GraphInfo, row: int) -> int:
+    """What an unpruned design reads for the same workload, `row` bytes per row of codes
+    (12-bit Q, K and V in the dense 12-bit baseline).
 
     Summarization: every query row once per head, every K and V row once per KV head per
     layer (kept on chip and reused across queries). Generation: per step, the new query row
     per head and the whole KV cache per KV head (no reuse across steps).
     """
-    row = row_bytes(BASELINE_BITS, info.head_dim)
     if info.stage == "summarization":
         rows = info.num_heads * info.seq_len + 2 * info.num_kv_heads * info.seq_len
         return info.num_layers * rows * row

@@ -10,7 +10,6 @@ import numpy as np
 
 from spatten_hls.compiler.ir.graph import GraphInfo
 from spatten_hls.compiler.sim.buffers import BufferPool
-from spatten_hls.compiler.sim.dram import DramCounter
 from spatten_hls.compiler.sim.quantized import LayerCodes
 
 
@@ -58,16 +57,21 @@ class Frame:
     k_rows: np.ndarray  # absolute positions of the keys visible now (ascending)
     heads_alive: np.ndarray  # bool per query head
     state: PruningState
-    dram: DramCounter
     pool: BufferPool
     topk_comparators: int | None  # the plan's top-k engine; None: no plan, no cycles counted
+    value_comparators: int | None  # the plan's value top-k engine, likewise
     step_query: int | None  # generation: the position of this step's own token
     values_fetched: int = 0
     prob_rows: int = 0  # (query, head) rows that went through the requant decision
     requant_rows: int = 0  # ... of which were recomputed with the full K
     topk_cycles: int = 0
-    v_fetch: dict[int, np.ndarray] = field(default_factory=dict)  # kv head -> rows used
-    k_lsb_fetch: set[int] = field(default_factory=set)  # kv heads whose LSB plane was read
+    value_topk_cycles: int = 0  # the value top-k engine's, over every row
+    token_selected: bool = False  # the token top-k ran after this layer
+    head_candidates: int = 0  # live heads the head top-k chose among (0: it did not run)
+    # (pass, kv head) -> V rows (key columns) the rows of that pass used; pass 1 holds the
+    # rows the requant decision deferred (the design fetches V afresh in each pass)
+    v_fetch: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    deferred: dict[int, np.ndarray] = field(default_factory=dict)  # head -> requant rows
     in_worker: bool = False  # running one head in a worker thread: single-threaded kernels
 
     def __post_init__(self) -> None:
@@ -86,27 +90,38 @@ class Frame:
         """A frame for one head's chain in a worker thread: same rows, own counters."""
         return dataclasses.replace(
             self,
-            dram=DramCounter(),
             values_fetched=0,
             prob_rows=0,
             requant_rows=0,
             topk_cycles=0,
+            value_topk_cycles=0,
             v_fetch={},
-            k_lsb_fetch=set(),
+            deferred={},
             in_worker=True,
         )
 
     def merge(self, other: Frame) -> None:
         """Add what a forked frame counted."""
-        for name in ("q", "k_msb", "k_lsb", "v"):
-            setattr(self.dram, name, getattr(self.dram, name) + getattr(other.dram, name))
         self.values_fetched += other.values_fetched
         self.prob_rows += other.prob_rows
         self.requant_rows += other.requant_rows
         self.topk_cycles += other.topk_cycles
-        for kv, used in other.v_fetch.items():
-            self.v_fetch[kv] = self.v_fetch[kv] | used if kv in self.v_fetch else used
-        self.k_lsb_fetch |= other.k_lsb_fetch
+        self.value_topk_cycles += other.value_topk_cycles
+        for key, used in other.v_fetch.items():
+            self.use_v(key, used)
+        self.deferred.update(other.deferred)
+
+    def use_v(self, key: tuple[int, int], used: np.ndarray) -> None:
+        """OR the V rows `used` by some rows into those of (pass, kv head) `key`."""
+        if used.any():
+            self.v_fetch[key] = self.v_fetch[key] | used if key in self.v_fetch else used
+
+    def row_pass(self, head: int) -> np.ndarray:
+        """Per query row of `head`: 1 if the requant decision deferred it, else 0."""
+        passes = np.zeros(len(self.q_rows), dtype=np.int64)
+        if head in self.deferred:
+            passes[self.deferred[head]] = 1
+        return passes
 
     @property
     def end(self) -> int:

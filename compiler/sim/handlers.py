@@ -27,7 +27,6 @@ from spatten_hls.compiler.ir.ops import (
     Softmax,
 )
 from spatten_hls.compiler.ir.types import TensorType
-from spatten_hls.compiler.sim.dram import row_bytes
 from spatten_hls.compiler.sim.frame import Frame
 from spatten_hls.kernels.fused import (
     pv_accumulate_f64,
@@ -68,7 +67,7 @@ class PrunedProbs:
     """Probabilities after local value pruning, with the V rows (key columns) they use."""
 
     probs: np.ndarray
-    fetched: np.ndarray  # bool per key column
+    fetched: np.ndarray  # bool [pass, key column]: the rows of each pass (Frame.row_pass)
 
 
 def score_multiplier(f: Frame, head: int) -> tuple[int, int]:
@@ -76,22 +75,17 @@ def score_multiplier(f: Frame, head: int) -> tuple[int, int]:
     return int(f.codes.mult[head]), int(f.codes.shift[head])
 
 
+# DRAM traffic is not counted here: sim/traffic.py applies the design's fetch rules to what
+# the frame did.
 def _load_q(f: Frame, op: LoadQ, args: list, ins: list, out: TensorType) -> np.ndarray:
-    f.dram.q += len(f.q_rows) * row_bytes(op.bits, op.head_dim)
     return f.codes.q[op.head, f.q_index]
 
 
 def _load_k(f: Frame, op: LoadK, args: list, ins: list, out: TensorType) -> np.ndarray:
-    # K lives in DRAM as separate MSB and LSB planes; without progressive quantization the
-    # engine fetches both.
-    f.dram.k_msb += len(f.k_rows) * row_bytes(op.msb_bits, op.head_dim)
-    if op.bits > op.msb_bits:
-        f.dram.k_lsb += len(f.k_rows) * row_bytes(op.bits - op.msb_bits, op.head_dim)
     return np.ascontiguousarray(f.codes.k_t[op.kv_head][:, f.k_index]).T
 
 
 def _load_v(f: Frame, op: LoadV, args: list, ins: list, out: TensorType) -> np.ndarray:
-    # V rows are counted when prob·V uses them (local value pruning fetches fewer).
     return f.codes.v[op.kv_head, f.k_index]
 
 
@@ -133,13 +127,18 @@ def _softmax(f: Frame, op: Softmax, args: list, ins: list, out: TensorType) -> n
 
 def _pv(f: Frame, op: MatMulPV, args: list, ins: list, out: TensorType) -> np.ndarray:
     probs, v = args
-    kv = op.kv_head
     if isinstance(probs, PrunedProbs):
         used, probs = probs.fetched, probs.probs
-    else:  # every visible key's V row is multiplied
-        used = np.arange(len(f.k_rows)) < int(f.visible.max())
+    else:  # every visible key's V row is multiplied, in the row's pass
+        passes = f.row_pass(op.head)
+        keys = np.arange(len(f.k_rows))
+        used = np.zeros((2, len(f.k_rows)), dtype=np.bool_)
+        for p in (0, 1):
+            if (passes == p).any():
+                used[p] = keys < int(f.visible[passes == p].max())
         f.values_fetched += int(f.visible.sum())
-    f.v_fetch[kv] = f.v_fetch[kv] | used if kv in f.v_fetch else used
+    for p in (0, 1):
+        f.use_v((p, op.kv_head), used[p])
     acc = pv_accumulate_f64(probs, v, ins[1].dtype.width)
     return requantize_output(acc, out.dtype.width)
 

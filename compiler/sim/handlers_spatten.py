@@ -17,7 +17,6 @@ from spatten_hls.compiler.ir.ops_spatten import (
     ValueTopK,
 )
 from spatten_hls.compiler.ir.types import TensorType
-from spatten_hls.compiler.sim.dram import row_bytes
 from spatten_hls.compiler.sim.frame import Frame
 from spatten_hls.compiler.sim.handlers import (
     PARALLEL_MIN_ROWS,
@@ -36,12 +35,10 @@ from spatten_hls.kernels.tables import softmax_tables
 
 
 def _load_k_msb(f: Frame, op: LoadKMsb, args: list, ins: list, out: TensorType) -> np.ndarray:
-    f.dram.k_msb += len(f.k_rows) * row_bytes(op.bits, op.head_dim)
     return np.ascontiguousarray(f.codes.k_msb_t[op.kv_head][:, f.k_index]).T
 
 
 def _load_k_lsb(f: Frame, op: LoadKLsb, args: list, ins: list, out: TensorType) -> np.ndarray:
-    # Counted by the requant decision, and only for KV heads that needed the LSBs.
     return np.ascontiguousarray(f.codes.k_lsb_t[op.kv_head][:, f.k_index]).T
 
 
@@ -52,7 +49,7 @@ def _requant(f: Frame, op: Requant, args: list, ins: list, out: TensorType) -> n
     if len(rows) == 0:
         return probs
     f.requant_rows += len(rows)
-    f.k_lsb_fetch.add(op.kv_head)
+    f.deferred[op.head] = rows  # the design runs them again, with the K LSBs fetched
     k_full = k_msb + k_lsb  # the LSBs land in the low bits of the widened MSB word
     q_bits, k_bits = ins[1].dtype.width, ins[2].dtype.width
     acc = qk_accumulate_f64(np.ascontiguousarray(q[rows]), k_full, q_bits, k_bits)
@@ -76,10 +73,19 @@ def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType)
     probs = args[0]
     keep = op.keep_ratio
     pruned = f.pool.take(probs.shape)
-    fetched = np.zeros(probs.shape[1], dtype=np.bool_)
-    f.values_fetched += value_topk_rows(
-        probs, f.visible, keep.numerator, keep.denominator, f.topk_comparators or 1, pruned, fetched
+    fetched = np.zeros((2, probs.shape[1]), dtype=np.bool_)
+    kept, cycles = value_topk_rows(
+        probs,
+        f.visible,
+        keep.numerator,
+        keep.denominator,
+        f.value_comparators or 1,
+        pruned,
+        fetched,
+        f.row_pass(op.head),
     )
+    f.values_fetched += kept
+    f.value_topk_cycles += cycles if f.value_comparators else 0
     return PrunedProbs(pruned, fetched)
 
 
@@ -103,6 +109,7 @@ def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorT
         f.state.token_importance[candidates], protected, op.keep, f.topk_comparators or 1
     )
     f.topk_cycles += cycles if f.topk_comparators else 0
+    f.token_selected = True
     f.state.token_dropped_at[candidates[~survivors]] = op.layer
 
 
@@ -124,6 +131,7 @@ def _head_select(f: Frame, op: HeadSelect, args: list, ins: list, out: TensorTyp
         f.topk_comparators or 1,
     )
     f.topk_cycles += cycles if f.topk_comparators else 0
+    f.head_candidates = len(alive)
     f.state.head_dropped_at[alive[~survivors]] = op.layer
 
 

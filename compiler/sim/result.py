@@ -15,6 +15,23 @@ PLANES = ("q", "k_msb", "k_lsb", "v")
 
 
 @dataclass(frozen=True)
+class RowProfile:
+    """Per-row facts of one layer invocation for the cycle model (perf/cycles.py); not part of
+    the JSON. Query rows are the same for every live head."""
+
+    end: int  # sequence length: the token state scanned
+    keys: int  # visible keys
+    visible: np.ndarray  # per query row: the keys it attends to
+    heads: tuple[int, ...]  # live query heads, ascending
+    deferred_visible: np.ndarray  # per deferred (head, row), in pipeline order: its visible keys
+    deferred_kv_heads: int  # KV heads with a deferred row
+    value_topk_cycles: int  # the value top-k engine's cycles over every row
+    v_rows: tuple[int, int]  # V rows fetched per pass (one tile: the per-KV-head unions)
+    token_selected: bool  # the token top-k ran after the layer
+    head_candidates: int  # live heads the head top-k chose among (0: it did not run)
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """What one layer did in one step (summarization has one step, generation one per token).
 
@@ -33,6 +50,7 @@ class StepRecord:
     requant_rows: int  # ... of which were recomputed with the full K
     topk_cycles: int | None  # token/head top-k engine cycles (None: the graph has no plan)
     dram_bytes: dict[str, int]  # per plane, fetched in this step by this layer
+    rows: RowProfile | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,7 @@ from spatten_hls.compiler.ir.ops import Scale
 from spatten_hls.compiler.ir.ops_spatten import Requant
 from spatten_hls.compiler.ir.widths import bit_widths
 from spatten_hls.compiler.sim.buffers import BufferPool
-from spatten_hls.compiler.sim.dram import DramCounter, dense_baseline_bytes, row_bytes
+from spatten_hls.compiler.sim.dram import BASELINE_BITS, DramCounter, dense_baseline_bytes
 from spatten_hls.compiler.sim.frame import Frame, PruningState
 from spatten_hls.compiler.sim.inputs import (
     Inputs,
@@ -47,7 +47,14 @@ from spatten_hls.compiler.sim.quantized import (
     release,
 )
 from spatten_hls.compiler.sim.reference import reference_rows
-from spatten_hls.compiler.sim.result import PLANES, LayerRecord, SimResult, StepRecord
+from spatten_hls.compiler.sim.result import (
+    PLANES,
+    LayerRecord,
+    RowProfile,
+    SimResult,
+    StepRecord,
+)
+from spatten_hls.compiler.sim.traffic import PortRows, coded_row_bytes, frame_traffic
 
 
 def simulate(
@@ -90,6 +97,11 @@ class Simulation:
         self.bits = bit_widths(g)
         self.factor = _score_factor(g)
         self.comparators = g.plan.topk.comparators if g.plan and g.plan.topk else None
+        self.value_comparators = (
+            g.plan.value_topk.comparators if g.plan and g.plan.value_topk else None
+        )
+        self.port_rows = PortRows.of(g.plan, self.bits, info.head_dim)
+        self.baseline_row = coded_row_bytes(g.plan, BASELINE_BITS, info.head_dim)
         self.reference, self.keep_codes = reference, keep_codes
         self.state = PruningState.fresh(info)
         self.dram = DramCounter()
@@ -216,7 +228,6 @@ class Simulation:
                 self.v_scale_ref,
             )
         self.v_scales[layer] = codes.v_scale
-        before = self.dram.as_dict()
         frame = Frame(
             codes,
             layer,
@@ -224,15 +235,16 @@ class Simulation:
             k_rows,
             heads,
             self.state,
-            self.dram,
             self.pool,
             self.comparators,
+            self.value_comparators,
             step_query,
         )
         out = run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
         self.out_codes[layer][:, q_rows] = out
-        self._account(frame)
-        self._record(frame, before)
+        traffic = frame_traffic(frame, self.port_rows, self.info.group_size)
+        self.dram.add(traffic)
+        self._record(frame, traffic, end)
         if self.reference:
             reference_rows(self.inputs, layer, self.info, q_rows, k_rows, heads, self.refs[layer])
         if self.codes[layer] is None:
@@ -241,18 +253,9 @@ class Simulation:
             else:
                 release(codes, self.pool)
 
-    def _account(self, frame: Frame) -> None:
-        """V rows and K LSB planes are fetched on demand: count them once per frame."""
-        d = self.info.head_dim
-        for used in frame.v_fetch.values():
-            self.dram.v += int(used.sum()) * row_bytes(self.bits.v, d)
-        if frame.k_lsb_fetch:
-            lsb = row_bytes(self.bits.k_lsb, d)
-            self.dram.k_lsb += len(frame.k_lsb_fetch) * len(frame.k_rows) * lsb
-
-    def _record(self, frame: Frame, before: dict[str, int]) -> None:
+    def _record(self, frame: Frame, traffic: DramCounter, end: int) -> None:
         info, layer = self.info, frame.layer
-        after = self.dram.as_dict()
+        fetched = traffic.as_dict()
         heads = frame.heads_alive
         kv_heads = sum(frame.group_alive(kv, info.group_size) for kv in range(info.num_kv_heads))
         self.steps.append(
@@ -268,7 +271,8 @@ class Simulation:
                 prob_rows=frame.prob_rows,
                 requant_rows=frame.requant_rows,
                 topk_cycles=frame.topk_cycles if self.comparators else None,
-                dram_bytes={p: after[p] - before[p] for p in PLANES},
+                dram_bytes={p: fetched[p] for p in PLANES},
+                rows=_row_profile(frame, end, info.group_size),
             )
         )
         record = self.records[layer]
@@ -287,7 +291,7 @@ class Simulation:
             self.seed,
             [],
             self.dram.as_dict(),
-            dense_baseline_bytes(info),
+            dense_baseline_bytes(info, self.baseline_row),
             self.inputs,
             {},
             {},
@@ -313,6 +317,29 @@ class Simulation:
         if self.keep_codes:
             result.codes = list(self.codes)
         return result
+
+
+def _row_profile(frame: Frame, end: int, group_size: int) -> RowProfile:
+    deferred = [frame.deferred[h] for h in sorted(frame.deferred) if len(frame.deferred[h])]
+    return RowProfile(
+        end=end,
+        keys=len(frame.k_rows),
+        visible=frame.visible.copy(),
+        heads=tuple(int(h) for h in np.flatnonzero(frame.heads_alive)),
+        deferred_visible=(
+            np.concatenate([frame.visible[r] for r in deferred])
+            if deferred
+            else np.zeros(0, dtype=np.int64)
+        ),
+        deferred_kv_heads=len({h // group_size for h in frame.deferred if len(frame.deferred[h])}),
+        value_topk_cycles=frame.value_topk_cycles,
+        v_rows=tuple(
+            sum(int(used.sum()) for (p, _), used in frame.v_fetch.items() if p == which)
+            for which in (0, 1)
+        ),
+        token_selected=frame.token_selected,
+        head_candidates=frame.head_candidates,
+    )
 
 
 def run_steps(info: GraphInfo) -> list[tuple[tuple[int, int], int, int | None]]:

@@ -4,12 +4,14 @@ exit 1, nothing half-written left behind), `--force`, and C-simulation verdicts.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.codegen.counters import ENGINES
 
 MODEL_JSON = '{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 128}'
 CONFIG = """[model]
@@ -223,9 +225,38 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_csim_passes_on_a_fresh_project(capsys, project: Path) -> None:
     code, out, _ = run_cli(capsys, "csim", project)
     assert code == 0, out
-    assert out.strip().splitlines() == [
-        f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"
-    ]
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("DRAM bytes at the ports: ") and "k_msb " in lines[0]
+    assert lines[1].startswith("cycles (estimate from the loop nest") and "qk " in lines[1]
+    assert lines[2] == f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"
+    assert len(lines) == 3
+
+
+@pytest.mark.csim
+def test_csim_json_reports_the_measured_bytes_and_cycles(capsys, project: Path) -> None:
+    """One JSON object on stdout; its bytes are the simulator's per plane (the model of the
+    design's traffic), and the text output states the same numbers."""
+    code, out, _ = run_cli(capsys, "csim", project, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc) == {"passed", "failed", "dram_bytes", "cycles"}
+    assert (doc["passed"], doc["failed"]) == (LAYERS + 1, 0)
+    ports = ("q", "k_msb", "k_lsb", "v", "out", "state")
+    assert list(doc["dram_bytes"]) == [*ports, "total"]
+    assert doc["dram_bytes"]["total"] == sum(doc["dram_bytes"][p] for p in ports)
+    assert all(doc["dram_bytes"][p] % 32 == 0 for p in ports[:5])  # codes: 256-bit beats
+    assert list(doc["cycles"]) == [*ENGINES, "total"]
+    assert doc["cycles"]["total"] >= max(doc["cycles"][e] for e in ENGINES) > 0
+
+    root = project.parent  # the model and config the project was compiled from, seed 0
+    code, out, _ = run_cli(
+        capsys, "simulate", root / "tiny-gpt2.json", "--config", root / "tiny.toml", "--json"
+    )
+    assert code == 0
+    simulated = json.loads(out)["dram_bytes"]
+    for plane in ("q", "k_msb", "k_lsb", "v"):
+        assert doc["dram_bytes"][plane] == simulated[plane], plane
+    assert doc["dram_bytes"]["k_lsb"] < doc["dram_bytes"]["k_msb"]  # progressive: on demand
 
 
 @pytest.mark.csim

@@ -180,6 +180,27 @@ int engines_pv(const int64_t *probs, const int64_t *v, int lq, int lk, int d, in
     return 0;
 }
 
+}  // extern "C"
+
+namespace {
+
+// The engines take their comparators P as a template parameter (the design's plan fixes it);
+// the shim instantiates the P values the tests use.
+#define SHIM_DISPATCH(P_VALUE, CALL) \
+    switch (P_VALUE) {               \
+        case 1: CALL(1); break;      \
+        case 3: CALL(3); break;      \
+        case 4: CALL(4); break;      \
+        case 16: CALL(16); break;    \
+        case 32: CALL(32); break;    \
+        case 64: CALL(64); break;    \
+        default: return -3;          \
+    }
+
+}  // namespace
+
+extern "C" {
+
 int engines_topk(const int64_t *vals, int n, int k, int parallelism, int64_t *mask,
                  int64_t *rounds_cycles) {
     if (n > TOPK_MAXN) {
@@ -188,15 +209,17 @@ int engines_topk(const int64_t *vals, int n, int k, int parallelism, int64_t *ma
     importance_t buf[TOPK_MAXN];
     bool m[TOPK_MAXN];
     for (int i = 0; i < TOPK_MAXN; i++) {
+        m[i] = false;
         // Past n: the largest value, which would win every selection if it were looked at.
         buf[i] = i < n ? importance_t(uint64_t(vals[i])) : importance_t(~uint64_t(0));
     }
     int rounds = -1;
     int cycles = -1;
-    topk_mask<TOPK_MAXN>(buf, n, k, parallelism, m, rounds, cycles);
+#define SHIM_TOPK(P) topk_mask<TOPK_MAXN, P>(buf, n, k, m, rounds, cycles)
+    SHIM_DISPATCH(parallelism, SHIM_TOPK)
     for (int i = 0; i < TOPK_MAXN; i++) {
         if (i >= n && m[i]) {
-            return -2;  // the engine promises mask[i] = false past n
+            return -2;  // the engine writes mask[0..n) only
         }
         if (i < n) {
             mask[i] = m[i];
@@ -207,36 +230,43 @@ int engines_topk(const int64_t *vals, int n, int k, int parallelism, int64_t *ma
     return 0;
 }
 
+// Rows of probabilities through value_topk_row: the pruned rows (kept entries, others 0) into
+// `out`, the kept columns ORed into `fetched`, the engine's cycles summed into cycles[0];
+// returns the kept count.
 int64_t engines_value_topk(const int64_t *probs, const int64_t *visible, int rows, int lk,
                            int keep_num, int keep_den, int parallelism, int64_t *out,
-                           int64_t *fetched) {
+                           int64_t *fetched, int64_t *cycles) {
     if (lk > ROW_MAXK) {
         return -1;
     }
     prob_t p[ROW_MAXK];
-    prob_t o[ROW_MAXK];
-    bool f[ROW_MAXK];
-    for (int j = 0; j < ROW_MAXK; j++) {
-        f[j] = j < lk && fetched[j] != 0;
-    }
+    index_t kept_index[ROW_MAXK];
+    prob_t kept_p[ROW_MAXK];
     int64_t kept = 0;
+    cycles[0] = 0;
     for (int i = 0; i < rows; i++) {
         for (int j = 0; j < ROW_MAXK; j++) {
             p[j] = j < lk ? prob_t(probs[i * lk + j]) : prob_t(PROB_ONE);
         }
-        kept += value_topk_row<ROW_MAXK>(p, int(visible[i]), keep_num, keep_den, parallelism,
-                                         o, f);
+        int n = 0;
+        int c = -1;
+#define SHIM_VALUE_TOPK(P)                                                                  \
+    n = value_topk_row<ROW_MAXK, P>(p, int(visible[i]), keep_num, keep_den, kept_index, kept_p, \
+                                    c)
+        SHIM_DISPATCH(parallelism, SHIM_VALUE_TOPK)
         for (int j = 0; j < lk; j++) {
-            out[i * lk + j] = o[j].to_int64();
+            out[i * lk + j] = 0;
         }
-    }
-    for (int j = 0; j < ROW_MAXK; j++) {
-        if (j >= lk && f[j]) {
-            return -2;  // a column past the row was fetched
+        for (int e = 0; e < n; e++) {
+            const int j = int(kept_index[e]);
+            if (j < 0 || j >= int(visible[i]) || (e > 0 && j <= int(kept_index[e - 1]))) {
+                return -2;  // survivors are visible keys, in order
+            }
+            out[i * lk + j] = kept_p[e].to_int64();
+            fetched[j] = 1;
         }
-        if (j < lk) {
-            fetched[j] = f[j];
-        }
+        kept += n;
+        cycles[0] += c;
     }
     return kept;
 }
@@ -252,9 +282,11 @@ int engines_select(const int64_t *imp, const int64_t *prot, int n, int keep, int
     for (int i = 0; i < TOPK_MAXN; i++) {
         buf[i] = i < n ? importance_t(uint64_t(imp[i])) : importance_t(~uint64_t(0));
         pr[i] = i < n ? prot[i] != 0 : true;
+        s[i] = false;
     }
     int c = -1;
-    select_survivors<TOPK_MAXN>(buf, pr, n, keep, parallelism, s, c);
+#define SHIM_SELECT(P) select_survivors<TOPK_MAXN, P>(buf, pr, n, keep, s, c)
+    SHIM_DISPATCH(parallelism, SHIM_SELECT)
     for (int i = 0; i < TOPK_MAXN; i++) {
         if (i >= n && s[i]) {
             return -2;
@@ -264,37 +296,6 @@ int engines_select(const int64_t *imp, const int64_t *prot, int n, int keep, int
         }
     }
     cycles[0] = c;
-    return 0;
-}
-
-int engines_add_column_sums(int64_t *importance, int n_imp, const int64_t *positions,
-                            const int64_t *probs, int lq, int lk) {
-    if (n_imp > TOPK_MAXN || lk > ROW_MAXK) {
-        return -1;
-    }
-    importance_t imp[TOPK_MAXN];
-    int pos[ROW_MAXK];
-    prob_t p[ROW_MAXK];
-    for (int i = 0; i < TOPK_MAXN; i++) {
-        imp[i] = i < n_imp ? importance_t(uint64_t(importance[i])) : importance_t(0);
-    }
-    for (int j = 0; j < ROW_MAXK; j++) {
-        pos[j] = j < lk ? int(positions[j]) : 0;
-    }
-    for (int i = 0; i < lq; i++) {
-        for (int j = 0; j < ROW_MAXK; j++) {
-            p[j] = j < lk ? prob_t(probs[i * lk + j]) : prob_t(PROB_ONE);
-        }
-        add_column_sums<ROW_MAXK, TOPK_MAXN>(imp, pos, p, lk);
-    }
-    for (int i = 0; i < TOPK_MAXN; i++) {
-        if (i >= n_imp && imp[i] != 0) {
-            return -2;
-        }
-        if (i < n_imp) {
-            importance[i] = int64_t(imp[i].to_uint64());
-        }
-    }
     return 0;
 }
 

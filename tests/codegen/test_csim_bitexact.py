@@ -20,6 +20,7 @@ import pytest
 from spatten_hls.compiler.codegen.csim import run_csim
 from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
 from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim.result import PLANES
 
 pytestmark = pytest.mark.csim
 
@@ -192,6 +193,13 @@ def test_design_matches_simulator(designs, name: str, capfd: pytest.CaptureFixtu
             f"{name} seed {seed}: {np.count_nonzero(run.out != golden['out'])} codes differ"
         )
         assert np.array_equal(run.state, golden["state"]), f"{name} seed {seed}: state"
+        # the simulator's DRAM accounting is the design's traffic at its ports, exactly
+        for plane in PLANES:
+            assert run.measured.dram_bytes[plane] == vectors.result.dram_bytes[plane], (
+                f"{name} seed {seed}: {plane} bytes: design {run.measured.dram_bytes[plane]}, "
+                f"simulator {vectors.result.dram_bytes[plane]}"
+            )
+        assert run.measured.dram_bytes["out"] > 0 and run.measured.dram_bytes["state"] > 0
     stdout = capfd.readouterr().out  # the C++ stream model warns on stdout (CSIM.md)
     assert "Hls::stream" not in stdout, stdout[-1000:]
 

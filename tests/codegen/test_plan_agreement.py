@@ -36,33 +36,98 @@ def reports():
     return out
 
 
+def row_blocks(result, layer: int, keys_per_cycle: int) -> tuple[int, int]:
+    """(pipelined-loop blocks over every query row of `layer`, rows) for an unpruned
+    summarization: a row of visible index j sees j + 1 keys when causal, all otherwise."""
+    info, record = result.info, result.layers[layer]
+    n = record.tokens_in
+    visible = range(1, n + 1) if info.causal else [n] * n
+    blocks = sum(-(-v // keys_per_cycle) for v in visible)
+    return record.heads_in * blocks, record.heads_in * n
+
+
 @pytest.mark.parametrize("preset", preset_names())
 def test_plan_codegen_and_report_agree(reports, preset) -> None:
     graph, result, report = reports[preset]
     plan = graph.lowered_plan()
     emitted = params_h(graph)
-    assert emitted["TILE"] == plan.fetcher.tile_tokens
-    assert emitted["MAX_TILES"] == plan.fetcher.tiles
-    assert emitted["TOPK_PARALLELISM"] == plan.topk.comparators
-    assert emitted["QK_KEYS_PER_CYCLE"] == plan.qk.keys_per_cycle
-    assert emitted["PV_KEYS_PER_CYCLE"] == plan.pv.keys_per_cycle
-    assert emitted["THRESHOLD_CODE"] == plan.requant.threshold_code
+    f = plan.fetcher
+    assert {
+        name: emitted[name]
+        for name in (
+            "TILE",
+            "MAX_TILES",
+            "TOPK_PARALLELISM",
+            "QK_KPC",
+            "PV_KPC",
+            "SOFTMAX_LANES",
+            "VALUE_TOPK_P",
+            "VALUE_TOPK_ENGINES",
+            "SCAN_LANES",
+            "QK_DEPTH",
+            "PV_DEPTH",
+            "EXP_DEPTH",
+            "NORM_DEPTH",
+            "K_LANES",
+            "V_LANES",
+            "K_BANKS",
+            "V_BANKS",
+            "Q_BEATS",
+            "K_MSB_BEATS",
+            "K_LSB_BEATS",
+            "V_BEATS",
+            "BEAT_MILLICYCLES",
+            "FETCH_LATENCY",
+            "THRESHOLD_CODE",
+        )
+    } == {
+        "TILE": f.tile_tokens,
+        "MAX_TILES": f.tiles,
+        "TOPK_PARALLELISM": plan.topk.comparators,
+        "QK_KPC": plan.qk.keys_per_cycle,
+        "PV_KPC": plan.pv.keys_per_cycle,
+        "SOFTMAX_LANES": plan.softmax.lanes,
+        "VALUE_TOPK_P": plan.value_topk.comparators,
+        "VALUE_TOPK_ENGINES": plan.value_topk.engines,
+        "SCAN_LANES": plan.importance.scan_lanes,
+        "QK_DEPTH": plan.qk.depth,
+        "PV_DEPTH": plan.pv.depth,
+        "EXP_DEPTH": plan.softmax.exp_depth,
+        "NORM_DEPTH": plan.softmax.norm_depth,
+        "K_LANES": f.k_lanes,
+        "V_LANES": f.v_lanes,
+        "K_BANKS": plan.qk.banks,
+        "V_BANKS": plan.pv.banks,
+        "Q_BEATS": f.q_beats,
+        "K_MSB_BEATS": f.k_msb_beats,
+        "K_LSB_BEATS": f.k_lsb_beats,
+        "V_BEATS": f.v_beats,
+        "BEAT_MILLICYCLES": f.beat_millicycles,
+        "FETCH_LATENCY": f.latency,
+        "THRESHOLD_CODE": plan.requant.threshold_code,
+    }
     assert plan.qk.keys_per_cycle == 512 // graph.info.head_dim  # half of 1024 multipliers
+    assert plan.softmax.lanes == plan.qk.keys_per_cycle  # matched to the Q·K output rate
     hardware = report.hardware
     assert (
         hardware["qk_keys_per_cycle"],
         hardware["pv_keys_per_cycle"],
         hardware["topk_parallelism"],
     ) == (plan.qk.keys_per_cycle, plan.pv.keys_per_cycle, plan.topk.comparators)
-    layer0 = result.layer_steps(0)
-    pairs, values = sum(s.pairs for s in layer0), sum(s.values for s in layer0)
-    assert report.layers[0].cycles["qk"] * plan.qk.keys_per_cycle == pairs
-    assert report.layers[0].cycles["pv"] * plan.pv.keys_per_cycle == values
+    # the report's engine cycles are the emitted loops': (blocks - 1) x II + depth per row
+    for engine, dot in (("qk", plan.qk), ("pv", plan.pv)):
+        blocks, rows = row_blocks(result, 0, dot.keys_per_cycle)
+        assert report.layers[0].cycles[engine] == blocks + rows * (dot.depth - 1), engine
 
 
-def test_minilm_qk_takes_half_the_cycles_of_bert_base(reports) -> None:
+def test_minilm_qk_takes_half_the_blocks_of_bert_base(reports) -> None:
     """head_dim 32 against 64 at 12 heads and 128 tokens: twice the keys per cycle."""
     minilm, bert = reports["minilm-l6"], reports["bert-base"]
     assert minilm[0].info.num_heads == bert[0].info.num_heads
     assert minilm[2].layers[0].tokens == bert[2].layers[0].tokens
-    assert minilm[2].layers[0].cycles["qk"] * 2 == bert[2].layers[0].cycles["qk"]
+    m_plan, b_plan = minilm[0].lowered_plan(), bert[0].lowered_plan()
+    assert m_plan.qk.keys_per_cycle == 2 * b_plan.qk.keys_per_cycle
+    m_blocks, rows = row_blocks(minilm[1], 0, m_plan.qk.keys_per_cycle)
+    b_blocks, _ = row_blocks(bert[1], 0, b_plan.qk.keys_per_cycle)
+    assert 2 * m_blocks == b_blocks
+    assert minilm[2].layers[0].cycles["qk"] - rows * (m_plan.qk.depth - 1) == m_blocks

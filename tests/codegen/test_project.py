@@ -292,12 +292,17 @@ def test_sources_have_no_recursion(files: dict[str, bytes]) -> None:
     assert not cycles, f"recursion: {cycles}"
 
 
-def test_top_declares_the_interfaces(files: dict[str, bytes]) -> None:
+def test_top_declares_the_interfaces(compiled, files: dict[str, bytes]) -> None:
     top = files["src/spatten_top.cpp"].decode()
-    for port in ("q", "k_msb", "k_lsb", "v", "out"):
+    for port in ("q", "out"):
         assert re.search(
             rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_{port}\b", top
         ), port
+    # one m_axi port (an HBM pseudo-channel) per K and per V fetch lane of the plan
+    fetcher = compiled[0].lowered_plan().fetcher
+    for plane, lanes in (("k", fetcher.k_lanes), ("v", fetcher.v_lanes)):
+        found = re.findall(rf"m_axi port = {plane}(\d+) .*bundle = gmem_{plane}(\d+)\b", top)
+        assert found == [(str(i), str(i)) for i in range(lanes)], plane
     for port in ("token_dropped_at", "token_importance", "head_dropped_at", "head_importance"):
         assert re.search(
             rf"#pragma HLS INTERFACE m_axi port = {port} .*bundle = gmem_state\b", top
@@ -306,6 +311,52 @@ def test_top_declares_the_interfaces(files: dict[str, bytes]) -> None:
     pragmas = "\n".join(source_text(files).values())
     for pragma in ("PIPELINE", "ARRAY_PARTITION"):
         assert re.search(rf"#pragma HLS {pragma}\b", pragmas), pragma
+
+
+PARALLEL_LOOPS = {
+    # constant of params.h -> (engine header, what it sizes: an unrolled lane loop or a
+    # partition factor)
+    "QK_KPC": ("rows.h", r"for \(int l = 0; l < Cfg::QK_KPC; l\+\+\) \{\s*#pragma HLS UNROLL"),
+    "PV_KPC": ("rows.h", r"for \(int l = 0; l < Cfg::PV_KPC; l\+\+\) \{\s*#pragma HLS UNROLL"),
+    "SOFTMAX_LANES": (
+        "rows.h",
+        r"for \(int l = 0; l < Cfg::SOFTMAX_LANES; l\+\+\) \{\s*#pragma HLS UNROLL",
+    ),
+    "SCAN_LANES": (
+        "layer.h",
+        r"for \(int l = 0; l < Cfg::SCAN_LANES; l\+\+\) \{\s*#pragma HLS UNROLL",
+    ),
+    "K_BANKS": ("layer.h", r"variable = buf\.k cyclic factor = Cfg::K_BANKS dim = 2"),
+    "V_BANKS": ("layer.h", r"variable = buf\.v cyclic factor = Cfg::V_BANKS dim = 2"),
+}
+
+
+def test_parallel_loops_and_partitions_take_the_plan_factors(
+    compiled, files: dict[str, bytes]
+) -> None:
+    """Every lane count of the plan reaches a pragma: params.h holds the plan's value and the
+    engine unrolls or partitions by that constant (a factor that reached no pragma would be
+    a number in a report only)."""
+    plan = compiled[0].lowered_plan()
+    params = files["src/params.h"].decode()
+    expected = {
+        "QK_KPC": plan.qk.keys_per_cycle,
+        "PV_KPC": plan.pv.keys_per_cycle,
+        "SOFTMAX_LANES": plan.softmax.lanes,
+        "SCAN_LANES": plan.importance.scan_lanes,
+        "K_BANKS": plan.qk.banks,
+        "V_BANKS": plan.pv.banks,
+    }
+    for name, (header, pattern) in PARALLEL_LOOPS.items():
+        assert f"static const int {name} = {expected[name]};" in params, name
+        engine = files[f"src/engines/{header}"].decode()
+        assert re.search(pattern, engine), (name, header)
+    assert plan.qk.banks % plan.qk.keys_per_cycle == 0  # each lane reads its own bank
+    assert plan.pv.banks % plan.pv.keys_per_cycle == 0
+    # the threshold engines of value top-k: one instance per engine of the plan
+    assert f"static const int VALUE_TOPK_ENGINES = {plan.value_topk.engines};" in params
+    macro = re.search(r"#define SPATTEN_VALUE_TOPK_ENGINES\(X\)(.*)", params)
+    assert macro and macro.group(1).split() == [f"X({i})" for i in range(plan.value_topk.engines)]
 
 
 def test_engine_blocks_trace_to_ir_nodes(compiled, files: dict[str, bytes]) -> None:

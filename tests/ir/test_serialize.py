@@ -75,8 +75,8 @@ def test_round_trip_of_a_preset_after_the_pipeline():
 def test_document_layout():
     g = GRAPHS["typed-summarization"]
     doc = json.loads(to_json(g))
-    assert doc["format"] == "spatten-ir" and doc["version"] == 2
-    assert doc["plan"]["qk"] == {"keys_per_cycle": 64, "multipliers": 512}  # head_dim 8
+    assert doc["format"] == "spatten-ir" and doc["version"] == 3
+    assert doc["plan"]["qk"] == {"keys_per_cycle": 64, "multipliers": 512, "depth": 7, "banks": 64}
     assert doc["plan"]["bits"] == {"q": 7, "k_msb": 5, "k_lsb": 2, "v": 9, "progressive": False}
     assert json.loads(to_json(GRAPHS["dense-summarization"]))["plan"] is None
     assert doc["properties"] == sorted(g.properties)

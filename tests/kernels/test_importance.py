@@ -11,7 +11,7 @@ from spatten_hls.kernels.importance import (
     select_survivors,
     value_topk_rows,
 )
-from spatten_hls.kernels.topk import topk_reference
+from spatten_hls.kernels.topk import topk_mask, topk_reference
 
 
 def ints(values):
@@ -76,7 +76,7 @@ def test_select_survivors_protected_exceed_keep():
     protected = bools([0, 1, 1, 0, 1])
     mask, cycles = select_survivors(importance, protected, 2, 16)
     assert mask.tolist() == protected.tolist()  # count = max(keep, protected) = 3
-    assert cycles == 0  # nothing left to choose: the engine does not run
+    assert cycles == 2  # nothing left to choose: only the compaction and expansion passes
 
 
 def test_select_survivors_ties_among_unprotected():
@@ -114,9 +114,10 @@ def test_select_survivors_property(data):
 def run_value_topk(probs, visible, num, den, parallelism=16):
     probs = np.asarray(probs, dtype=np.float64)
     out = np.full_like(probs, -1.0)
-    fetched = np.zeros(probs.shape[1], dtype=np.bool_)
-    total = value_topk_rows(probs, ints(visible), num, den, parallelism, out, fetched)
-    return out, fetched, total
+    fetched = np.zeros((1, probs.shape[1]), dtype=np.bool_)
+    passes = np.zeros(probs.shape[0], dtype=np.int64)
+    total, _ = value_topk_rows(probs, ints(visible), num, den, parallelism, out, fetched, passes)
+    return out, fetched[0], total
 
 
 def test_value_topk_rows_hand_example():
@@ -165,10 +166,26 @@ def test_value_topk_rows_fetched_is_ored():
     """`fetched` is OR-ed into: columns already marked by an earlier head stay marked."""
     probs = np.array([[1.0, 9.0, 0.0, 0.0]])
     out = np.zeros_like(probs)
-    fetched = bools([False, False, False, True])
-    total = value_topk_rows(probs, ints([4]), 1, 4, 16, out, fetched)
-    assert fetched.tolist() == [False, True, False, True]
+    fetched = np.array([bools([False, False, False, True])])
+    total, _ = value_topk_rows(probs, ints([4]), 1, 4, 16, out, fetched, ints([0]))
+    assert fetched[0].tolist() == [False, True, False, True]
     assert total == 1
+
+
+def test_value_topk_rows_passes_and_cycles():
+    """Each row's kept columns go to its pass; the cycles are the rows' quick-select cycles
+    (the top-k engine's without its filter pass; 0 for a row that keeps all)."""
+    probs = np.array([[1.0, 9.0, 5.0, 0.0], [7.0, 0.0, 0.0, 8.0], [4.0, 0.0, 0.0, 0.0]])
+    out = np.zeros_like(probs)
+    fetched = np.zeros((2, 4), dtype=np.bool_)
+    total, cycles = value_topk_rows(probs, ints([4, 4, 1]), 1, 4, 2, out, fetched, ints([0, 1, 1]))
+    assert fetched.tolist() == [[False, True, False, False], [True, False, False, True]]
+    assert total == 3
+    expected = sum(
+        topk_mask(np.array(row[:n], dtype=np.int64), max(1, n // 4), 2)[2] - -(-n // 2)
+        for row, n in zip(probs[:2], [4, 4], strict=True)
+    )
+    assert cycles == expected > 0
 
 
 @pytest.mark.parametrize("num,den", [(1, 5), (1, 2), (3, 4), (1, 1)])

@@ -66,8 +66,12 @@ def test_the_report_uses_the_records_exactly(run) -> None:
     for row in report.layers:
         steps = result.layer_steps(row.layer)
         assert row.dram_bytes == sum(sum(s.dram_bytes.values()) for s in steps)
-        assert row.cycles["qk"] * graph.lowered_plan().qk.keys_per_cycle == sum(
-            s.pairs for s in steps
+        # Q·K: a pipelined loop of ceil(keys / keys_per_cycle) blocks per row, one row per
+        # live head and step, again for each row the requant decision deferred
+        qk = graph.lowered_plan().qk
+        assert row.cycles["qk"] == sum(
+            (s.heads + s.requant_rows) * (-(-s.keys // qk.keys_per_cycle) - 1 + qk.depth)
+            for s in steps
         )
 
 

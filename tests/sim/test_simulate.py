@@ -235,7 +235,7 @@ def test_generation_dram_and_layer_records() -> None:
     result = simulate(tiny_graph(stage="generation", seq=s, gen=n_gen, bits=ODD_BITS), seed=0)
     q_bits, _, v_bits = widths(ODD_BITS)
     cache = sum(s + t + 1 for t in range(n_gen))  # K/V rows fetched per KV head, all steps
-    row = lambda bits: math.ceil(bits * d / 8)  # noqa: E731
+    row = lambda bits: math.ceil(bits * d / 256) * 32  # noqa: E731  whole 256-bit beats
     dram = result.dram_bytes
     assert dram["q"] == layers * heads * n_gen * row(q_bits)
     assert dram["k_msb"] == layers * kv * cache * row(7)
@@ -259,16 +259,16 @@ def test_generation_dram_and_layer_records() -> None:
 @pytest.mark.parametrize(
     "d,bits",
     [
-        (16, DEFAULT_BITS),
+        (64, DEFAULT_BITS),
         (6, (("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 9))),
-        (16, (("q_bits", 8), ("k_msb_bits", 8), ("k_lsb_bits", 0), ("v_bits", 8))),
+        (64, (("q_bits", 8), ("k_msb_bits", 8), ("k_lsb_bits", 0), ("v_bits", 8))),
     ],
 )
 def test_summarization_dram_bytes(d: int, bits: tuple) -> None:
     layers, heads, kv, seq = 2, 4, 2, 20
     result = simulate(tiny_graph(d=d, bits=bits), seed=0, reference=False)
     b = dict(bits)
-    row = lambda n: -(-n * d // 8)  # noqa: E731  ceil(bits * d / 8)
+    row = lambda n: -(-n * d // 256) * 32  # noqa: E731  whole 256-bit beats
     dram = result.dram_bytes
     assert dram["q"] == layers * heads * seq * row(b["q_bits"])
     assert dram["k_msb"] == layers * kv * seq * row(b["k_msb_bits"])
@@ -284,14 +284,15 @@ def test_summarization_dram_bytes(d: int, bits: tuple) -> None:
         assert result.to_json_dict()["dram_reduction"] == 1.5
 
 
-def test_d6_rows_are_packed_per_plane() -> None:
-    # 42 bits of Q (d=6, 7-bit) pack into 6 bytes; K's 5-bit and 3-bit planes into 4 + 3
-    result = simulate(
-        tiny_graph(d=6, bits=(("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 9))),
-        seed=0,
-    )
-    assert result.dram_bytes["k_msb"] + result.dram_bytes["k_lsb"] == 2 * 2 * 20 * (4 + 3)
-    assert result.dram_bytes["q"] == 2 * 4 * 20 * 6
+def test_rows_move_in_whole_beats_per_plane() -> None:
+    # d=6: 42 bits of Q (7-bit) and K's 5-bit and 3-bit planes each take one 256-bit beat;
+    # d=48: 12-bit V is 576 bits, three beats (the last one partly used)
+    bits = (("q_bits", 7), ("k_msb_bits", 5), ("k_lsb_bits", 3), ("v_bits", 12))
+    narrow = simulate(tiny_graph(d=6, bits=bits), seed=0, reference=False)
+    assert narrow.dram_bytes["k_msb"] + narrow.dram_bytes["k_lsb"] == 2 * 2 * 20 * (32 + 32)
+    assert narrow.dram_bytes["q"] == 2 * 4 * 20 * 32
+    wide = simulate(tiny_graph(d=48, bits=bits), seed=0, reference=False)
+    assert wide.dram_bytes["v"] == 2 * 2 * 20 * 3 * 32
 
 
 @pytest.mark.parametrize("causal,kv_heads", [(False, 4), (True, 2)])

@@ -7,23 +7,6 @@
 
 namespace spatten {
 
-// Token importance, one query row at a time: importance[positions[j]] += p[j] for j < nk.
-// Summing row by row equals the kernel's column sums (integer addition is associative).
-// positions are distinct (the original positions of the live keys), hence no RAW dependence
-// between iterations on `importance`.
-template <int MAXK, int MAXN>
-void add_column_sums(importance_t importance[MAXN], const int positions[MAXK],
-                     const prob_t p[MAXK], int nk) {
-#pragma HLS INLINE off
-    for (int j = 0; j < MAXK; j++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS DEPENDENCE variable=importance type=inter dependent=false
-        if (j < nk) {
-            importance[positions[j]] += p[j];
-        }
-    }
-}
-
 // sum |out[t]| of one output row (head importance; the kernel's abs_sum over all rows).
 // D * 2^15 < 2^40 for D < 2^25.
 template <int D>
@@ -40,39 +23,55 @@ ap_uint<40> abs_sum_row(const code_t out[D]) {
 }
 
 // Survivors of imp[0..n): every protected candidate plus the most important of the others,
-// up to `keep` in total (never fewer than the protected ones). cycles: the top-k engine's.
-template <int MAXN>
+// up to `keep` in total (never fewer than the protected ones). The unprotected candidates are
+// compacted P a cycle (the zero eliminator), the top-k engine picks among them, and its mask is
+// expanded back P a cycle. cycles: the top-k engine's (kernels/importance.py select_survivors)
+// plus the compaction and expansion passes, ceil(n / P) each.
+template <int MAXN, int P>
 void select_survivors(const importance_t imp[MAXN], const bool protected_[MAXN], int n,
-                      int keep, int parallelism, bool survivors[MAXN], int &cycles) {
+                      int keep, bool survivors[MAXN], int &cycles) {
 #pragma HLS INLINE off
     importance_t others[MAXN];
-    int where[MAXN];
     bool chosen[MAXN];
     int n_protected = 0;
     int m = 0;
-    for (int i = 0; i < MAXN; i++) {
+    const int blocks = (n + P - 1) / P;
+gather:
+    for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-        survivors[i] = false;
-        if (i < n) {
-            if (protected_[i]) {
-                n_protected++;
-                survivors[i] = true;
-            } else {
-                others[m] = imp[i];
-                where[m] = i;
-                m++;
+#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+    gather_lanes:
+        for (int l = 0; l < P; l++) {
+#pragma HLS UNROLL
+            const int i = b * P + l;
+            if (i < n) {
+                if (protected_[i]) {
+                    n_protected++;
+                } else {
+                    others[m++] = imp[i];
+                }
             }
         }
     }
     const int free_slots = keep - n_protected > 0 ? keep - n_protected : 0;
     int rounds;
-    topk_mask<MAXN>(others, m, free_slots, parallelism, chosen, rounds, cycles);
-    for (int t = 0; t < MAXN; t++) {
+    topk_mask<MAXN, P>(others, m, free_slots, chosen, rounds, cycles);
+    int t = 0;
+scatter:
+    for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-        if (t < m && chosen[t]) {
-            survivors[where[t]] = true;
+#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+    scatter_lanes:
+        for (int l = 0; l < P; l++) {
+#pragma HLS UNROLL
+            const int i = b * P + l;
+            if (i < n) {
+                survivors[i] = protected_[i];
+                if (!protected_[i]) survivors[i] = chosen[t++];  // the next unprotected one
+            }
         }
     }
+    cycles += 2 * blocks;
 }
 
 }  // namespace spatten

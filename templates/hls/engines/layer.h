@@ -1,35 +1,31 @@
-// One attention layer of the SpAtten datapath for one invocation (a summarization layer, or one
-// decode step of a layer), composed from the engines. Mirrors compiler/sim (the golden
-// reference) operation for operation; docs/numerics.md is the arithmetic contract.
+// One attention layer of the SpAtten accelerator for one invocation (a summarization layer,
+// or one decode step of a layer). Mirrors compiler/sim (the golden reference) operation for
+// operation; docs/numerics.md is the arithmetic contract, docs/hls.md the microarchitecture.
 //
-// Keys are processed in tiles of Cfg::TILE rows (hardware.max_tokens): when all visible keys
-// fit, a KV head's K and V are fetched once and reused by every query row and query head of
-// its group; otherwise every row walks the tiles, refetching them (scores go to a row buffer
-// of MAX_CTX entries, softmax runs over the whole row, prob·V accumulates tile by tile). The
-// integer results are the same either way: max and sums are order independent.
+// Per invocation: the visible tokens are compacted from the on-chip pruning state (the zero
+// eliminator, SCAN_LANES entries a cycle); every query row of every live head flows through
+// the row pipeline (rows.h, one DATAFLOW loop); rows the requant decision deferred flow through
+// it again with the full K words; then token importance folds into the state and the top-k
+// engine drops tokens and heads. The pruning state (the layer that dropped each token and
+// head, and their importance) lives on chip for the whole run: the first invocation loads it
+// from DRAM and the last stores it (`control`), not every layer.
 //
-// Cfg is the generated `model_cfg` of params.h. DRAM arrays are layer-local and indexed by
-// absolute token position: q [NUM_HEADS][MAX_CTX][HEAD_DIM], K planes and V
-// [NUM_KV_HEADS][MAX_CTX][HEAD_DIM], out like q. The pruning state persists in DRAM between
-// invocations: a token is visible to layer l while l < token_dropped_at[token] (heads alike).
+// Cfg is the generated `model_cfg` of params.h (the hardware plan's parameters).
 #ifndef SPATTEN_LAYER_H
 #define SPATTEN_LAYER_H
 
-#include <hls_stream.h>
-
+#include "csim.h"
+#include "fetch.h"
 #include "importance.h"
-#include "pv.h"
-#include "qk.h"
-#include "requant.h"
-#include "scale.h"
-#include "softmax.h"
+#include "rows.h"
 #include "spatten_types.h"
 #include "topk.h"
-#include "value_topk.h"
 
 namespace spatten {
 
-typedef ap_int<32> index_t;
+// control bits of an invocation
+static const int LOAD_STATE = 1;   // first invocation of a run: read the pruning state
+static const int STORE_STATE = 2;  // last invocation: write it back
 
 struct layer_args {
     int layer;       // layer index (compared with the dropped_at state)
@@ -37,241 +33,251 @@ struct layer_args {
     int q_end;
     int end;         // sequence length so far: keys are positions < end
     int step_query;  // generation: this step's own token (never pruned now); -1 otherwise
+    int control;     // LOAD_STATE | STORE_STATE
 };
 
-// Fetcher: positions < end still visible to this layer, ascending; returns their count.
 template <class Cfg>
-int visible_tokens(const index_t dropped_at[Cfg::MAX_CTX], int layer, int end,
-                   index_t pos[Cfg::MAX_CTX]) {
-    int n = 0;
-scan:
+struct pruning_state {
+    index_t token_dropped_at[Cfg::MAX_CTX];
+    importance_t token_importance[Cfg::MAX_CTX];
+    index_t head_dropped_at[Cfg::NUM_HEADS];
+    importance_t head_importance[Cfg::NUM_HEADS];
+};
+
+// Bytes of the pruning state in DRAM (index_t and importance_t per token and head).
+template <class Cfg>
+constexpr long long state_bytes() {
+    return (long long)(Cfg::MAX_CTX + Cfg::NUM_HEADS) * (4 + 8);
+}
+
+// The state between the on-chip arrays and DRAM (once per run each way).
+template <class Cfg>
+void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
+                index_t *head_dropped_at, importance_t *head_importance, bool load) {
+tokens:
     for (int t = 0; t < Cfg::MAX_CTX; t++) {
 #pragma HLS PIPELINE II = 1
-        if (t < end && dropped_at[t] > layer) {
-            pos[n] = t;
-            n++;
+        if (load) {
+            st.token_dropped_at[t] = token_dropped_at[t];
+            st.token_importance[t] = token_importance[t];
+        } else {
+            token_dropped_at[t] = st.token_dropped_at[t];
+            token_importance[t] = st.token_importance[t];
         }
     }
-    return n;
-}
-
-// Fetcher, read side: the visible rows of one tile of a KV head from DRAM, K MSB widened on
-// chip (the bitwidth converter puts the MSBs at the top of the word), as data FIFOs.
-template <class Cfg>
-void read_tile(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
-               const index_t pos[Cfg::MAX_CTX], int first, int count,
-               hls::stream<code_t> &k_words, hls::stream<lsb_t> &lsb_words,
-               hls::stream<code_t> &v_words) {
-rows:
-    for (int j = 0; j < Cfg::TILE; j++) {
-        if (j < count) {
-            const int base = (kv * Cfg::MAX_CTX + (int)pos[first + j]) * Cfg::HEAD_DIM;
-        dims:
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+heads:
+    for (int h = 0; h < Cfg::NUM_HEADS; h++) {
 #pragma HLS PIPELINE II = 1
-                k_words.write((code_t)(k_msb[base + d] * (1 << Cfg::K_LSB_BITS)));
-                lsb_words.write(k_lsb[base + d]);
-                v_words.write(v[base + d]);
-            }
+        if (load) {
+            st.head_dropped_at[h] = head_dropped_at[h];
+            st.head_importance[h] = head_importance[h];
+        } else {
+            head_dropped_at[h] = st.head_dropped_at[h];
+            head_importance[h] = st.head_importance[h];
         }
     }
+    SPATTEN_BYTES(P_STATE, state_bytes<Cfg>());
+    SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::MAX_CTX, 1000, Cfg::FETCH_LATENCY) +
+                                loop_cycles(Cfg::NUM_HEADS, 1000, Cfg::FETCH_LATENCY));
 }
 
-// Fetcher, write side: the data FIFOs into the on-chip K and V buffers.
+// The visible tokens of an invocation: positions < end still visible to the layer, ascending,
+// and which of them are query rows.
 template <class Cfg>
-void write_tile(int count, hls::stream<code_t> &k_words, hls::stream<lsb_t> &lsb_words,
-                hls::stream<code_t> &v_words, code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
-                lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-                code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
-rows:
-    for (int j = 0; j < Cfg::TILE; j++) {
-        if (j < count) {
-        dims:
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) {
-#pragma HLS PIPELINE II = 1
-                k_buf[j][d] = k_words.read();
-                lsb_buf[j][d] = lsb_words.read();
-                v_buf[j][d] = v_words.read();
-            }
-        }
-    }
-}
-
-// Gather one tile of visible keys (visible keys first .. first + count - 1) of a KV head into
-// the on-chip buffers: DRAM reads and buffer writes overlap through FIFOs.
-template <class Cfg>
-void fetch_kv(const code_t *k_msb, const lsb_t *k_lsb, const code_t *v, int kv,
-              const index_t pos[Cfg::MAX_CTX], int first, int count,
-              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM]) {
-#pragma HLS DATAFLOW
-    hls::stream<code_t> k_words;
-    hls::stream<lsb_t> lsb_words;
-    hls::stream<code_t> v_words;
-#pragma HLS STREAM variable = k_words depth = Cfg::FIFO_DEPTH
-#pragma HLS STREAM variable = lsb_words depth = Cfg::FIFO_DEPTH
-#pragma HLS STREAM variable = v_words depth = Cfg::FIFO_DEPTH
-    read_tile<Cfg>(k_msb, k_lsb, v, kv, pos, first, count, k_words, lsb_words, v_words);
-    write_tile<Cfg>(count, k_words, lsb_words, v_words, k_buf, lsb_buf, v_buf);
-}
-
-// Scores of one query row against the buffered tile of keys, written to s[first ..]
-// (with_lsb: the full K word MSB + LSB; otherwise the buffered word as it is).
-template <class Cfg>
-void score_tile(const code_t q_row[Cfg::HEAD_DIM], const code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
-                const lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM], bool with_lsb, int first,
-                int count, mult_t m, int sh, score_t s[Cfg::MAX_CTX]) {
-keys:
-    for (int j = 0; j < Cfg::TILE; j++) {
-#pragma HLS PIPELINE II = 1
-        if (j < count) {
-            code_t k_row[Cfg::HEAD_DIM];
-        words:
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) {
-                k_row[d] = with_lsb ? (code_t)(k_buf[j][d] + (code_t)lsb_buf[j][d]) : k_buf[j][d];
-            }
-            s[first + j] = scale_score(qk_dot<Cfg::HEAD_DIM>(q_row, k_row), m, sh);
-        }
-    }
-}
-
-// Accumulate sum_j p[first + j] * v_buf[j] over one tile (exact; tiles add up associatively).
-template <class Cfg>
-void pv_tile(const prob_t p[Cfg::MAX_CTX], const code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM],
-             int first, int count, pv_acc_t acc[Cfg::HEAD_DIM]) {
-keys:
-    for (int j = 0; j < Cfg::TILE; j++) {
-#pragma HLS PIPELINE II = 1
-        if (j < count) pv_mac<Cfg::HEAD_DIM>(p[first + j], v_buf[j], acc);
-    }
-}
-
-// DRAM pointers and tiling of the layer, shared by every row of a KV head.
-struct kv_source {
-    const code_t *k_msb;
-    const lsb_t *k_lsb;
-    const code_t *v;
-    int kv;
-    int tiles;  // 1: the whole key set is resident on chip; >1: refetched per row
+struct visible_set {
+    index_t pos[Cfg::MAX_CTX];
+    int nk;
+    int first_row;  // query rows: visible indices [first_row, last_row)
+    int last_row;
 };
 
-// Make tile t of the visible keys resident (fetched only when the keys span several tiles;
-// one tile stays on chip for the whole KV head). Returns the tile's first key and count.
+// The scan: SCAN_LANES state entries a cycle compacted into the visible list; the layer's
+// importance accumulator (by visible index) starts at zero.
 template <class Cfg>
-int load_tile(const kv_source &src, const index_t pos[Cfg::MAX_CTX], int nk, int t,
-              code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-              code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], int &count) {
-    const int first = t * Cfg::TILE;
-    count = nk - first < Cfg::TILE ? nk - first : Cfg::TILE;
-    if (src.tiles > 1) {
-        fetch_kv<Cfg>(src.k_msb, src.k_lsb, src.v, src.kv, pos, first, count, k_buf, lsb_buf,
-                      v_buf);
-    }
-    return first;
-}
-
-// Scores of a row over every tile of keys.
-template <class Cfg>
-void score_row(const code_t q_row[Cfg::HEAD_DIM], const kv_source &src,
-               const index_t pos[Cfg::MAX_CTX], int nk, bool with_lsb, mult_t m, int sh,
-               code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM], lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-               code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], score_t s[Cfg::MAX_CTX]) {
-tiles:
-    for (int t = 0; t < Cfg::MAX_TILES; t++) {
-        if (t < src.tiles) {
-            int count = 0;
-            const int first = load_tile<Cfg>(src, pos, nk, t, k_buf, lsb_buf, v_buf, count);
-            score_tile<Cfg>(q_row, k_buf, lsb_buf, with_lsb, first, count, m, sh, s);
-        }
-    }
-}
-
-// One query row of one head: Q·K, scale, mask, softmax, requant decision, importance, value
-// top-k and prob·V. Returns the row's |output| sum (head importance) and counts requants.
-template <class Cfg>
-ap_uint<40> attend_row(const code_t q_row[Cfg::HEAD_DIM], int q_pos, const kv_source &src,
-                       code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM],
-                       lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM],
-                       code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM], const index_t pos[Cfg::MAX_CTX],
-                       int nk, mult_t m, int sh, importance_t token_importance[Cfg::MAX_CTX],
-                       code_t out_row[Cfg::HEAD_DIM], int &requants) {
-    score_t s[Cfg::MAX_CTX];
-    prob_t p[Cfg::MAX_CTX];
-    prob_t kept[Cfg::MAX_CTX];
-    bool fetched[Cfg::MAX_CTX];
-    int visible = nk;
-    if (Cfg::CAUSAL) {
-        visible = 0;
-    count:
-        for (int j = 0; j < Cfg::MAX_CTX; j++) {
+void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_set<Cfg> &vis,
+                    importance_t local_importance[Cfg::MAX_CTX]) {
+    const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    int n = 0;
+    int before = 0;
+    int below_end = 0;
+blocks:
+    for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-            if (j < nk && (int)pos[j] <= q_pos) visible = j + 1;
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+    lanes:
+        for (int l = 0; l < Cfg::SCAN_LANES; l++) {
+#pragma HLS UNROLL
+            const int t = b * Cfg::SCAN_LANES + l;
+            if (t < a.end && st.token_dropped_at[t] > a.layer) {
+                vis.pos[n] = t;
+                local_importance[n] = 0;
+                if (t < a.q_begin) before++;
+                if (t < a.q_end) below_end++;
+                n++;
+            }
         }
     }
-    score_row<Cfg>(q_row, src, pos, nk, !Cfg::PROGRESSIVE, m, sh, k_buf, lsb_buf, v_buf, s);
-    softmax_row<Cfg::MAX_CTX>(s, visible, p);
-    if (Cfg::PROGRESSIVE && needs_requant(row_max<Cfg::MAX_CTX>(p, nk), Cfg::THRESHOLD_CODE)) {
-        score_row<Cfg>(q_row, src, pos, nk, true, m, sh, k_buf, lsb_buf, v_buf, s);
-        softmax_row<Cfg::MAX_CTX>(s, visible, p);
-        requants++;
-    }
-    if (Cfg::TOKEN_PRUNING) {
-    importance:
-        for (int j = 0; j < Cfg::MAX_CTX; j++) {
-#pragma HLS PIPELINE II = 1
-            if (j < nk) token_importance[pos[j]] += p[j];
-        }
-    }
-    if (Cfg::VALUE_PRUNING) {
-        value_topk_row<Cfg::MAX_CTX>(p, visible, Cfg::VALUE_KEEP_NUM, Cfg::VALUE_KEEP_DEN,
-                                     Cfg::TOPK_PARALLELISM, kept, fetched);
-    }
-    pv_acc_t acc[Cfg::HEAD_DIM];
-zero:
-    for (int d = 0; d < Cfg::HEAD_DIM; d++) acc[d] = 0;
-tiles:
-    for (int t = 0; t < Cfg::MAX_TILES; t++) {
-        if (t < src.tiles) {
-            int count = 0;
-            const int first = load_tile<Cfg>(src, pos, nk, t, k_buf, lsb_buf, v_buf, count);
-            pv_tile<Cfg>(Cfg::VALUE_PRUNING ? kept : p, v_buf, first, count, acc);
-        }
-    }
-    requantize_row<Cfg::HEAD_DIM>(acc, Cfg::V_BITS, out_row);
-    return abs_sum_row<Cfg::HEAD_DIM>(out_row);
+    vis.nk = n;
+    vis.first_row = before;
+    vis.last_row = below_end;
+    SPATTEN_CYCLES(E_SCAN, loop_cycles(blocks, 1000, 2));
 }
 
-// Top-k of the token importance after this layer (if the schedule prunes here).
+// A row of the job list: the head and the query's visible index.
+struct row_job {
+    int head;
+    int j;
+};
+
+// Everything a pass of the row pipeline reads and writes besides the rows themselves.
 template <class Cfg>
-void select_tokens(const index_t pos[Cfg::MAX_CTX], int nk, int keep, const layer_args &a,
-                   const importance_t token_importance[Cfg::MAX_CTX],
-                   index_t token_dropped_at[Cfg::MAX_CTX], int &cycles) {
-    if (nk <= keep) return;
-    importance_t imp[Cfg::MAX_CTX];
-    bool protect[Cfg::MAX_CTX];
+struct layer_rows {
+    const visible_set<Cfg> *vis;
+    const mult_t *mult;
+    const ap_uint<8> *shift;
+    importance_t *local_importance;
+    ap_uint<64> *abs_total;
+    row_job *deferred;
+    int n_deferred;
+};
+
+// One pass of the row pipeline over `n_jobs` rows: the first pass takes the query rows of the
+// live heads in order (live[0 .. n_live)), the second the deferred list (its rows have the
+// full K words, so none is deferred again).
+template <class Cfg>
+void run_pass(bool second, const int live[Cfg::NUM_HEADS], int n_jobs, kv_buffers<Cfg> &buf,
+              layer_rows<Cfg> &lr, const beat_t *q, beat_t *out SPATTEN_K_PARAMS
+              SPATTEN_V_PARAMS) {
+    const visible_set<Cfg> &vis = *lr.vis;
+    int live_at = 0;  // first pass: the row's head is live[live_at], its index j
+    int j = vis.first_row;
+    int kv_now = -1;
+    int slot = 1;
+    SPATTEN_REGION_BEGIN();
+rows:
+    for (int r = 0; r < n_jobs; r++) {
+#pragma HLS DATAFLOW
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_ROWS
+        row_item it;
+        it.head = second ? lr.deferred[r].head : live[live_at];
+        it.j = second ? lr.deferred[r].j : j;
+        it.kv = it.head / Cfg::GROUP;
+        it.new_kv = it.kv != kv_now;
+        if (it.new_kv) {
+            kv_now = it.kv;
+            slot ^= 1;
+        }
+        it.slot = Cfg::MAX_TILES == 1 ? slot : 0;
+        it.t = (int)vis.pos[it.j];
+        it.visible = Cfg::CAUSAL ? it.j + 1 : vis.nk;
+        it.with_lsb = second || !Cfg::PROGRESSIVE;
+        it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
+        if (!second && ++j == vis.last_row) {
+            j = vis.first_row;
+            live_at++;
+        }
+        code_t q_row[Cfg::HEAD_DIM];
+        score_t s[Cfg::MAX_CTX];
+        exp_t e[Cfg::MAX_CTX];
+        prob_t p[Cfg::MAX_CTX];
+        // the row buffers between the processes (ping-pong), SOFTMAX_LANES entries at once
+#pragma HLS ARRAY_PARTITION variable = q_row complete
+#pragma HLS ARRAY_PARTITION variable = s cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = e cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = p cyclic factor = Cfg::SOFTMAX_LANES
+        score_t top;
+        sum_t total;
+        bool deferred;
+        row_selection<Cfg> sel;
+        stage_fetch_k<Cfg>(it, vis.nk, vis.pos, buf SPATTEN_K_ARGS);
+        fetch_q_row<Cfg>(q, it.head, it.t, q_row);
+        stage_qk<Cfg>(q_row, it, vis.pos, buf, lr.mult[it.head], (int)lr.shift[it.head], s, top
+                      SPATTEN_K_ARGS);
+        stage_exp<Cfg>(s, top, it.visible, e, total);
+        stage_norm<Cfg>(e, total, it, p, deferred);
+        if (deferred) {
+            lr.deferred[lr.n_deferred].head = it.head;
+            lr.deferred[lr.n_deferred].j = it.j;
+            lr.n_deferred++;
+        }
+        value_threshold thresholds[Cfg::VALUE_TOPK_ENGINES];
+#define SPATTEN_THRESHOLD(e) stage_threshold<Cfg>(p, it, deferred, e, thresholds[e]);
+        SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD)
+#undef SPATTEN_THRESHOLD
+        stage_select<Cfg>(p, it, deferred, thresholds[it.topk_engine], buf, lr.local_importance,
+                          sel);
+        stage_fetch_v<Cfg>(sel, it, vis.pos, buf SPATTEN_V_ARGS);
+        code_t out_row[Cfg::HEAD_DIM];
+        stage_pv<Cfg>(p, sel, it, vis.pos, buf, out_row, lr.abs_total SPATTEN_V_ARGS);
+        stage_write<Cfg>(out_row, sel, it, out);
+        if (r == 0) SPATTEN_REGION_ITEM_DONE();
+    }
+    SPATTEN_REGION_END(E_ROWS);
+}
+
+// After the rows: token importance folds into the state in position order (the scan's
+// expansion, SCAN_LANES a cycle), gathering the candidates of the token top-k on the way.
+template <class Cfg>
+void fold_importance(pruning_state<Cfg> &st, const layer_args &a,
+                     const importance_t local_importance[Cfg::MAX_CTX],
+                     importance_t imp[Cfg::MAX_CTX], bool protect[Cfg::MAX_CTX]) {
+    const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    int n = 0;
+blocks:
+    for (int b = 0; b < blocks; b++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+    lanes:
+        for (int l = 0; l < Cfg::SCAN_LANES; l++) {
+#pragma HLS UNROLL
+            const int t = b * Cfg::SCAN_LANES + l;
+            if (t < a.end && st.token_dropped_at[t] > a.layer) {
+                st.token_importance[t] += local_importance[n];
+                imp[n] = st.token_importance[t];
+                protect[n] =
+                    t < Cfg::KEEP_FIRST || t >= a.end - Cfg::KEEP_RECENT || t == a.step_query;
+                n++;
+            }
+        }
+    }
+    SPATTEN_CYCLES(E_IMPORTANCE, loop_cycles(blocks, 1000, 2));
+}
+
+// Top-k of the token importance after this layer; the drop pass walks the state in position
+// order like the scan.
+template <class Cfg>
+void select_tokens(pruning_state<Cfg> &st, const visible_set<Cfg> &vis, const layer_args &a,
+                   const importance_t imp[Cfg::MAX_CTX], const bool protect[Cfg::MAX_CTX],
+                   int keep) {
     bool survivors[Cfg::MAX_CTX];
-gather:
-    for (int j = 0; j < Cfg::MAX_CTX; j++) {
-#pragma HLS PIPELINE II = 1
-        const int t = j < nk ? (int)pos[j] : 0;
-        imp[j] = j < nk ? token_importance[t] : (importance_t)0;
-        protect[j] = j < nk && (t < Cfg::KEEP_FIRST || t >= a.end - Cfg::KEEP_RECENT ||
-                                t == a.step_query);
-    }
-    select_survivors<Cfg::MAX_CTX>(imp, protect, nk, keep, Cfg::TOPK_PARALLELISM, survivors,
-                                   cycles);
+    int cycles = 0;
+    select_survivors<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(imp, protect, vis.nk, keep, survivors,
+                                                          cycles);
+    const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    int n = 0;
 drop:
-    for (int j = 0; j < Cfg::MAX_CTX; j++) {
+    for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-        if (j < nk && !survivors[j]) token_dropped_at[pos[j]] = a.layer;
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+    lanes:
+        for (int l = 0; l < Cfg::SCAN_LANES; l++) {
+#pragma HLS UNROLL
+            const int t = b * Cfg::SCAN_LANES + l;
+            if (t < a.end && st.token_dropped_at[t] > a.layer) {
+                if (!survivors[n]) st.token_dropped_at[t] = a.layer;
+                n++;
+            }
+        }
     }
+    SPATTEN_CYCLES(E_TOPK, cycles + loop_cycles(blocks, 1000, 2));
 }
 
-// Top-k of the head importance after all heads of this layer (if the schedule prunes here).
+// Head importance (sum |out| of each live head, weighted by its V scale) and, if the schedule
+// prunes here, the top-k of the live heads.
 template <class Cfg>
-void select_heads(const bool alive[Cfg::NUM_HEADS], int keep, int layer,
-                  const importance_t head_importance[Cfg::NUM_HEADS],
-                  index_t head_dropped_at[Cfg::NUM_HEADS], int &cycles) {
+void select_heads(pruning_state<Cfg> &st, const bool alive[Cfg::NUM_HEADS],
+                  const ap_uint<64> abs_total[Cfg::NUM_HEADS],
+                  const ap_uint<17> v_weight[Cfg::NUM_HEADS], int keep, int layer) {
     importance_t imp[Cfg::NUM_HEADS];
     bool protect[Cfg::NUM_HEADS];
     bool survivors[Cfg::NUM_HEADS];
@@ -279,87 +285,91 @@ void select_heads(const bool alive[Cfg::NUM_HEADS], int keep, int layer,
     int n = 0;
 gather:
     for (int h = 0; h < Cfg::NUM_HEADS; h++) {
+#pragma HLS PIPELINE II = 1
         if (alive[h]) {
-            imp[n] = head_importance[h];
+            st.head_importance[h] += abs_total[h] * v_weight[h];
+            imp[n] = st.head_importance[h];
             protect[n] = false;
             heads[n] = h;
             n++;
         }
     }
-    if (n <= keep) return;
-    select_survivors<Cfg::NUM_HEADS>(imp, protect, n, keep, Cfg::TOPK_PARALLELISM, survivors,
-                                     cycles);
+    SPATTEN_CYCLES(E_IMPORTANCE, loop_cycles(Cfg::NUM_HEADS, 1000, 2));
+    if (keep >= Cfg::NUM_HEADS || n <= keep) return;
+    int cycles = 0;
+    select_survivors<Cfg::NUM_HEADS, Cfg::TOPK_PARALLELISM>(imp, protect, n, keep, survivors,
+                                                            cycles);
 drop:
-    for (int i = 0; i < Cfg::NUM_HEADS; i++) {
-        if (i < n && !survivors[i]) head_dropped_at[heads[i]] = layer;
+    for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::NUM_HEADS
+        if (!survivors[i]) st.head_dropped_at[heads[i]] = layer;
     }
+    SPATTEN_CYCLES(E_TOPK, cycles + loop_cycles(n, 1000, 2));
 }
 
 template <class Cfg>
-void attention_layer(const code_t *q, const code_t *k_msb, const lsb_t *k_lsb, const code_t *v,
-                     code_t *out, index_t token_dropped_at[Cfg::MAX_CTX],
-                     importance_t token_importance[Cfg::MAX_CTX],
-                     index_t head_dropped_at[Cfg::NUM_HEADS],
-                     importance_t head_importance[Cfg::NUM_HEADS],
+void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *out,
+                     index_t *token_dropped_at, importance_t *token_importance,
+                     index_t *head_dropped_at, importance_t *head_importance,
                      const mult_t mult[Cfg::NUM_HEADS], const ap_uint<8> shift[Cfg::NUM_HEADS],
                      const ap_uint<17> v_weight[Cfg::NUM_HEADS], const layer_args &a,
-                     int token_keep, int head_keep, int &requants, int &topk_cycles) {
-    static code_t k_buf[Cfg::TILE][Cfg::HEAD_DIM];
-    static lsb_t lsb_buf[Cfg::TILE][Cfg::HEAD_DIM];
-    static code_t v_buf[Cfg::TILE][Cfg::HEAD_DIM];
-#pragma HLS ARRAY_PARTITION variable = k_buf dim = 2 complete
-#pragma HLS ARRAY_PARTITION variable = lsb_buf dim = 2 complete
-#pragma HLS ARRAY_PARTITION variable = v_buf dim = 2 complete
-    index_t pos[Cfg::MAX_CTX];
+                     int token_keep, int head_keep, int &requants) {
+    static pruning_state<Cfg> st;
+    static kv_buffers<Cfg> buf;
+    static visible_set<Cfg> vis;
+    static importance_t local_importance[Cfg::MAX_CTX];
+    static row_job deferred[Cfg::MAX_ROWS];
+    // K and V buffers: the two halves apart, K_BANKS / V_BANKS rows readable at once (cyclic
+    // banks), a row's HEAD_DIM codes in one wide word (reshaped).
+#pragma HLS ARRAY_PARTITION variable = buf.k complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = buf.k cyclic factor = Cfg::K_BANKS dim = 2
+#pragma HLS ARRAY_RESHAPE variable = buf.k complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = buf.lsb complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = buf.lsb cyclic factor = Cfg::K_BANKS dim = 2
+#pragma HLS ARRAY_RESHAPE variable = buf.lsb complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = buf.v complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = buf.v cyclic factor = Cfg::V_BANKS dim = 2
+#pragma HLS ARRAY_RESHAPE variable = buf.v complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = buf.v_tag cyclic factor = Cfg::SOFTMAX_LANES dim = 2
+#pragma HLS ARRAY_PARTITION variable = local_importance cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = st.token_dropped_at cyclic factor = Cfg::SCAN_LANES
+#pragma HLS ARRAY_PARTITION variable = st.token_importance cyclic factor = Cfg::SCAN_LANES
+    if (a.control & LOAD_STATE) {
+        move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,
+                        head_importance, true);
+    }
+    visible_tokens<Cfg>(st, a, vis, local_importance);
     bool alive[Cfg::NUM_HEADS];
-    const int nk = visible_tokens<Cfg>(token_dropped_at, a.layer, a.end, pos);
-    const int tiles = (nk + Cfg::TILE - 1) / Cfg::TILE;
+    int live[Cfg::NUM_HEADS];
+    ap_uint<64> abs_total[Cfg::NUM_HEADS];
+    int n_live = 0;
 heads_alive:
-    for (int h = 0; h < Cfg::NUM_HEADS; h++) alive[h] = head_dropped_at[h] > a.layer;
-kv_heads:
-    for (int kv = 0; kv < Cfg::NUM_KV_HEADS; kv++) {
-        bool group_alive = false;
-    group:
-        for (int g = 0; g < Cfg::GROUP; g++) group_alive = group_alive || alive[kv * Cfg::GROUP + g];
-        if (!group_alive) continue;
-        const kv_source src = {k_msb, k_lsb, v, kv, tiles};
-        if (tiles == 1) fetch_kv<Cfg>(k_msb, k_lsb, v, kv, pos, 0, nk, k_buf, lsb_buf, v_buf);
-    heads:
-        for (int g = 0; g < Cfg::GROUP; g++) {
-            const int h = kv * Cfg::GROUP + g;
-            if (!alive[h]) continue;
-            ap_uint<64> abs_total = 0;
-        queries:
-            for (int j = 0; j < Cfg::MAX_CTX; j++) {
-                if (j < nk && (int)pos[j] >= a.q_begin && (int)pos[j] < a.q_end) {
-                    code_t q_row[Cfg::HEAD_DIM];
-                    code_t out_row[Cfg::HEAD_DIM];
-                    const int row = (h * Cfg::MAX_CTX + (int)pos[j]) * Cfg::HEAD_DIM;
-                load_q:
-                    for (int d = 0; d < Cfg::HEAD_DIM; d++) {
-#pragma HLS PIPELINE II = 1
-                        q_row[d] = q[row + d];
-                    }
-                    abs_total += attend_row<Cfg>(q_row, (int)pos[j], src, k_buf, lsb_buf, v_buf,
-                                                 pos, nk, mult[h], (int)shift[h],
-                                                 token_importance, out_row, requants);
-                store:
-                    for (int d = 0; d < Cfg::HEAD_DIM; d++) {
-#pragma HLS PIPELINE II = 1
-                        out[row + d] = out_row[d];
-                    }
-                }
-            }
-            if (Cfg::HEAD_PRUNING) head_importance[h] += abs_total * v_weight[h];
-        }
+    for (int h = 0; h < Cfg::NUM_HEADS; h++) {
+#pragma HLS UNROLL
+        alive[h] = st.head_dropped_at[h] > a.layer;
+        abs_total[h] = 0;
+        if (alive[h]) live[n_live++] = h;
     }
-    if (Cfg::HEAD_PRUNING && head_keep < Cfg::NUM_HEADS) {
-        select_heads<Cfg>(alive, head_keep, a.layer, head_importance, head_dropped_at,
-                          topk_cycles);
+    layer_rows<Cfg> lr = {&vis, mult, shift, local_importance, abs_total, deferred, 0};
+    const int rows = vis.last_row > vis.first_row ? vis.last_row - vis.first_row : 0;
+    run_pass<Cfg>(false, live, n_live * rows, buf, lr, q, out SPATTEN_K_ARGS SPATTEN_V_ARGS);
+    requants = lr.n_deferred;
+    if (lr.n_deferred > 0) {
+        const int n = lr.n_deferred;
+        lr.n_deferred = 0;
+        run_pass<Cfg>(true, live, n, buf, lr, q, out SPATTEN_K_ARGS SPATTEN_V_ARGS);
     }
-    if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX) {
-        select_tokens<Cfg>(pos, nk, token_keep, a, token_importance, token_dropped_at,
-                           topk_cycles);
+    importance_t imp[Cfg::MAX_CTX];
+    bool protect[Cfg::MAX_CTX];
+    if (Cfg::TOKEN_PRUNING) fold_importance<Cfg>(st, a, local_importance, imp, protect);
+    if (Cfg::HEAD_PRUNING) select_heads<Cfg>(st, alive, abs_total, v_weight, head_keep, a.layer);
+    if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX && vis.nk > token_keep) {
+        select_tokens<Cfg>(st, vis, a, imp, protect, token_keep);
+    }
+    if (a.control & STORE_STATE) {
+        move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,
+                        head_importance, false);
     }
 }
 

@@ -40,11 +40,50 @@ inline int bit_length_sum(sum_t v) {
     return n;
 }
 
+// e of one visible score against the row's max `top` (0 for a masked score).
+inline exp_t softmax_exp(score_t top, score_t s) {
+#pragma HLS INLINE
+    if (s == MASKED) return exp_t(0);
+    // top >= s, both in [-(2^23 - 1), 2^23 - 1]: the difference fits 24 unsigned bits
+    const ap_int<SCORE_BITS + 1> x = top - s;
+    return exp_fixed(ap_uint<SCORE_BITS>(x));
+}
+
+// The normalization of a row from its sum S: reciprocal and shift.
+struct softmax_norm {
+    recip_t r;
+    int shift;
+    ap_uint<64> round_half;
+    bool valid;
+};
+
+// A row with a visible unmasked entry has S >= 2^16 (its max has e = 2^16), so n >= 17.
+// A row without one violates the contract (the simulator raises): it gets all zeros.
+inline softmax_norm softmax_reciprocal(sum_t total) {
+#pragma HLS INLINE
+    softmax_norm norm;
+    const int n = bit_length_sum(total);
+    norm.valid = n > RECIP_INDEX_BITS;
+    const int index_shift = norm.valid ? n - RECIP_INDEX_BITS : 0;
+    const ap_uint<RECIP_INDEX_BITS> t = total >> index_shift;  // truncated, in [2048, 4095]
+    norm.r = RECIP[norm.valid ? int(t) - RECIP_BASE : 0];
+    norm.shift = n + RECIP_SHIFT_BIAS;
+    norm.round_half = ap_uint<64>(1) << (norm.valid ? norm.shift - 1 : 0);
+    return norm;
+}
+
+inline prob_t softmax_prob(exp_t e, const softmax_norm &norm) {
+#pragma HLS INLINE
+    if (!norm.valid) return prob_t(0);
+    const ap_uint<64> scaled = (ap_uint<64>(e) * norm.r + norm.round_half) >> norm.shift;
+    return scaled > PROB_ONE ? prob_t(PROB_ONE) : prob_t(scaled);
+}
+
+// A whole row (the layer runs the same three passes lane by lane, layer.h).
 template <int MAXK>
 void softmax_row(const score_t s[MAXK], int visible, prob_t p[MAXK]) {
 #pragma HLS INLINE off
     exp_t e[MAXK];
-
     score_t top = score_t(MASKED);
     for (int j = 0; j < MAXK; j++) {
 #pragma HLS PIPELINE II=1
@@ -52,38 +91,17 @@ void softmax_row(const score_t s[MAXK], int visible, prob_t p[MAXK]) {
             top = s[j];
         }
     }
-
     sum_t total = 0;
     for (int j = 0; j < MAXK; j++) {
 #pragma HLS PIPELINE II=1
-        exp_t ej = 0;
-        if (j < visible && s[j] != MASKED) {
-            // top >= s[j], both in [-(2^23 - 1), 2^23 - 1]: the difference fits 24 unsigned bits
-            const ap_int<SCORE_BITS + 1> x = top - s[j];
-            ej = exp_fixed(ap_uint<SCORE_BITS>(x));
-        }
+        const exp_t ej = j < visible ? softmax_exp(top, s[j]) : exp_t(0);
         e[j] = ej;
         total += ej;
     }
-
-    // A row with a visible unmasked entry has S >= 2^16 (its max has e = 2^16), so n >= 17.
-    // A row without one violates the contract (the simulator raises): it gets all zeros.
-    const int n = bit_length_sum(total);
-    const bool valid = n > RECIP_INDEX_BITS;
-    const int index_shift = valid ? n - RECIP_INDEX_BITS : 0;
-    const ap_uint<RECIP_INDEX_BITS> t = total >> index_shift;  // truncated, in [2048, 4095]
-    const recip_t r = RECIP[valid ? int(t) - RECIP_BASE : 0];
-    const int shift = n + RECIP_SHIFT_BIAS;
-    const ap_uint<64> round_half = ap_uint<64>(1) << (valid ? shift - 1 : 0);
-
+    const softmax_norm norm = softmax_reciprocal(total);
     for (int j = 0; j < MAXK; j++) {
 #pragma HLS PIPELINE II=1
-        prob_t pj = 0;
-        if (valid && j < visible) {
-            const ap_uint<64> scaled = (ap_uint<64>(e[j]) * r + round_half) >> shift;
-            pj = scaled > PROB_ONE ? prob_t(PROB_ONE) : prob_t(scaled);
-        }
-        p[j] = pj;
+        p[j] = j < visible ? softmax_prob(e[j], norm) : prob_t(0);
     }
 }
 

@@ -39,6 +39,8 @@ typedef ap_uint<19> recip_t;      // reciprocal table entries, UQ-.29
 typedef ap_uint<17> prob_t;       // probability code, UQ1.16 in [0, 2^16]
 typedef ap_int<64> pv_acc_t;      // P.V accumulator (exact)
 typedef ap_uint<64> importance_t; // token / head importance accumulators (non-negative)
+typedef ap_int<32> index_t;       // token positions and the layer a token / head was dropped at
+typedef ap_uint<256> beat_t;      // one m_axi beat of packed codes (tb/host.h packs them)
 
 }  // namespace spatten
 

@@ -1,12 +1,14 @@
-// Host side of the design (testbench and ctypes harness, not synthesized): converts raw
-// integer arrays to the design's types and runs the schedule of invocations that the
-// simulator runs (compiler/sim/interpreter.py): summarization is one step over positions
-// [0, SEQ_LEN); generation is one step per position p in [SEQ_LEN, MAX_CTX), each layer after
-// layer, with the pruning state carried in the state arrays.
+// Host side of the design (testbench and ctypes harness, not synthesized): packs the raw code
+// arrays into the DRAM images the design reads (engines/fetch.h, engines/pack.h), runs the
+// schedule of invocations that the simulator runs (compiler/sim/simulation.py run_steps):
+// summarization is one step over positions [0, SEQ_LEN); generation is one step per position
+// p in [SEQ_LEN, MAX_CTX), each layer after layer. The first invocation loads the pruning
+// state and the last stores it. Every K lane gets the same K image, every V lane the V image.
 #ifndef SPATTEN_HOST_H
 #define SPATTEN_HOST_H
 
 #include <cstdint>
+#include <vector>
 
 #include "host_params.h"
 #include "spatten_top.h"
@@ -14,28 +16,65 @@
 // Called after every invocation with (done, total) when set (the testbench prints progress).
 static void (*spatten_progress)(int done, int total) = nullptr;
 
+namespace spatten_host {
+
+typedef model_cfg C;
+using spatten::beat_t;
+using spatten::code_t;
+
+// rows x HEAD_DIM int16 codes into rows x BEATS beats, BITS bits a code.
+template <int BITS, int BEATS>
+void pack_rows(const int16_t *codes, long rows, beat_t *image) {
+    for (long r = 0; r < rows; r++) {
+        code_t row[C::HEAD_DIM];
+        for (int d = 0; d < C::HEAD_DIM; d++) row[d] = codes[r * C::HEAD_DIM + d];
+        spatten::pack_row<C::HEAD_DIM, BITS, BEATS>(row, image + r * BEATS);
+    }
+}
+
+// The reverse, sign-extending (output rows).
+template <int BITS, int BEATS>
+void unpack_rows(const beat_t *image, long rows, int16_t *codes) {
+    for (long r = 0; r < rows; r++) {
+        code_t row[C::HEAD_DIM];
+        spatten::unpack_row<C::HEAD_DIM, BITS, BEATS, true>(image + r * BEATS, row);
+        for (int d = 0; d < C::HEAD_DIM; d++) codes[r * C::HEAD_DIM + d] = (int16_t)row[d];
+    }
+}
+
+static const long Q_ROWS = (long)C::NUM_HEADS * C::MAX_CTX;     // rows of a layer's Q / out
+static const long KV_ROWS = (long)C::NUM_KV_HEADS * C::MAX_CTX;  // rows of a layer's K / V
+static const long Q_IMAGE = Q_ROWS * C::Q_BEATS;
+static const long K_IMAGE = KV_ROWS * (C::K_MSB_BEATS + C::K_LSB_BEATS);  // MSB, then LSB
+static const long V_IMAGE = KV_ROWS * C::V_BEATS;
+static const long OUT_IMAGE = Q_ROWS * C::OUT_BEATS;
+
+}  // namespace spatten_host
+
+// Every invocation of the schedule. Inputs: int16 codes q [L][H][C][D], k_msb / k_lsb / v
+// [L][KV][C][D]; int64 mult, shift, v_weight [L][H]. Outputs: out like q, the final state
+// (token_dropped_at, token_importance, head_dropped_at, head_importance), requants [L], and
+// `measured` (spatten::N_MEASURED entries: bytes per port, engine cycles, total; csim.h).
 extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const int16_t *k_lsb,
                                  const int16_t *v, const int64_t *mult, const int64_t *shift,
                                  const int64_t *v_weight, int16_t *out, int64_t *state,
-                                 int64_t *requants) {
-    typedef model_cfg C;
-    const long layer_q = (long)C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
-    const long layer_kv = (long)C::NUM_KV_HEADS * C::MAX_CTX * C::HEAD_DIM;
-    const long total_q = layer_q * C::NUM_LAYERS;
-    const long total_kv = layer_kv * C::NUM_LAYERS;
-    spatten::code_t *dq = new spatten::code_t[total_q];
-    spatten::code_t *dout = new spatten::code_t[total_q];
-    spatten::code_t *dk = new spatten::code_t[total_kv];
-    spatten::lsb_t *dl = new spatten::lsb_t[total_kv];
-    spatten::code_t *dv = new spatten::code_t[total_kv];
-    for (long i = 0; i < total_q; i++) {
-        dq[i] = q[i];
-        dout[i] = 0;
-    }
-    for (long i = 0; i < total_kv; i++) {
-        dk[i] = k_msb[i];
-        dl[i] = (uint16_t)k_lsb[i];
-        dv[i] = v[i];
+                                 int64_t *requants, int64_t *measured) {
+    using namespace spatten_host;
+    constexpr int LSB_BITS = C::K_LSB_BITS > 0 ? C::K_LSB_BITS : 1;
+    constexpr int LSB_BEATS = C::K_LSB_BEATS > 0 ? C::K_LSB_BEATS : 1;
+    std::vector<beat_t> dq(Q_IMAGE * C::NUM_LAYERS), dk(K_IMAGE * C::NUM_LAYERS);
+    std::vector<beat_t> dv(V_IMAGE * C::NUM_LAYERS), dout(OUT_IMAGE * C::NUM_LAYERS, beat_t(0));
+    for (int l = 0; l < C::NUM_LAYERS; l++) {
+        pack_rows<C::Q_BITS, C::Q_BEATS>(q + l * Q_ROWS * C::HEAD_DIM, Q_ROWS,
+                                         &dq[l * Q_IMAGE]);
+        pack_rows<C::K_MSB_BITS, C::K_MSB_BEATS>(k_msb + l * KV_ROWS * C::HEAD_DIM, KV_ROWS,
+                                                 &dk[l * K_IMAGE]);
+        if (C::K_LSB_BEATS > 0) {
+            pack_rows<LSB_BITS, LSB_BEATS>(k_lsb + l * KV_ROWS * C::HEAD_DIM, KV_ROWS,
+                                           &dk[l * K_IMAGE + KV_ROWS * C::K_MSB_BEATS]);
+        }
+        pack_rows<C::V_BITS, C::V_BEATS>(v + l * KV_ROWS * C::HEAD_DIM, KV_ROWS,
+                                         &dv[l * V_IMAGE]);
     }
     spatten::index_t token_dropped[C::MAX_CTX];
     spatten::importance_t token_imp[C::MAX_CTX];
@@ -49,9 +88,9 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
         head_dropped[h] = C::NUM_LAYERS;
         head_imp[h] = 0;
     }
-    spatten::mult_t m[C::NUM_LAYERS][C::NUM_HEADS];
-    ap_uint<8> sh[C::NUM_LAYERS][C::NUM_HEADS];
-    ap_uint<17> w[C::NUM_LAYERS][C::NUM_HEADS];
+    static spatten::mult_t m[C::NUM_LAYERS][C::NUM_HEADS];
+    static ap_uint<8> sh[C::NUM_LAYERS][C::NUM_HEADS];
+    static ap_uint<17> w[C::NUM_LAYERS][C::NUM_HEADS];
     for (int l = 0; l < C::NUM_LAYERS; l++) {
         for (int h = 0; h < C::NUM_HEADS; h++) {
             m[l][h] = mult[l * C::NUM_HEADS + h];
@@ -59,6 +98,7 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
             w[l][h] = v_weight[l * C::NUM_HEADS + h];
         }
     }
+    spatten::csim_reset();
     const bool generating = GENERATION;
     const int first = generating ? SEQ_LEN : 0;
     const int steps = generating ? C::MAX_CTX - SEQ_LEN : 1;
@@ -68,26 +108,37 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
         const int end = generating ? q_begin + 1 : SEQ_LEN;
         const int step_query = generating ? q_begin : -1;
         for (int l = 0; l < C::NUM_LAYERS; l++) {
+            const bool first_call = s == 0 && l == 0;
+            const bool last_call = s == steps - 1 && l == C::NUM_LAYERS - 1;
+            const int control = (first_call ? spatten::LOAD_STATE : 0) |
+                                (last_call ? spatten::STORE_STATE : 0);
+            const beat_t *k_image = &dk[l * K_IMAGE];
+            const beat_t *v_image = &dv[l * V_IMAGE];
+#define SPATTEN_HOST_K(i) , k_image
+#define SPATTEN_HOST_V(i) , v_image
             int rq = 0;
-            int cycles = 0;
-            spatten_top(dq + l * layer_q, dk + l * layer_kv, dl + l * layer_kv, dv + l * layer_kv,
-                        dout + l * layer_q, token_dropped, token_imp, head_dropped, head_imp,
-                        m[l], sh[l], w[l], l, q_begin, q_end, end, step_query, &rq, &cycles);
+            spatten_top(&dq[l * Q_IMAGE] SPATTEN_K_LANES(SPATTEN_HOST_K)
+                            SPATTEN_V_LANES(SPATTEN_HOST_V),
+                        &dout[l * OUT_IMAGE], token_dropped, token_imp, head_dropped, head_imp,
+                        m[l], sh[l], w[l], l, q_begin, q_end, end, step_query, control, &rq);
+#undef SPATTEN_HOST_K
+#undef SPATTEN_HOST_V
             requants[l] += rq;
             if (spatten_progress) spatten_progress(s * C::NUM_LAYERS + l + 1, steps * C::NUM_LAYERS);
         }
     }
-    for (long i = 0; i < total_q; i++) out[i] = (int16_t)dout[i].to_int();
+    for (int l = 0; l < C::NUM_LAYERS; l++) {
+        unpack_rows<C::V_BITS, C::OUT_BEATS>(&dout[l * OUT_IMAGE], Q_ROWS,
+                                             out + l * Q_ROWS * C::HEAD_DIM);
+    }
     long at = 0;
     for (int t = 0; t < C::MAX_CTX; t++) state[at++] = token_dropped[t].to_int64();
     for (int t = 0; t < C::MAX_CTX; t++) state[at++] = (int64_t)token_imp[t].to_uint64();
     for (int h = 0; h < C::NUM_HEADS; h++) state[at++] = head_dropped[h].to_int64();
     for (int h = 0; h < C::NUM_HEADS; h++) state[at++] = (int64_t)head_imp[h].to_uint64();
-    delete[] dq;
-    delete[] dout;
-    delete[] dk;
-    delete[] dl;
-    delete[] dv;
+    long long counters[spatten::N_MEASURED];
+    spatten::csim_export(counters);
+    for (int i = 0; i < spatten::N_MEASURED; i++) measured[i] = counters[i];
     return 0;
 }
 

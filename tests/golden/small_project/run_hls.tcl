@@ -6,7 +6,7 @@ set steps [expr {[llength $argv] ? $argv : {csim csynth cosim export}}]
 open_project -reset spatten_top_prj
 set_top spatten_top
 add_files src/spatten_top.cpp -cflags "-std=c++14 -Isrc/engines -Isrc"
-add_files -tb tb/tb_spatten_top.cpp -cflags "-std=c++14 -Isrc/engines -Isrc -Itb -DDATA_DIR=\\\"tb/data\\\""
+add_files -tb tb/tb_spatten_top.cpp -cflags "-std=c++14 -Isrc/engines -Isrc -Itb"
 add_files -tb tb/data
 
 open_solution -reset solution1 -flow_target vitis

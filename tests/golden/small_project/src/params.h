@@ -28,14 +28,41 @@ struct model_cfg {
     static const int VALUE_KEEP_NUM = 1;
     static const int VALUE_KEEP_DEN = 2;
     static const int THRESHOLD_CODE = 19661;  // requant when max prob < this (UQ1.16)
-    static const int TOPK_PARALLELISM = 16;
-    static const int FIFO_DEPTH = 64;  // fetcher data FIFOs (SpAtten: 64 deep)
-    static const int QK_KEYS_PER_CYCLE = 32;  // keys the Q·K array takes a cycle
-    static const int PV_KEYS_PER_CYCLE = 32;  // V rows prob·V takes a cycle
+    static const int TOPK_PARALLELISM = 16;  // token / head top-k comparators
+    // --- rates and depths of the engines (the hardware plan) ---
+    static const int QK_KPC = 32;  // keys Q·K takes a cycle
+    static const int PV_KPC = 32;  // V rows prob·V takes a cycle
+    static const int SOFTMAX_LANES = 32;  // scores softmax takes a cycle
+    static const int VALUE_TOPK_P = 16;  // comparators per value top-k engine
+    static const int VALUE_TOPK_ENGINES = 2;  // threshold engines taking turns
+    static const int SCAN_LANES = 16;  // token-state entries scanned a cycle
+    static const int QK_DEPTH = 8;
+    static const int PV_DEPTH = 9;
+    static const int EXP_DEPTH = 9;
+    static const int NORM_DEPTH = 6;
+    // --- the fetcher: lanes (one m_axi port each), beats of 256 bits per packed row ---
+    static const int K_LANES = 16;
+    static const int V_LANES = 16;
+    static const int K_BANKS = 32;  // cyclic partitions of the K buffer rows
+    static const int V_BANKS = 32;
+    static const int Q_BEATS = 1;
+    static const int K_MSB_BEATS = 1;
+    static const int K_LSB_BEATS = 1;  // 0: no LSB plane
+    static const int V_BEATS = 1;
+    static const int OUT_BEATS = 1;  // outputs have V's width
+    static const int BEAT_MILLICYCLES = 1000;  // cycles per beat x 1000
+    static const int FETCH_LATENCY = 64;  // cycles to a burst's first beat
+    static const int MAX_ROWS = 48;  // query rows of a layer
 };
 
 // Tokens / heads kept after each layer (MAX_CTX / NUM_HEADS: no selection after that layer).
 static const int TOKEN_KEEP[2] = { 9, 3 };
 static const int HEAD_KEEP[2] = { 3, 1 };
+
+// The K and V read lanes, for the X-macros of engines/fetch.h.
+#define SPATTEN_K_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define SPATTEN_V_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+// The value top-k threshold engines (engines/rows.h).
+#define SPATTEN_VALUE_TOPK_ENGINES(X) X(0) X(1)
 
 #endif

@@ -3,29 +3,25 @@
 // Implements IR layer programs l0..l1 (ir/final.ir.txt); the layer index is a runtime argument.
 #include "spatten_top.h"
 
-// engine fetcher <- %l0.h0.load_q (+19 more); burst_bits: 256; fifo_depth: 64; k_lsb_beats: 1; k_msb_beats: 1; q_beats: 1; tile_tokens: 8; tiles: 2; v_beats: 1
-// engine head_accumulator <- %l0.head_importance (+1 more); head_bits: 64; heads: 4; token_bits: 64; tokens: 12
-// engine head_topk <- %l0.head_select (+1 more); comparators: 16
-// engine pv <- %l0.h0.pv (+7 more); keys_per_cycle: 32; multipliers: 512
-// engine qk <- %l0.h0.qk (+15 more); keys_per_cycle: 32; multipliers: 512
+// engine fetcher <- %l0.h0.load_q (+19 more); beat_millicycles: 1000; burst_bits: 256; k_lanes: 16; k_lsb_beats: 1; k_msb_beats: 1; latency: 64; q_beats: 1; tile_tokens: 8; tiles: 2; v_beats: 1; v_lanes: 16
+// engine head_accumulator <- %l0.head_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_pruning: true; tokens: 12
+// engine head_topk <- %l0.head_select (+1 more); comparators: 16; round_overhead: 3
+// engine pv <- %l0.h0.pv (+7 more); banks: 32; depth: 9; keys_per_cycle: 32; multipliers: 512
+// engine qk <- %l0.h0.qk (+15 more); banks: 32; depth: 8; keys_per_cycle: 32; multipliers: 512
 // engine requant <- %l0.h0.requant (+7 more); enabled: true; threshold_code: 19661
-// engine softmax <- %l0.h0.mask (+15 more); exp_hi_entries: 16; exp_lo_entries: 1024; lanes: 32; recip_entries: 2048
-// engine token_accumulator <- %l0.token_importance (+1 more); head_bits: 64; heads: 4; token_bits: 64; tokens: 12
-// engine token_topk <- %l0.token_select (+1 more); comparators: 16
-// engine value_topk <- %l0.h0.value_topk (+7 more); comparators: 16; enabled: true; keep_den: 2; keep_num: 1
+// engine softmax <- %l0.h0.mask (+15 more); exp_depth: 9; exp_hi_entries: 16; exp_lo_entries: 1024; lanes: 32; norm_depth: 6; recip_entries: 2048
+// engine token_accumulator <- %l0.token_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_pruning: true; tokens: 12
+// engine token_topk <- %l0.token_select (+1 more); comparators: 16; round_overhead: 3
+// engine value_topk <- %l0.h0.value_topk (+7 more); comparators: 16; enabled: true; engines: 2; keep_den: 2; keep_num: 1
 // engine writeback <- %l0.concat (+1 more)
-void spatten_top(const spatten::code_t *q, const spatten::code_t *k_msb,
-             const spatten::lsb_t *k_lsb, const spatten::code_t *v, spatten::code_t *out,
+void spatten_top(const spatten::beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, spatten::beat_t *out,
              spatten::index_t *token_dropped_at, spatten::importance_t *token_importance,
              spatten::index_t *head_dropped_at, spatten::importance_t *head_importance,
              const spatten::mult_t *mult, const ap_uint<8> *shift,
              const ap_uint<17> *v_weight, int layer, int q_begin, int q_end, int end,
-             int step_query, int *requants, int *topk_cycles) {
-#pragma HLS INTERFACE m_axi port = q offset = slave bundle = gmem_q depth = 768
-#pragma HLS INTERFACE m_axi port = k_msb offset = slave bundle = gmem_k_msb depth = 384
-#pragma HLS INTERFACE m_axi port = k_lsb offset = slave bundle = gmem_k_lsb depth = 384
-#pragma HLS INTERFACE m_axi port = v offset = slave bundle = gmem_v depth = 384
-#pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem_out depth = 768
+             int step_query, int control, int *requants) {
+#pragma HLS INTERFACE m_axi port = q offset = slave bundle = gmem_q depth = 48
+#pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem_out depth = 48
 #pragma HLS INTERFACE m_axi port = token_dropped_at offset = slave bundle = gmem_state depth = 12
 #pragma HLS INTERFACE m_axi port = token_importance offset = slave bundle = gmem_state depth = 12
 #pragma HLS INTERFACE m_axi port = head_dropped_at offset = slave bundle = gmem_state depth = 4
@@ -34,12 +30,44 @@ void spatten_top(const spatten::code_t *q, const spatten::code_t *k_msb,
 #pragma HLS INTERFACE m_axi port = shift offset = slave bundle = gmem_params depth = 4
 #pragma HLS INTERFACE m_axi port = v_weight offset = slave bundle = gmem_params depth = 4
 #pragma HLS INTERFACE m_axi port = requants offset = slave bundle = gmem_params depth = 1
-#pragma HLS INTERFACE m_axi port = topk_cycles offset = slave bundle = gmem_params depth = 1
+#pragma HLS INTERFACE m_axi port = k0 offset = slave bundle = gmem_k0 depth = 48
+#pragma HLS INTERFACE m_axi port = k1 offset = slave bundle = gmem_k1 depth = 48
+#pragma HLS INTERFACE m_axi port = k2 offset = slave bundle = gmem_k2 depth = 48
+#pragma HLS INTERFACE m_axi port = k3 offset = slave bundle = gmem_k3 depth = 48
+#pragma HLS INTERFACE m_axi port = k4 offset = slave bundle = gmem_k4 depth = 48
+#pragma HLS INTERFACE m_axi port = k5 offset = slave bundle = gmem_k5 depth = 48
+#pragma HLS INTERFACE m_axi port = k6 offset = slave bundle = gmem_k6 depth = 48
+#pragma HLS INTERFACE m_axi port = k7 offset = slave bundle = gmem_k7 depth = 48
+#pragma HLS INTERFACE m_axi port = k8 offset = slave bundle = gmem_k8 depth = 48
+#pragma HLS INTERFACE m_axi port = k9 offset = slave bundle = gmem_k9 depth = 48
+#pragma HLS INTERFACE m_axi port = k10 offset = slave bundle = gmem_k10 depth = 48
+#pragma HLS INTERFACE m_axi port = k11 offset = slave bundle = gmem_k11 depth = 48
+#pragma HLS INTERFACE m_axi port = k12 offset = slave bundle = gmem_k12 depth = 48
+#pragma HLS INTERFACE m_axi port = k13 offset = slave bundle = gmem_k13 depth = 48
+#pragma HLS INTERFACE m_axi port = k14 offset = slave bundle = gmem_k14 depth = 48
+#pragma HLS INTERFACE m_axi port = k15 offset = slave bundle = gmem_k15 depth = 48
+#pragma HLS INTERFACE m_axi port = v0 offset = slave bundle = gmem_v0 depth = 24
+#pragma HLS INTERFACE m_axi port = v1 offset = slave bundle = gmem_v1 depth = 24
+#pragma HLS INTERFACE m_axi port = v2 offset = slave bundle = gmem_v2 depth = 24
+#pragma HLS INTERFACE m_axi port = v3 offset = slave bundle = gmem_v3 depth = 24
+#pragma HLS INTERFACE m_axi port = v4 offset = slave bundle = gmem_v4 depth = 24
+#pragma HLS INTERFACE m_axi port = v5 offset = slave bundle = gmem_v5 depth = 24
+#pragma HLS INTERFACE m_axi port = v6 offset = slave bundle = gmem_v6 depth = 24
+#pragma HLS INTERFACE m_axi port = v7 offset = slave bundle = gmem_v7 depth = 24
+#pragma HLS INTERFACE m_axi port = v8 offset = slave bundle = gmem_v8 depth = 24
+#pragma HLS INTERFACE m_axi port = v9 offset = slave bundle = gmem_v9 depth = 24
+#pragma HLS INTERFACE m_axi port = v10 offset = slave bundle = gmem_v10 depth = 24
+#pragma HLS INTERFACE m_axi port = v11 offset = slave bundle = gmem_v11 depth = 24
+#pragma HLS INTERFACE m_axi port = v12 offset = slave bundle = gmem_v12 depth = 24
+#pragma HLS INTERFACE m_axi port = v13 offset = slave bundle = gmem_v13 depth = 24
+#pragma HLS INTERFACE m_axi port = v14 offset = slave bundle = gmem_v14 depth = 24
+#pragma HLS INTERFACE m_axi port = v15 offset = slave bundle = gmem_v15 depth = 24
 #pragma HLS INTERFACE s_axilite port = layer
 #pragma HLS INTERFACE s_axilite port = q_begin
 #pragma HLS INTERFACE s_axilite port = q_end
 #pragma HLS INTERFACE s_axilite port = end
 #pragma HLS INTERFACE s_axilite port = step_query
+#pragma HLS INTERFACE s_axilite port = control
 #pragma HLS INTERFACE s_axilite port = return
     spatten::layer_args args;
     args.layer = layer;
@@ -47,12 +75,11 @@ void spatten_top(const spatten::code_t *q, const spatten::code_t *k_msb,
     args.q_end = q_end;
     args.end = end;
     args.step_query = step_query;
+    args.control = control;
     int requant_rows = 0;
-    int cycles = 0;
-    spatten::attention_layer<model_cfg>(q, k_msb, k_lsb, v, out, token_dropped_at,
+    spatten::attention_layer<model_cfg>(q SPATTEN_K_ARGS SPATTEN_V_ARGS, out, token_dropped_at,
                                         token_importance, head_dropped_at, head_importance,
                                         mult, shift, v_weight, args, TOKEN_KEEP[layer],
-                                        HEAD_KEEP[layer], requant_rows, cycles);
+                                        HEAD_KEEP[layer], requant_rows);
     *requants = requant_rows;
-    *topk_cycles = cycles;
 }

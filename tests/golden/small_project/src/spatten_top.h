@@ -2,15 +2,17 @@
 #ifndef SPATTEN_TOP_H
 #define SPATTEN_TOP_H
 
-#include "layer.h"
 #include "params.h"
+#include "layer.h"
 
-void spatten_top(const spatten::code_t *q, const spatten::code_t *k_msb,
-             const spatten::lsb_t *k_lsb, const spatten::code_t *v, spatten::code_t *out,
+// q, k<i>, v<i>, out: packed code images of the layer (engines/fetch.h); every K lane k<i>
+// and V lane v<i> addresses the whole K / V image. The pruning state arrays are read when
+// control has LOAD_STATE and written when it has STORE_STATE (engines/layer.h).
+void spatten_top(const spatten::beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, spatten::beat_t *out,
              spatten::index_t *token_dropped_at, spatten::importance_t *token_importance,
              spatten::index_t *head_dropped_at, spatten::importance_t *head_importance,
              const spatten::mult_t *mult, const ap_uint<8> *shift,
              const ap_uint<17> *v_weight, int layer, int q_begin, int q_end, int end,
-             int step_query, int *requants, int *topk_cycles);
+             int step_query, int control, int *requants);
 
 #endif

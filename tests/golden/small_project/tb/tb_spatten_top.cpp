@@ -1,16 +1,37 @@
 // C-simulation testbench of the golden-small design: runs every invocation of the
 // schedule on the golden inputs (written by the bit-accurate simulator) and compares output
-// codes and the final pruning state exactly. The data directory is the first argument (default
-// DATA_DIR, tb/data). Prints one line per check, then "N passed, M failed".
+// codes and the final pruning state exactly. The data directory (docs/hls.md, "Where the
+// testbench finds its data") is the first argument; without one, the first of: data/ beside
+// this source file as the compiler saw it (__FILE__: Vitis compiles and runs csim in
+// <solution>/csim/build with relative source paths, make in the project directory), data/ in
+// the working directory (add_files -tb tb/data), tb/data. Prints the csim counters
+// ("bytes <port> N", "cycles <engine> N", "cycles total N"), one line per check, then
+// "N passed, M failed".
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
 #include "host.h"
 
-#ifndef DATA_DIR
-#define DATA_DIR "tb/data"
-#endif
+static bool has_data(const std::string &dir) {
+    FILE *f = std::fopen((dir + "/q.bin").c_str(), "rb");
+    if (f) std::fclose(f);
+    return f != nullptr;
+}
+
+static std::string data_dir(int argc, char **argv) {
+    if (argc > 1) return argv[1];
+    const std::string source = __FILE__;
+    const size_t slash = source.find_last_of("/\\");
+    const std::string beside =
+        (slash == std::string::npos ? std::string(".") : source.substr(0, slash)) + "/data";
+    const char *const others[] = {"data", "tb/data"};
+    if (has_data(beside)) return beside;
+    for (const char *dir : others) {
+        if (has_data(dir)) return dir;
+    }
+    return beside;  // the error names where the data was expected
+}
 
 // Reads exactly `bytes` bytes: a golden file of any other size belongs to another design.
 static bool load(const std::string &dir, const char *name, void *data, long bytes) {
@@ -36,7 +57,7 @@ static void print_progress(int done, int total) {
 }
 
 int main(int argc, char **argv) {
-    const std::string dir = argc > 1 ? argv[1] : DATA_DIR;
+    const std::string dir = data_dir(argc, argv);
     typedef model_cfg C;
     const long n_q = (long)C::NUM_LAYERS * C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
     const long n_kv = (long)C::NUM_LAYERS * C::NUM_KV_HEADS * C::MAX_CTX * C::HEAD_DIM;
@@ -47,6 +68,7 @@ int main(int argc, char **argv) {
     int64_t *mult = new int64_t[n_lh], *shift = new int64_t[n_lh], *weight = new int64_t[n_lh];
     int64_t *state = new int64_t[n_state], *golden_state = new int64_t[n_state];
     int64_t requants[C::NUM_LAYERS] = {0};
+    int64_t measured[spatten::N_MEASURED] = {0};
     bool ok = load(dir, "q.bin", q, n_q * 2) && load(dir, "k_msb.bin", k_msb, n_kv * 2) &&
               load(dir, "k_lsb.bin", k_lsb, n_kv * 2) && load(dir, "v.bin", v, n_kv * 2) &&
               load(dir, "mult.bin", mult, n_lh * 8) && load(dir, "shift.bin", shift, n_lh * 8) &&
@@ -55,7 +77,13 @@ int main(int argc, char **argv) {
               load(dir, "state.bin", golden_state, n_state * 8);
     if (!ok) return 2;
     spatten_progress = print_progress;
-    spatten_run_model(q, k_msb, k_lsb, v, mult, shift, weight, out, state, requants);
+    spatten_run_model(q, k_msb, k_lsb, v, mult, shift, weight, out, state, requants, measured);
+    int at = 0;
+    for (int p = 0; p < spatten::N_PORTS; p++)
+        std::printf("bytes %s %lld\n", spatten::PORT_NAMES[p], (long long)measured[at++]);
+    for (int e = 0; e < spatten::N_ENGINES; e++)
+        std::printf("cycles %s %lld\n", spatten::ENGINE_NAMES[e], (long long)measured[at++]);
+    std::printf("cycles total %lld\n", (long long)measured[at]);
     long passed = 0, failed = 0;
     const long per_layer = (long)C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
     for (int l = 0; l < C::NUM_LAYERS; l++) {

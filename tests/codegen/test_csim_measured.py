@@ -1,0 +1,150 @@
+"""What C-simulation measures of the emitted design (engines/csim.h): the bytes at its m_axi
+ports and the loop-level cycle estimate, against the performance model and the plan.
+
+Small versions of the shapes `spatten report` is checked on (dense BERT, a SpAtten schedule,
+a generation trace, GQA, a tiled design) run through the ctypes harness; the bytes are the
+design's own traffic, the cycles the emitted loop nest's arithmetic (engines/csim.h).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spatten_hls.compiler.perf import performance_report
+
+pytestmark = pytest.mark.csim
+
+
+def model(family: str, layers: int, heads: int, head_dim: int, kv_heads: int | None = None):
+    return {
+        "name": f"measured-{family}",
+        "family": family,
+        "layers": layers,
+        "heads": heads,
+        "kv_heads": kv_heads or heads,
+        "head_dim": head_dim,
+    }
+
+
+SCHEDULE = {
+    "token_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0, "keep_recent": 2},
+    "head_pruning": {"enabled": True, "keep": 0.6, "skip_first": 0.0},
+    "value_pruning": {"enabled": True, "keep": 0.3},
+    "quantization": {"progressive": True, "requant_threshold": 0.3},
+}
+SHAPES = {
+    "dense-bert": {
+        "model": model("bert", 2, 4, 64),
+        "config": {"model": {"seq_len": 64}},
+    },
+    "spatten-bert": {
+        "model": model("bert", 3, 4, 64),
+        "config": {"model": {"seq_len": 64}, **SCHEDULE},
+    },
+    "generation-trace": {
+        "model": model("gpt2", 3, 4, 64),
+        "config": {"model": {"seq_len": 24, "stage": "generation", "gen_tokens": 6}, **SCHEDULE},
+    },
+    "gqa-generation": {
+        "model": model("llama", 2, 6, 32, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 20, "stage": "generation", "gen_tokens": 4},
+            "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
+        },
+    },
+    "tiled": {
+        "model": model("bert", 2, 4, 32),
+        "config": {
+            "model": {"seq_len": 48},
+            "value_pruning": {"enabled": True, "keep": 0.5},
+            "hardware": {"max_tokens": 16},
+        },
+    },
+}
+
+
+def without(shape: str, section: str) -> dict:
+    case = SHAPES[shape]
+    return {
+        "model": case["model"],
+        "config": {k: v for k, v in case["config"].items() if k != section},
+    }
+
+
+# Decode steps: one row per live head, so a KV head's LSB plane is fetched only when its row
+# was deferred, and its V rows are the ones that row keeps (in summarization the rows of a
+# KV head together defer and keep nearly everything: the union is what is fetched)
+WITHOUT_PROGRESSIVE = without("generation-trace", "quantization")
+WITHOUT_VALUE_PRUNING = without("generation-trace", "value_pruning")
+
+
+@pytest.fixture(scope="module")
+def designs(design_factory):
+    design_factory.prefetch([*SHAPES.values(), WITHOUT_PROGRESSIVE, WITHOUT_VALUE_PRUNING])
+    return design_factory
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_model_is_within_15_percent_of_csim(designs, shape: str) -> None:
+    design = designs.get(SHAPES[shape])
+    plan = design.graph.lowered_plan()
+    vectors, run = design.run(0)
+    assert np.array_equal(run.out, vectors.arrays["out"])
+    report = performance_report(vectors.result, plan)
+    measured = run.measured.cycles["total"]
+    assert measured > 0
+    assert abs(report.latency_cycles / measured - 1) <= 0.15, (report.latency_cycles, measured)
+    # the report's bytes are the ports' code bytes
+    code_bytes = sum(run.measured.dram_bytes[p] for p in ("q", "k_msb", "k_lsb", "v"))
+    assert report.dram_bytes == code_bytes
+
+
+def test_progressive_quantization_and_value_pruning_cut_the_measured_bytes(designs) -> None:
+    """Same inputs: the LSB plane is fetched only for KV heads with deferred rows, V only for
+    the kept rows, and each cut is what the simulator's accounting says."""
+    trace = designs.get(SHAPES["generation-trace"])
+    vectors, run = trace.run(2)
+    _, run_full_k = designs.get(WITHOUT_PROGRESSIVE).run(2)
+    _, run_full_v = designs.get(WITHOUT_VALUE_PRUNING).run(2)
+    assert run.requants.sum() > 0  # some rows were deferred: their K LSBs were fetched
+    measured = run.measured.dram_bytes
+    for plane in ("q", "k_msb", "k_lsb", "v"):
+        assert measured[plane] == vectors.result.dram_bytes[plane], plane
+    assert 0 < measured["k_lsb"] < run_full_k.measured.dram_bytes["k_lsb"]
+    assert measured["v"] < 0.6 * run_full_v.measured.dram_bytes["v"]  # keep 0.3 of the rows
+    # without progressive quantization every KV head's LSB plane goes with its MSB plane
+    f = designs.get(WITHOUT_PROGRESSIVE).graph.lowered_plan().fetcher
+    assert run_full_k.measured.dram_bytes["k_lsb"] * f.k_msb_beats == (
+        run_full_k.measured.dram_bytes["k_msb"] * f.k_lsb_beats
+    )
+
+
+def test_a_decode_step_fetches_and_computes_only_its_own_query(designs) -> None:
+    design = designs.get(SHAPES["gqa-generation"])
+    info, plan = design.graph.info, design.graph.lowered_plan()
+    vectors, run = design.run(0)
+    rows = sum(s.heads for s in vectors.result.steps)  # one query row per live head and step
+    assert rows < info.num_layers * info.gen_tokens * info.num_heads  # head pruning acted
+    assert run.measured.dram_bytes["q"] == rows * plan.fetcher.q_beats * 32
+    assert run.measured.dram_bytes["out"] == rows * plan.fetcher.v_beats * 32
+    # Q·K: ceil(keys / keys_per_cycle) blocks per row, pipelined, none for other positions
+    qk = plan.qk
+    assert run.measured.cycles["qk"] == sum(
+        s.heads * (-(-s.keys // qk.keys_per_cycle) - 1 + qk.depth) for s in vectors.result.steps
+    )
+
+
+def test_pruned_tokens_and_heads_cost_no_cycles(designs) -> None:
+    """Q·K's loop runs over the live rows and keys only: its measured cycles are the sum over
+    the rows the layers computed, pruned tokens and heads adding nothing."""
+    design = designs.get(SHAPES["spatten-bert"])
+    qk = design.graph.lowered_plan().qk
+    vectors, run = design.run(3)
+    expected = 0
+    for s in vectors.result.steps:
+        rows = s.heads * s.query_rows + s.requant_rows  # deferred rows pass Q·K again
+        expected += rows * (-(-s.keys // qk.keys_per_cycle) - 1 + qk.depth)
+    assert run.measured.cycles["qk"] == expected
+    steps = vectors.result.steps
+    assert steps[-1].keys < steps[0].keys and steps[-1].heads < steps[0].heads
