@@ -141,6 +141,48 @@ struct layer_rows {
     int n_deferred;
 };
 
+// The row schedule (the first process of the pipeline): which head and query the r-th row of
+// a pass is, whether it starts a KV head (its K rows are fetched then) and the buffer half
+// it uses. The first pass walks the query rows of the live heads in order (live[0 .. )), the
+// second the deferred list.
+template <class Cfg>
+void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS], const visible_set<Cfg> &vis,
+               const row_job deferred[Cfg::MAX_ROWS], row_item &it) {
+    static int live_at, j, kv_now, slot;  // the walk so far: the process's own state
+    if (r == 0) {
+        live_at = 0;
+        j = vis.first_row;
+        kv_now = -1;
+        slot = 1;
+    }
+    it.head = second ? deferred[r].head : live[live_at];
+    it.j = second ? deferred[r].j : j;
+    it.kv = it.head / Cfg::GROUP;
+    it.new_kv = it.kv != kv_now;
+    if (it.new_kv) {
+        kv_now = it.kv;
+        slot ^= 1;
+    }
+    it.slot = Cfg::MAX_TILES == 1 ? slot : 0;
+    it.t = (int)vis.pos[it.j];
+    it.visible = Cfg::CAUSAL ? it.j + 1 : vis.nk;
+    it.with_lsb = second || !Cfg::PROGRESSIVE;
+    it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
+    if (!second && ++j == vis.last_row) {
+        j = vis.first_row;
+        live_at++;
+    }
+}
+
+// The deferred list (its own process): the rows the requant decision sends to the second pass.
+template <class Cfg>
+void note_deferred(const row_item &it, bool deferred, row_job list[Cfg::MAX_ROWS], int &n) {
+    if (!deferred) return;
+    list[n].head = it.head;
+    list[n].j = it.j;
+    n++;
+}
+
 // One pass of the row pipeline over `n_jobs` rows: the first pass takes the query rows of the
 // live heads in order (live[0 .. n_live)), the second the deferred list (its rows have the
 // full K words, so none is deferred again).
@@ -149,33 +191,13 @@ void run_pass(bool second, const int live[Cfg::NUM_HEADS], int n_jobs, kv_buffer
               layer_rows<Cfg> &lr, const beat_t *q, beat_t *out SPATTEN_K_PARAMS
               SPATTEN_V_PARAMS) {
     const visible_set<Cfg> &vis = *lr.vis;
-    int live_at = 0;  // first pass: the row's head is live[live_at], its index j
-    int j = vis.first_row;
-    int kv_now = -1;
-    int slot = 1;
     SPATTEN_REGION_BEGIN();
 rows:
     for (int r = 0; r < n_jobs; r++) {
 #pragma HLS DATAFLOW
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_ROWS
+        // the loop body is in canonical form: declarations and process calls only
         row_item it;
-        it.head = second ? lr.deferred[r].head : live[live_at];
-        it.j = second ? lr.deferred[r].j : j;
-        it.kv = it.head / Cfg::GROUP;
-        it.new_kv = it.kv != kv_now;
-        if (it.new_kv) {
-            kv_now = it.kv;
-            slot ^= 1;
-        }
-        it.slot = Cfg::MAX_TILES == 1 ? slot : 0;
-        it.t = (int)vis.pos[it.j];
-        it.visible = Cfg::CAUSAL ? it.j + 1 : vis.nk;
-        it.with_lsb = second || !Cfg::PROGRESSIVE;
-        it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
-        if (!second && ++j == vis.last_row) {
-            j = vis.first_row;
-            live_at++;
-        }
         code_t q_row[Cfg::HEAD_DIM];
         score_t s[Cfg::MAX_CTX];
         exp_t e[Cfg::MAX_CTX];
@@ -189,17 +211,14 @@ rows:
         sum_t total;
         bool deferred;
         row_selection<Cfg> sel;
+        issue_row<Cfg>(second, r, live, vis, lr.deferred, it);
         stage_fetch_k<Cfg>(it, vis.nk, vis.pos, buf SPATTEN_K_ARGS);
         fetch_q_row<Cfg>(q, it.head, it.t, q_row);
         stage_qk<Cfg>(q_row, it, vis.pos, buf, lr.mult[it.head], (int)lr.shift[it.head], s, top
                       SPATTEN_K_ARGS);
         stage_exp<Cfg>(s, top, it.visible, e, total);
         stage_norm<Cfg>(e, total, it, p, deferred);
-        if (deferred) {
-            lr.deferred[lr.n_deferred].head = it.head;
-            lr.deferred[lr.n_deferred].j = it.j;
-            lr.n_deferred++;
-        }
+        note_deferred<Cfg>(it, deferred, lr.deferred, lr.n_deferred);
         value_threshold thresholds[Cfg::VALUE_TOPK_ENGINES];
 #define SPATTEN_THRESHOLD(e) stage_threshold<Cfg>(p, it, deferred, e, thresholds[e]);
         SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD)

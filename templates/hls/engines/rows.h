@@ -1,9 +1,10 @@
 // The processes of the critical path of SpAtten (paper Fig. 8), one query row of one head per
-// item: K fetch -> Q fetch -> Q·K -> softmax exp -> softmax normalization + requant decision
-// -> value top-k threshold -> token importance + value top-k filter + V requests -> V fetch
-// -> prob·V + requantization -> write back. layer.h calls them in one DATAFLOW loop over the rows of a layer, so consecutive
-// rows overlap (row r + 1 in Q·K while row r is in softmax) and the rows of one KV head flow
-// into the next KV head's without draining. Every process runs for every row (dataflow
+// item: (row schedule, layer.h) -> K fetch -> Q fetch -> Q·K -> softmax exp -> softmax
+// normalization + requant decision -> value top-k threshold -> token importance + value top-k
+// filter + V requests -> V fetch -> prob·V + requantization -> write back. layer.h calls them
+// in one DATAFLOW loop over the rows of a layer, so consecutive rows overlap (row r + 1 in
+// Q·K while row r is in softmax) and the rows of one KV head flow into the next KV head's
+// without draining. Every process runs for every row (dataflow
 // canonical form); one that has nothing to do for a row runs zero-trip loops. Every loop runs
 // to the row's live counts (visible keys, kept values): pruned tokens cost no cycles.
 //
