@@ -69,7 +69,7 @@ void fetch_k_rows(int kv, const index_t pos[Cfg::MAX_CTX], int first, int count,
 rows:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = BEATS
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::TILE / Cfg::K_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::K_LANES - 1) / Cfg::K_LANES
         SPATTEN_K_LANES(SPATTEN_K_LANE)
     }
     SPATTEN_FETCH(E_FETCH_K, process, msb ? P_K_MSB : P_K_LSB, (long long)count * BEATS,
@@ -101,7 +101,7 @@ void fetch_v_rows(int kv, const index_t pos[Cfg::MAX_CTX], const index_t list[Cf
 rows:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::V_BEATS
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::TILE / Cfg::V_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
         SPATTEN_V_LANES(SPATTEN_V_LANE)
     }
     SPATTEN_FETCH(E_FETCH_V, process, P_V, (long long)count * Cfg::V_BEATS,

@@ -39,7 +39,7 @@ void select_survivors(const importance_t imp[MAXN], const bool protected_[MAXN],
 gather:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
     gather_lanes:
         for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
@@ -60,7 +60,7 @@ gather:
 scatter:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
     scatter_lanes:
         for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL

@@ -103,7 +103,7 @@ void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_s
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES
     lanes:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
@@ -245,7 +245,7 @@ void fold_importance(pruning_state<Cfg> &st, const layer_args &a,
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES
     lanes:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
@@ -277,7 +277,7 @@ void select_tokens(pruning_state<Cfg> &st, const visible_set<Cfg> &vis, const la
 drop:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SCAN_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES
     lanes:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL

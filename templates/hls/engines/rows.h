@@ -94,7 +94,7 @@ void qk_scores(const code_t q_row[Cfg::HEAD_DIM], const code_t k[Cfg::TILE][Cfg:
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::TILE / Cfg::QK_KPC
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::QK_KPC - 1) / Cfg::QK_KPC
     lanes:
         for (int l = 0; l < Cfg::QK_KPC; l++) {
 #pragma HLS UNROLL
@@ -150,7 +150,7 @@ void stage_exp(const score_t s[Cfg::MAX_CTX], score_t top, int visible, exp_t e[
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SOFTMAX_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES
     lanes:
         for (int l = 0; l < Cfg::SOFTMAX_LANES; l++) {
 #pragma HLS UNROLL
@@ -176,7 +176,7 @@ void stage_norm(const exp_t e[Cfg::MAX_CTX], sum_t total, const row_item &it,
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SOFTMAX_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES
     lanes:
         for (int l = 0; l < Cfg::SOFTMAX_LANES; l++) {
 #pragma HLS UNROLL
@@ -232,7 +232,7 @@ void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &it, bool deferre
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_CTX / Cfg::SOFTMAX_LANES
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::MAX_CTX + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES
     lanes:
         for (int l = 0; l < Cfg::SOFTMAX_LANES; l++) {
 #pragma HLS UNROLL
@@ -274,7 +274,7 @@ void pv_rows(const prob_t p[Cfg::MAX_CTX], const row_selection<Cfg> &sel,
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::TILE / Cfg::PV_KPC
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::PV_KPC - 1) / Cfg::PV_KPC
     lanes:
         for (int l = 0; l < Cfg::PV_KPC; l++) {
 #pragma HLS UNROLL

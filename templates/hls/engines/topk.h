@@ -41,7 +41,7 @@ int partition_round(const T src[MAXN], int size, T pivot, T gt[MAXN], int &n_gt,
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
     lanes:
         for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
@@ -134,7 +134,7 @@ void topk_mask(const importance_t vals[MAXN], int n, int k, bool mask[MAXN], int
 filter:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT max=MAXN / P
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
     lanes:
         for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL

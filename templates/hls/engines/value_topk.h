@@ -71,7 +71,7 @@ int value_topk_row(const prob_t p[MAXK], int visible, int keep_num, int keep_den
 filter:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT max=MAXK / P
+#pragma HLS LOOP_TRIPCOUNT max=(MAXK + P - 1) / P
     lanes:
         for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
