@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spatten_hls.compiler.ir.plan import BitWidths, HardwarePlan
+from spatten_hls.compiler.ir.plan import BitWidths, HardwarePlan, row_beats
 from spatten_hls.compiler.sim.dram import DramCounter, row_bytes
 from spatten_hls.compiler.sim.frame import Frame
 
@@ -56,8 +56,8 @@ def coded_row_bytes(plan: HardwarePlan | None, bits: int, head_dim: int) -> int:
     planned design (also for the dense baselines, which move the same beats)."""
     if plan is None:
         return row_bytes(bits, head_dim)
-    beat = plan.fetcher.burst_bits
-    return -(-bits * head_dim // beat) * (beat // 8)
+    burst = plan.fetcher.burst_bits
+    return row_beats(bits, head_dim, burst) * (burst // 8)
 
 
 def frame_traffic(frame: Frame, rows: PortRows, group_size: int) -> DramCounter:

@@ -4,6 +4,7 @@ configured with and what `spatten report` computes with."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from spatten_hls.compiler.codegen.lower import project_context
 from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.frontend import preset_names
 from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.perf.resources import estimate_resources, uram_blocks
 from spatten_hls.compiler.sim import simulate
 
 
@@ -131,3 +133,32 @@ def test_minilm_qk_takes_half_the_blocks_of_bert_base(reports) -> None:
     b_blocks, _ = row_blocks(bert[1], 0, b_plan.qk.keys_per_cycle)
     assert 2 * m_blocks == b_blocks
     assert minilm[2].layers[0].cycles["qk"] - rows * (m_plan.qk.depth - 1) == m_blocks
+
+
+ENGINES_DIR = Path(__file__).parents[2] / "templates" / "hls" / "engines"
+
+
+def test_resources_count_the_emitted_multipliers_and_buffers(tmp_path) -> None:
+    """The report's DSPs and K/V buffers are the emitted ones: a multiplier per code of every
+    Q·K and prob·V lane, and `[2][TILE][HEAD_DIM]` 16-bit buffers cut into K_BANKS / V_BANKS
+    cyclic banks (a 1024-token GPT-2 design, so that the banks are deep enough for URAM)."""
+    rows_h = (ENGINES_DIR / "rows.h").read_text()
+    types_h = (ENGINES_DIR / "spatten_types.h").read_text()
+    for declaration in (
+        "code_t k[2][Cfg::TILE][Cfg::HEAD_DIM];",
+        "lsb_t lsb[2][Cfg::TILE][Cfg::HEAD_DIM];",
+        "code_t v[2][Cfg::TILE][Cfg::HEAD_DIM];",
+    ):
+        assert declaration in rows_h, declaration
+    assert "typedef ap_int<16> code_t;" in types_h and "typedef ap_uint<16> lsb_t;" in types_h
+    config = tmp_path / "long.toml"
+    config.write_text("[model]\nseq_len = 1024\n")
+    graph = compile_model("gpt2-medium", config).graph
+    p = params_h(graph)
+    res = estimate_resources(graph.lowered_plan())
+    assert res.breakdown["multipliers"]["dsp"] == (p["QK_KPC"] + p["PV_KPC"]) * p["HEAD_DIM"]
+    word = p["HEAD_DIM"] * 16  # a row reshaped into one word
+    for name, banks in (("k_buffer", p["K_BANKS"]), ("v_buffer", p["V_BANKS"])):
+        depth = -(-p["TILE"] // banks)
+        assert res.breakdown[name]["uram"] == 2 * banks * uram_blocks(word, depth), name
+    assert res.uram >= res.breakdown["k_buffer"]["uram"] > 0
