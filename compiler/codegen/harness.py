@@ -7,12 +7,16 @@ Building takes a few seconds; the library is cached by a hash of its sources, so
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_array, measured_size
+from spatten_hls.compiler.codegen.csim import STREAM_WARNING
 from spatten_hls.compiler.codegen.toolchain import build_shared
 from spatten_hls.compiler.codegen.vectors import GoldenVectors
 
@@ -23,6 +27,11 @@ class DesignRun:
     state: np.ndarray  # int64 final pruning state, like GoldenVectors.arrays["state"]
     requants: np.ndarray  # int64 per layer: rows recomputed with the K LSBs
     measured: CsimCounters  # bytes at the ports and the cycle estimate (engines/csim.h)
+
+
+class StreamMisuse(RuntimeError):
+    """The design's processes disagree on how many rows a stream carries (the stream model
+    warned that a FIFO was read while empty or left with data: the RTL would hang)."""
 
 
 class DesignLibrary:
@@ -44,17 +53,38 @@ class DesignLibrary:
         state = np.zeros_like(a["state"])
         requants = np.zeros(a["mult"].shape[0], dtype=np.int64)
         measured = np.zeros(measured_size(), dtype=np.int64)
-        self._run(
-            a["q"],
-            a["k_msb"],
-            a["k_lsb"],
-            a["v"],
-            a["mult"],
-            a["shift"],
-            a["v_weight"],
-            out,
-            state,
-            requants,
-            measured,
+        printed = self._printing(
+            lambda: self._run(
+                a["q"],
+                a["k_msb"],
+                a["k_lsb"],
+                a["v"],
+                a["mult"],
+                a["shift"],
+                a["v_weight"],
+                out,
+                state,
+                requants,
+                measured,
+            )
         )
+        warnings = [line for line in printed.splitlines() if STREAM_WARNING.search(line)]
+        if warnings:
+            raise StreamMisuse(f"{len(warnings)} stream warnings, first: {warnings[0]}")
         return DesignRun(out, state, requants, counters_from_array(measured))
+
+    def _printing(self, call) -> str:
+        """What `call` printed on the process's stdout (where the stream model warns)."""
+        sys.stdout.flush()
+        libc = ctypes.CDLL(None)
+        saved = os.dup(1)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 1)
+            try:
+                call()
+            finally:
+                libc.fflush(None)
+                os.dup2(saved, 1)
+                os.close(saved)
+            captured.seek(0)
+            return captured.read().decode(errors="replace")

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from spatten_hls.compiler.errors import CodegenError
 from spatten_hls.compiler.ir.graph import AttnGraph, node_sort_key
 from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
-from spatten_hls.compiler.ir.plan import ENGINE_PARAMS, FetcherPlan, HardwarePlan
+from spatten_hls.compiler.ir.plan import (
+    ENGINE_PARAMS,
+    FETCH_FIFO_DEPTH,
+    FetcherPlan,
+    HardwarePlan,
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ class ProjectContext:
     clock_period_ns: str
     qk_keys_per_cycle: int
     pv_keys_per_cycle: int
+    qk_stream_ii: int
+    pv_stream_ii: int
+    fetch_fifo_depth: int
     softmax_lanes: int
     value_topk_comparators: int
     value_topk_engines: int
@@ -127,6 +135,9 @@ def project_context(g: AttnGraph) -> ProjectContext:
         clock_period_ns=f"{1000.0 / target.clock_mhz:.3f}",
         qk_keys_per_cycle=plan.qk.keys_per_cycle,
         pv_keys_per_cycle=plan.pv.keys_per_cycle,
+        qk_stream_ii=plan.qk_stream_ii,
+        pv_stream_ii=plan.pv_stream_ii,
+        fetch_fifo_depth=FETCH_FIFO_DEPTH,
         softmax_lanes=plan.softmax.lanes,
         value_topk_comparators=plan.value_topk.comparators,
         value_topk_engines=plan.value_topk.engines,

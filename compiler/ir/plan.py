@@ -22,6 +22,9 @@ BURST_BITS = 256
 # Cycles from a burst request to its first beat: the depth of every fetch loop (an HBM read
 # on the U280 takes ~60-100 cycles at 300 MHz; a pipelined burst hides it after the first).
 FETCH_LATENCY = 64
+# Fetch steps a fetcher FIFO holds ahead of its consumer (Q·K and prob·V take a step's rows as
+# they arrive; the m_axi adapters buffer the outstanding bursts).
+FETCH_FIFO_DEPTH = 4
 # Token-state entries the on-chip scan for visible tokens compacts per cycle.
 SCAN_LANES = 16
 
@@ -149,6 +152,18 @@ class HardwarePlan:
     @property
     def complete(self) -> bool:
         return all(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+
+    @property
+    def qk_stream_ii(self) -> int:
+        """Cycles per fetch step (`k_lanes` K rows) when Q·K scores the rows as they arrive:
+        its `keys_per_cycle` keys a cycle (the first row of a KV head, every tiled row)."""
+        return math.ceil(self.fetcher.k_lanes / self.qk.keys_per_cycle)
+
+    @property
+    def pv_stream_ii(self) -> int:
+        """Cycles per fetch step (`v_lanes` V rows) when prob·V multiplies the rows as they
+        arrive (tiled rows)."""
+        return math.ceil(self.fetcher.v_lanes / self.pv.keys_per_cycle)
 
 
 ENGINES = (

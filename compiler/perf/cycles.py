@@ -4,14 +4,14 @@ evaluated on the simulator's per-row records instead of run.
 The rules are those of the C-simulation estimate (engines/csim.h), so `spatten report` and
 `spatten csim` count the same structure. Per invocation, in sequence: the state load (first
 invocation) and store (last), the visible-token scan, the row pipeline over the query rows of
-every live head (perf/row_pipeline.py: one DATAFLOW region), the deferred rows' second pass,
-the importance fold and the head and token top-k.
+every live head (perf/row_pipeline.py: one DATAFLOW region), the deferred rows' job list and
+second pass, the importance fold and the head and token top-k.
 
 Where the record holds a total instead of per-row values (value top-k's quick-select cycles,
 the V rows each row fetched, which rows were deferred) the model spreads the total over the
 rows; that is the only approximation against the C-simulation estimate. An invocation is
-memory-bound when the slowest process of its row pipeline spends most of its cycles moving
-data: a fetch or the write-back process, or, tiled, Q·K or prob·V fetching their tiles.
+memory-bound when the slowest process of its row pipeline moves data: a fetch or the
+write-back process.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class InvocationCycles:
     engines: dict[str, int]  # busy cycles per engine
     total: int
     slowest: str | None  # the slowest process of the row pipeline (None: no rows)
-    memory_paced: bool  # ... and it spends most of its cycles moving data
+    memory_paced: bool  # ... and it moves data
 
     @property
     def bound(self) -> str:
@@ -91,6 +91,8 @@ def _sequential(step: StepRecord, plan: HardwarePlan, first: bool, last: bool) -
     token_passes = int(loop_cycles(ceil_div(rows.end, imp.scan_lanes), 1000, SCAN_DEPTH))
     state = int(loop_cycles(imp.tokens, 1000, f.latency) + loop_cycles(imp.heads, 1000, f.latency))
     out = [("state", state)] * (int(first) + int(last)) + [("scan", token_passes)]
+    if len(rows.deferred_visible):  # the second pass's job list, copied from the deferred list
+        out.append(("scan", int(loop_cycles(len(rows.deferred_visible), 1000, 1))))
     if imp.token_pruning:
         out.append(("importance", token_passes))  # the fold into the state
     if imp.head_pruning:

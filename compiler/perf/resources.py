@@ -5,14 +5,17 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
   products fit one 27 x 18 DSP), `SCALE_DSP` per Q·K lane for the score scaling (a 48 x 23 bit
   product), two per softmax lane (the exp table product and the normalization), and
   `HEAD_WEIGHT_DSP` for the head importance weighting.
-* Memories, each mapped by its shape: the K, K-LSB and V buffers are two halves x `banks`
-  cyclic banks of rows reshaped into `head_dim x 16`-bit words (URAM on parts that have it,
-  else BRAM_18K); the row buffers between the pipeline processes (scores 24, exponentials 17,
-  probabilities 17 bits; the kept list 32 + 17 and the V request list 32 bits) are
-  ping-pong and split in `softmax.lanes` banks; each value top-k threshold engine holds three
-  candidate buffers of 17 bits in `comparators` banks; the token state (32 + 64 bits) in
-  `scan_lanes` banks, the layer's importance accumulator (64 bits), the V residency tags
-  (32 bits) and the deferred-row list (64 bits) besides. A memory of fewer than
+* Memories, each mapped by its shape: the K, K-LSB and V buffers (Q·K's and prob·V's own) are
+  `banks` cyclic banks of rows reshaped into `head_dim x 16`-bit words (URAM on parts that
+  have it, else BRAM_18K), the fetchers' FIFOs in front of them `FETCH_FIFO_DEPTH` fetch
+  steps of `lanes` rows and keys; the row buffers between the pipeline processes (scores 24,
+  exponentials 17, probabilities 17 bits and a copy of them per value top-k threshold engine;
+  the kept list 32 + 17 and the V request list 32 bits) are ping-pong and split in
+  `softmax.lanes` banks; each value top-k threshold engine holds three candidate buffers of
+  17 bits in `comparators` banks; the token state (32 + 64 bits) in `scan_lanes` banks, the
+  layer's importance accumulator (64 bits), the visible positions (32 bits: one copy, one in
+  `k_lanes` and one in `v_lanes` banks), the V residency tags (32 bits) and the deferred-row
+  and job lists (64 bits) besides. A memory of fewer than
   `LUTRAM_MAX_DEPTH` words sits in LUTRAM (reported in bits, not in the fit check), deeper
   ones in BRAM_18K (36 x 512).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from spatten_hls.compiler.ir.plan import HardwarePlan
+from spatten_hls.compiler.ir.plan import FETCH_FIFO_DEPTH, HardwarePlan
 
 CONTAINER_BITS = 16  # code_t: the on-chip word of every code (engines/spatten_types.h)
 SCALE_DSP = 4  # a 48 x 23 bit product: 2 x 2 DSP48E2
@@ -126,19 +129,31 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
         ("v_buffer", plan.pv.banks, True),
     ):
         if present:
-            mem.add(name, 2 * banks, word, math.ceil(f.tile_tokens / banks), uram=True)
+            mem.add(name, banks, word, math.ceil(f.tile_tokens / banks), uram=True)
+    # the fetchers' FIFOs: FETCH_FIFO_DEPTH steps of one row and its key per lane
+    for name, fetch_lanes, present in (
+        ("fetch_fifos", f.k_lanes, True),
+        ("fetch_fifos", f.k_lanes, f.k_lsb_beats > 0),
+        ("fetch_fifos", f.v_lanes, True),
+    ):
+        if present:
+            mem.add(name, 1, fetch_lanes * (word + 32), FETCH_FIFO_DEPTH)
     ctx = plan.importance.tokens
     per_lane = math.ceil(ctx / lanes)
-    for width in (24, 17, 17, 32, 17, 32):  # s, e, p, kept index, kept p, request list
-        mem.add("row_buffers", 2 * lanes, width, per_lane)
     vt = plan.value_topk
+    # s, e, p, the threshold engines' copies of p, kept index, kept p, request list
+    for width in (24, 17, 17, *[17] * vt.engines, 32, 17, 32):
+        mem.add("row_buffers", 2 * lanes, width, per_lane)
     if vt.enabled:
         mem.add("value_topk", vt.engines * 3 * vt.comparators, 17, math.ceil(ctx / vt.comparators))
     scan = plan.importance.scan_lanes
     mem.add("token_state", scan, 32 + 64, math.ceil(ctx / scan))
     mem.add("importance", lanes, 64, per_lane)
-    mem.add("v_tags", 2 * lanes, 32, math.ceil(f.tile_tokens / lanes))
-    mem.add("deferred_rows", 1, 64, plan.importance.heads * ctx)
+    # the visible positions: a copy each for the row schedule and the K and V fetches
+    for banks in (1, f.k_lanes, f.v_lanes):
+        mem.add("positions", banks, 32, math.ceil(ctx / banks))
+    mem.add("v_tags", lanes, 32, math.ceil(f.tile_tokens / lanes))
+    mem.add("deferred_rows", 2, 64, plan.importance.heads * ctx)  # the list and the job list
     lutram = 0
     for group, entry in mem.groups.items():
         lutram += entry.pop("lutram_bits")

@@ -3,10 +3,16 @@ whose items are query rows and whose processes are K fetch, Q fetch, Q·K, softm
 normalization, the value top-k threshold engines, the select pass, V fetch, prob·V and write
 back. The rules are those of the C-simulation estimate (engines/csim.h):
 
-* a pipelined loop of n trips at II 1 costs n - 1 + its depth (the plan's iteration
+* a pipelined loop of n trips at II i costs (n - 1) x i + its depth (the plan's iteration
   latencies); a fetch loop moves a beat per `beat_millicycles / 1000` cycles per lane and
   pays `latency` once per region and port;
 * a region costs its slowest process plus the first row's cycles in the others.
+
+The fetch processes stream their rows to Q·K and prob·V. Q·K scores the K rows of a KV
+head's first row as they arrive (`k_lanes` a step, `plan.qk_stream_ii` cycles each) and keeps
+them for the others; prob·V stores the V rows that arrive for a row (a step every `v_beats`
+cycles) before it multiplies. Tiled, every row streams: Q·K scores its tiles and prob·V
+multiplies its kept rows as they arrive.
 """
 
 from __future__ import annotations
@@ -43,16 +49,13 @@ class Region:
 
     total: dict[str, int] = field(default_factory=dict)
     first: dict[str, int] = field(default_factory=dict)
-    fetching: dict[str, int] = field(default_factory=dict)  # of total: cycles moving data
 
-    def add(self, process: str, per_item, fetch: bool = False) -> None:
+    def add(self, process: str, per_item) -> None:
         per_item = np.asarray(per_item, dtype=np.int64)
         if per_item.size == 0:
             return
         self.total[process] = self.total.get(process, 0) + int(per_item.sum())
         self.first[process] = self.first.get(process, 0) + int(per_item.flat[0])
-        if fetch:
-            self.fetching[process] = self.fetching.get(process, 0) + int(per_item.sum())
 
     def cycles(self) -> tuple[int, str | None]:
         """(cycles, the slowest process): the slowest process plus the others' first items."""
@@ -62,13 +65,10 @@ class Region:
         fill = sum(v for p, v in self.first.items() if p != slowest)
         return self.total[slowest] + fill, slowest
 
-    def memory_paced(self, process: str | None) -> bool:
-        """The process pacing the region spends most of its cycles moving data (a fetch or
-        write-back process, or a tiled Q·K / prob·V that fetches its tiles itself)."""
-        if process is None:
-            return False
-        moving = self.fetching.get(process, 0)
-        return process in FETCH_PROCESSES or 2 * moving > self.total[process]
+    @staticmethod
+    def memory_paced(process: str | None) -> bool:
+        """The process pacing the region moves data (a fetch or the write-back process)."""
+        return process in FETCH_PROCESSES
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class _Charges:
             if hit.size:
                 cycles[hit[0]] += self.latency
         self.busy[engine] = self.busy.get(engine, 0) + int(cycles.sum())
-        self.region.add(process, cycles, fetch=engine in FETCH_PROCESSES)
+        self.region.add(process, cycles)
 
 
 def fetch_cycles(f: FetcherPlan, rows, beats: int, lanes: int):
@@ -133,28 +133,34 @@ def _k_planes(plan: HardwarePlan, rows: RowPass) -> list[int]:
 
 
 def _fetch_k_and_q(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
-    """One tile: a KV head's K rows when its first row arrives. The Q row of every row."""
+    """One tile: a KV head's K rows when its first row arrives; tiled: every row's visible
+    keys a tile at a time. The Q row of every row."""
     f = plan.fetcher
-    if f.tiles == 1:
-        k_rows = np.where(rows.kv_first, rows.keys, 0)
-        for beats in _k_planes(plan, rows):
-            charge("fetch_k", "fetch_k", fetch_cycles(f, k_rows, beats, f.k_lanes), True)
+    for beats in _k_planes(plan, rows):
+        if f.tiles == 1:
+            per = fetch_cycles(f, np.where(rows.kv_first, rows.keys, 0), beats, f.k_lanes)
+        else:
+            per = _tiled(
+                rows.visible, f.tile_tokens, lambda n, b=beats: fetch_cycles(f, n, b, f.k_lanes)
+            )
+        charge("fetch_k", "fetch_k", per, True)
     q = ceil_div(f.q_beats * f.beat_millicycles, 1000)
     charge("fetch_q", "fetch_q", np.full(len(rows.visible), q), True)
 
 
 def _qk(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
-    """Q·K over the visible keys (tiled: each row fetches its K tiles in its own process)."""
+    """Q·K over the visible keys: from the buffer, or as the K rows arrive (the first row of a
+    KV head scores all of the head's rows; tiled, every row its tiles)."""
     f, qk = plan.fetcher, plan.qk
-    visible = rows.visible
+    streamed = lambda n: loop_cycles(  # noqa: E731
+        ceil_div(n, f.k_lanes), 1000 * plan.qk_stream_ii, qk.depth
+    )
     if f.tiles > 1:
-        for beats in _k_planes(plan, rows):
-            per = _tiled(
-                visible, f.tile_tokens, lambda n, b=beats: fetch_cycles(f, n, b, f.k_lanes)
-            )
-            charge("fetch_k", "qk", per, True)
-    blocks = lambda n: loop_cycles(ceil_div(n, qk.keys_per_cycle), 1000, qk.depth)  # noqa: E731
-    charge("qk", "qk", _tiled(visible, f.tile_tokens, blocks) if f.tiles > 1 else blocks(visible))
+        cycles = _tiled(rows.visible, f.tile_tokens, streamed)
+    else:
+        buffered = loop_cycles(ceil_div(rows.visible, qk.keys_per_cycle), 1000, qk.depth)
+        cycles = np.where(rows.kv_first, streamed(np.full(len(rows.visible), rows.keys)), buffered)
+    charge("qk", "qk", cycles)
 
 
 def _softmax(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
@@ -183,23 +189,27 @@ def _select(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> np.ndarray:
 
 
 def _prob_v(plan: HardwarePlan, rows: RowPass, kept: np.ndarray, charge: _Charges) -> None:
-    """V fetch (one tile: the pass's V rows spread over the rows by what each asks for, the
-    requests including rows already on chip; tiled: each row's kept rows TILE at a time in
-    prob·V's process), prob·V and the write back of the rows not deferred."""
+    """V fetch, prob·V and the write back of the rows not deferred. One tile: the pass's V
+    rows spread over the rows by what each asks for (the requests including rows already on
+    chip), stored by prob·V, which then multiplies from its buffer; tiled: each row's kept rows
+    TILE at a time, multiplied as they arrive."""
     f, pv = plan.fetcher, plan.pv
     done = ~rows.deferred
-    blocks = lambda n: loop_cycles(ceil_div(n, pv.keys_per_cycle), 1000, pv.depth)  # noqa: E731
     if f.tiles == 1:
         weight = np.where(done, rows.requests, 0).astype(np.float64)
         share = np.zeros(len(kept), np.int64)
         if weight.sum():
             share = np.floor(rows.v_rows * weight / weight.sum()).astype(np.int64)
         charge("fetch_v", "fetch_v", fetch_cycles(f, share, f.v_beats, f.v_lanes), True)
-        cycles = blocks(kept)
+        store = loop_cycles(ceil_div(share, f.v_lanes), 1000 * f.v_beats, 1)
+        cycles = store + loop_cycles(ceil_div(kept, pv.keys_per_cycle), 1000, pv.depth)
     else:
         per = _tiled(kept, f.tile_tokens, lambda n: fetch_cycles(f, n, f.v_beats, f.v_lanes))
-        charge("fetch_v", "pv", per, True)
-        cycles = _tiled(kept, f.tile_tokens, blocks)
+        charge("fetch_v", "fetch_v", per, True)
+        streamed = lambda n: loop_cycles(  # noqa: E731
+            ceil_div(n, f.v_lanes), 1000 * plan.pv_stream_ii, pv.depth
+        )
+        cycles = _tiled(kept, f.tile_tokens, streamed)
     charge("pv", "pv", np.where(done, cycles, 0))
     write = loop_cycles(f.v_beats, f.beat_millicycles, 1)
     charge("writeback", "writeback", np.where(done, write, 0))

@@ -16,6 +16,18 @@ from spatten_hls.compiler.perf import performance_report
 pytestmark = pytest.mark.csim
 
 
+def qk_cycles(plan, keys: int, rows: int, kv_heads: int) -> int:
+    """Q·K of `rows` rows over `keys` keys (non-causal), `kv_heads` of them the first of their
+    KV head: those score the K rows as they arrive, `k_lanes` every `qk_stream_ii` cycles; the
+    others take `keys_per_cycle` keys a cycle from the buffer. Each loop is pipelined."""
+    if rows == 0:
+        return 0
+    qk, lanes = plan.qk, plan.fetcher.k_lanes
+    streamed = (-(-keys // lanes) - 1) * plan.qk_stream_ii + qk.depth
+    buffered = -(-keys // qk.keys_per_cycle) - 1 + qk.depth
+    return kv_heads * streamed + (rows - kv_heads) * buffered
+
+
 def model(family: str, layers: int, heads: int, head_dim: int, kv_heads: int | None = None):
     return {
         "name": f"measured-{family}",
@@ -111,10 +123,9 @@ def test_a_decode_step_fetches_and_computes_only_its_own_query(designs) -> None:
     assert rows < info.num_layers * info.gen_tokens * info.num_heads  # head pruning acted
     assert run.measured.dram_bytes["q"] == rows * plan.fetcher.q_beats * 32
     assert run.measured.dram_bytes["out"] == rows * plan.fetcher.v_beats * 32
-    # Q·K: ceil(keys / keys_per_cycle) blocks per row, pipelined, none for other positions
-    qk = plan.qk
+    # Q·K: the step's one row per live head over the keys, none for other positions
     assert run.measured.cycles["qk"] == sum(
-        s.heads * (-(-s.keys // qk.keys_per_cycle) - 1 + qk.depth) for s in vectors.result.steps
+        qk_cycles(plan, s.keys, s.heads, s.kv_heads) for s in vectors.result.steps
     )
 
 
@@ -122,12 +133,13 @@ def test_pruned_tokens_and_heads_cost_no_cycles(designs) -> None:
     """Q·K's loop runs over the live rows and keys only: its measured cycles are the sum over
     the rows the layers computed, pruned tokens and heads adding nothing."""
     design = designs.get(SHAPES["spatten-bert"])
-    qk = design.graph.lowered_plan().qk
+    plan = design.graph.lowered_plan()
     vectors, run = design.run(3)
     expected = 0
     for s in vectors.result.steps:
-        rows = s.heads * s.query_rows + s.requant_rows  # deferred rows pass Q·K again
-        expected += rows * (-(-s.keys // qk.keys_per_cycle) - 1 + qk.depth)
+        expected += qk_cycles(plan, s.keys, s.heads * s.query_rows, s.kv_heads)
+        # deferred rows pass Q·K again, the first of each KV head streaming its K rows
+        expected += qk_cycles(plan, s.keys, s.requant_rows, s.rows.deferred_kv_heads)
     assert run.measured.cycles["qk"] == expected
     steps = vectors.result.steps
     assert steps[-1].keys < steps[0].keys and steps[-1].heads < steps[0].heads

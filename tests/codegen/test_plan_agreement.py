@@ -12,6 +12,7 @@ from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import project_context
 from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.frontend import preset_names
+from spatten_hls.compiler.ir.plan import FETCH_FIFO_DEPTH
 from spatten_hls.compiler.perf import performance_report
 from spatten_hls.compiler.perf.resources import estimate_resources, uram_blocks
 from spatten_hls.compiler.sim import simulate
@@ -116,10 +117,22 @@ def test_plan_codegen_and_report_agree(reports, preset) -> None:
         hardware["pv_keys_per_cycle"],
         hardware["topk_parallelism"],
     ) == (plan.qk.keys_per_cycle, plan.pv.keys_per_cycle, plan.topk.comparators)
-    # the report's engine cycles are the emitted loops': (blocks - 1) x II + depth per row
-    for engine, dot in (("qk", plan.qk), ("pv", plan.pv)):
-        blocks, rows = row_blocks(result, 0, dot.keys_per_cycle)
-        assert report.layers[0].cycles[engine] == blocks + rows * (dot.depth - 1), engine
+    # the report's engine cycles are the emitted loops': (blocks - 1) x II + depth per row,
+    # except that the first row of a KV head scores its K rows as they arrive (Q·K) and that
+    # prob·V stores the V rows a row brings in (all at a KV head's first row; causal, one at
+    # each row of its first query head)
+    n = result.layers[0].tokens_in
+    kv_heads = result.layers[0].heads_in // graph.info.group_size
+    first_visible = 1 if graph.info.causal else n
+    blocks, rows = row_blocks(result, 0, plan.qk.keys_per_cycle)
+    streamed = (-(-n // f.k_lanes) - 1) * plan.qk_stream_ii
+    buffered = -(-first_visible // plan.qk.keys_per_cycle) - 1
+    qk = blocks + rows * (plan.qk.depth - 1) + kv_heads * (streamed - buffered)
+    assert report.layers[0].cycles["qk"] == qk
+    blocks, rows = row_blocks(result, 0, plan.pv.keys_per_cycle)
+    per_head = n if graph.info.causal else (-(-n // f.v_lanes) - 1) * f.v_beats + 1
+    store = kv_heads * per_head
+    assert report.layers[0].cycles["pv"] == blocks + rows * (plan.pv.depth - 1) + store
 
 
 def test_minilm_qk_takes_half_the_blocks_of_bert_base(reports) -> None:
@@ -140,16 +153,22 @@ ENGINES_DIR = Path(__file__).parents[2] / "templates" / "hls" / "engines"
 
 def test_resources_count_the_emitted_multipliers_and_buffers(tmp_path) -> None:
     """The report's DSPs and K/V buffers are the emitted ones: a multiplier per code of every
-    Q·K and prob·V lane, and `[2][TILE][HEAD_DIM]` 16-bit buffers cut into K_BANKS / V_BANKS
-    cyclic banks (a 1024-token GPT-2 design, so that the banks are deep enough for URAM)."""
+    Q·K and prob·V lane, `[TILE][HEAD_DIM]` 16-bit buffers (one each, in Q·K's and prob·V's
+    processes) cut into K_BANKS / V_BANKS cyclic banks (a 1024-token GPT-2 design, so that the
+    banks are deep enough for URAM), and FETCH_FIFO_DEPTH-step fetcher FIFOs."""
     rows_h = (ENGINES_DIR / "rows.h").read_text()
+    layer_h = (ENGINES_DIR / "layer.h").read_text()
     types_h = (ENGINES_DIR / "spatten_types.h").read_text()
     for declaration in (
-        "code_t k[2][Cfg::TILE][Cfg::HEAD_DIM];",
-        "lsb_t lsb[2][Cfg::TILE][Cfg::HEAD_DIM];",
-        "code_t v[2][Cfg::TILE][Cfg::HEAD_DIM];",
+        "static code_t k[Cfg::TILE][Cfg::HEAD_DIM];",
+        "static lsb_t k_lsb[Cfg::TILE][Cfg::HEAD_DIM];",
+        "static code_t v[Cfg::TILE][Cfg::HEAD_DIM];",
+        "variable = k cyclic factor = Cfg::K_BANKS dim = 1",
+        "variable = v cyclic factor = Cfg::V_BANKS dim = 1",
     ):
         assert declaration in rows_h, declaration
+    for fifo in ("k_msb", "k_lsb", "v_rows"):
+        assert f"STREAM variable = {fifo} depth = Cfg::FETCH_FIFO_DEPTH" in layer_h, fifo
     assert "typedef ap_int<16> code_t;" in types_h and "typedef ap_uint<16> lsb_t;" in types_h
     config = tmp_path / "long.toml"
     config.write_text("[model]\nseq_len = 1024\n")
@@ -160,5 +179,6 @@ def test_resources_count_the_emitted_multipliers_and_buffers(tmp_path) -> None:
     word = p["HEAD_DIM"] * 16  # a row reshaped into one word
     for name, banks in (("k_buffer", p["K_BANKS"]), ("v_buffer", p["V_BANKS"])):
         depth = -(-p["TILE"] // banks)
-        assert res.breakdown[name]["uram"] == 2 * banks * uram_blocks(word, depth), name
+        assert res.breakdown[name]["uram"] == banks * uram_blocks(word, depth), name
     assert res.uram >= res.breakdown["k_buffer"]["uram"] > 0
+    assert p["FETCH_FIFO_DEPTH"] == FETCH_FIFO_DEPTH

@@ -326,8 +326,8 @@ PARALLEL_LOOPS = {
         "layer.h",
         r"for \(int l = 0; l < Cfg::SCAN_LANES; l\+\+\) \{\s*#pragma HLS UNROLL",
     ),
-    "K_BANKS": ("layer.h", r"variable = buf\.k cyclic factor = Cfg::K_BANKS dim = 2"),
-    "V_BANKS": ("layer.h", r"variable = buf\.v cyclic factor = Cfg::V_BANKS dim = 2"),
+    "K_BANKS": ("rows.h", r"variable = k cyclic factor = Cfg::K_BANKS dim = 1"),
+    "V_BANKS": ("rows.h", r"variable = v cyclic factor = Cfg::V_BANKS dim = 1"),
 }
 
 
@@ -356,7 +356,8 @@ def test_parallel_loops_and_partitions_take_the_plan_factors(
     # the threshold engines of value top-k: one instance per engine of the plan
     assert f"static const int VALUE_TOPK_ENGINES = {plan.value_topk.engines};" in params
     macro = re.search(r"#define SPATTEN_VALUE_TOPK_ENGINES\(X\)(.*)", params)
-    assert macro and macro.group(1).split() == [f"X({i})" for i in range(plan.value_topk.engines)]
+    chain = [f"X({i}, {i + 1})" for i in range(plan.value_topk.engines)]
+    assert macro and re.findall(r"X\(\d+, \d+\)", macro.group(1)) == chain
 
 
 def test_engine_blocks_trace_to_ir_nodes(compiled, files: dict[str, bytes]) -> None:

@@ -7,9 +7,12 @@
 // all of them the same buffer). Q rows and output rows use one port each. Rows are unpacked
 // by the bitwidth converter (pack.h); the K MSB plane is widened on chip (msb << K_LSB_BITS).
 //
-// A fetch loop moves its beats at BEAT_MILLICYCLES / 1000 cycles each; the latency to the first
-// beat (FETCH_LATENCY) is paid once per row pipeline and port, because the fetcher issues the
-// next request while the previous burst streams (outstanding AXI reads).
+// K and V rows leave the fetcher as a stream (hls::stream, a FIFO) of fetch steps, one row per
+// lane: the fetch processes of the row pipeline (rows.h) run ahead of their consumers, which
+// keep the rows they reuse in buffers of their own. A fetch loop moves its beats at
+// BEAT_MILLICYCLES / 1000 cycles each; the latency to the first beat (FETCH_LATENCY) is paid
+// once per row pipeline and port, because a fetch process issues its next request while the
+// previous burst streams (outstanding AXI reads).
 //
 // Images (layer-local, `beat_t`): Q [NUM_HEADS][MAX_CTX][Q_BEATS]; K [MSB plane
 // [NUM_KV_HEADS][MAX_CTX][K_MSB_BEATS], then LSB plane [..][..][K_LSB_BEATS]]; V
@@ -19,6 +22,8 @@
 // params.h: SPATTEN_K_PARAMS declares them as parameters, SPATTEN_K_ARGS passes them on.
 #ifndef SPATTEN_ENGINES_FETCH_H
 #define SPATTEN_ENGINES_FETCH_H
+
+#include <hls_stream.h>
 
 #include "csim.h"
 #include "pack.h"
@@ -35,76 +40,98 @@
 
 namespace spatten {
 
-// Which K plane a fetch reads.
-enum k_plane { K_MSB_PLANE, K_LSB_PLANE };
+// A fetch step: one row per lane, unpacked, with its visible index (the fetcher's stream
+// element; lanes past the end of a request carry nothing).
+template <class Cfg, int LANES>
+struct lane_rows {
+    code_t row[LANES][Cfg::HEAD_DIM];
+    index_t key[LANES];
+};
 
-// One lane's share of a K request: visible key first + j, for j = step * K_LANES + lane.
+// One lane's share of a K request: visible key first + j, for j = step * K_LANES + lane, from
+// the MSB plane and, for full words, the LSB plane.
 #define SPATTEN_K_LANE(i)                                                                    \
     {                                                                                        \
         const int j = step * Cfg::K_LANES + (i);                                             \
         if ((i) < Cfg::K_LANES && j < count) {                                               \
-            const long row = base + ((long)kv * Cfg::MAX_CTX + (int)pos[first + j]) * BEATS; \
-            beat_t beats[BEATS];                                                             \
-            for (int b = 0; b < BEATS; b++) beats[b] = k##i[row + b];                        \
+            const long row = (long)kv * Cfg::MAX_CTX + (int)pos[first + j];                  \
+            beat_t beats[MSB_BEATS];                                                         \
+            for (int b = 0; b < MSB_BEATS; b++) beats[b] = k##i[row * MSB_BEATS + b];        \
             code_t codes[Cfg::HEAD_DIM];                                                     \
-            unpack_row<Cfg::HEAD_DIM, BITS, BEATS, SIGNED>(beats, codes);                    \
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) buf[j][d] = T(codes[d] * WIDEN);         \
+            unpack_row<Cfg::HEAD_DIM, Cfg::K_MSB_BITS, MSB_BEATS, true>(beats, codes);       \
+            for (int d = 0; d < Cfg::HEAD_DIM; d++) hi.row[i][d] = codes[d] * WIDEN;         \
+            hi.key[i] = first + j;                                                           \
+            if (FULL) {                                                                      \
+                beat_t low[LSB_BEATS];                                                       \
+                for (int b = 0; b < LSB_BEATS; b++) low[b] = k##i[lsb_base + row * LSB_BEATS + b]; \
+                unpack_row<Cfg::HEAD_DIM, LSB_BITS, LSB_BEATS, false>(low, lo.row[i]);      \
+                lo.key[i] = first + j;                                                       \
+            }                                                                                \
         }                                                                                    \
     }
 
-// K rows of the visible keys first .. first + count - 1 into buf[0 .. count). `process`: the
-// dataflow process the fetch runs in.
-template <class Cfg, k_plane PLANE, class T>
+// K rows of the visible keys first .. first + count - 1, a fetch step of K_LANES rows per
+// element: the MSB plane into `msb` and, for full words (FULL), the LSB plane into `lsb` in
+// the same step, so that Q·K takes both a step at a time. `process`: the dataflow process
+// the fetch runs in.
+template <class Cfg, bool FULL>
 void fetch_k_rows(int kv, const index_t pos[Cfg::MAX_CTX], int first, int count,
-                  T buf[Cfg::TILE][Cfg::HEAD_DIM], engine_id process SPATTEN_K_PARAMS) {
-    constexpr bool msb = PLANE == K_MSB_PLANE;
+                  hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
+                  hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb,
+                  engine_id process SPATTEN_K_PARAMS) {
+    constexpr int MSB_BEATS = Cfg::K_MSB_BEATS;
     constexpr int LSB_BEATS = Cfg::K_LSB_BEATS > 0 ? Cfg::K_LSB_BEATS : 1;
     constexpr int LSB_BITS = Cfg::K_LSB_BITS > 0 ? Cfg::K_LSB_BITS : 1;
-    constexpr int BEATS = msb ? Cfg::K_MSB_BEATS : LSB_BEATS;
-    constexpr int BITS = msb ? Cfg::K_MSB_BITS : LSB_BITS;
-    constexpr bool SIGNED = msb;
-    constexpr int WIDEN = msb ? (1 << Cfg::K_LSB_BITS) : 1;
-    const long base = msb ? 0L : (long)Cfg::NUM_KV_HEADS * Cfg::MAX_CTX * Cfg::K_MSB_BEATS;
+    constexpr int WIDEN = 1 << Cfg::K_LSB_BITS;
+    const long lsb_base = (long)Cfg::NUM_KV_HEADS * Cfg::MAX_CTX * Cfg::K_MSB_BEATS;
     const int steps = (count + Cfg::K_LANES - 1) / Cfg::K_LANES;
-rows:
+steps:
     for (int step = 0; step < steps; step++) {
-#pragma HLS PIPELINE II = BEATS
+#pragma HLS PIPELINE II = MSB_BEATS + (FULL ? LSB_BEATS : 0)
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::K_LANES - 1) / Cfg::K_LANES
+        lane_rows<Cfg, Cfg::K_LANES> hi, lo;
         SPATTEN_K_LANES(SPATTEN_K_LANE)
+        msb.write(hi);
+        if (FULL) lsb.write(lo);
     }
-    SPATTEN_FETCH(E_FETCH_K, process, msb ? P_K_MSB : P_K_LSB, (long long)count * BEATS,
-                  (long long)steps * BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);
+    SPATTEN_FETCH(E_FETCH_K, process, P_K_MSB, (long long)count * MSB_BEATS,
+                  (long long)steps * MSB_BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);
+    if (FULL) {
+        SPATTEN_FETCH(E_FETCH_K, process, P_K_LSB, (long long)count * LSB_BEATS,
+                      (long long)steps * LSB_BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);
+    }
 }
 
-// One lane's share of a V request: entry lo + j of the request, j = step * V_LANES + lane.
+// One lane's share of a V request: entry lo + j of the list, j = step * V_LANES + lane.
 #define SPATTEN_V_LANE(i)                                                                    \
     {                                                                                        \
         const int j = step * Cfg::V_LANES + (i);                                             \
         if ((i) < Cfg::V_LANES && j < count) {                                               \
-            const int key = use_list ? (int)list[lo + j] : lo + j;                           \
+            const int key = (int)list[lo + j];                                               \
             const long row = ((long)kv * Cfg::MAX_CTX + (int)pos[key]) * Cfg::V_BEATS;       \
             beat_t beats[Cfg::V_BEATS];                                                      \
             for (int b = 0; b < Cfg::V_BEATS; b++) beats[b] = v##i[row + b];                 \
-            unpack_row<Cfg::HEAD_DIM, Cfg::V_BITS, Cfg::V_BEATS, true>(                      \
-                beats, buf[BY_KEY ? key : j]);                                               \
+            unpack_row<Cfg::HEAD_DIM, Cfg::V_BITS, Cfg::V_BEATS, true>(beats, rows.row[i]);  \
+            rows.key[i] = key;                                                               \
         }                                                                                    \
     }
 
-// V rows of the entries lo .. lo + count - 1 of a request: the visible keys list[entry], or
-// the keys lo .. (use_list false). The buffer row is the key (BY_KEY: V resident for the KV
-// head) or the entry - lo (a chunk fetched for one row).
-template <class Cfg, bool BY_KEY>
+// V rows of the visible keys list[lo .. lo + count) into `out`, a step of V_LANES rows per
+// element, each with its key.
+template <class Cfg>
 void fetch_v_rows(int kv, const index_t pos[Cfg::MAX_CTX], const index_t list[Cfg::MAX_CTX],
-                  int lo, int count, bool use_list, code_t buf[Cfg::TILE][Cfg::HEAD_DIM],
-                  engine_id process SPATTEN_V_PARAMS) {
+                  int lo, int count, hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &out
+                  SPATTEN_V_PARAMS) {
     const int steps = (count + Cfg::V_LANES - 1) / Cfg::V_LANES;
-rows:
+steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::V_BEATS
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
+        lane_rows<Cfg, Cfg::V_LANES> rows;
         SPATTEN_V_LANES(SPATTEN_V_LANE)
+        out.write(rows);
     }
-    SPATTEN_FETCH(E_FETCH_V, process, P_V, (long long)count * Cfg::V_BEATS,
+    SPATTEN_FETCH(E_FETCH_V, E_FETCH_V, P_V, (long long)count * Cfg::V_BEATS,
                   (long long)steps * Cfg::V_BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);
 }
 

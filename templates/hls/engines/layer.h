@@ -4,9 +4,9 @@
 //
 // Per invocation: the visible tokens are compacted from the on-chip pruning state (the zero
 // eliminator, SCAN_LANES entries a cycle); every query row of every live head flows through
-// the row pipeline (rows.h, one DATAFLOW loop); rows the requant decision deferred flow through
-// it again with the full K words; then token importance folds into the state and the top-k
-// engine drops tokens and heads. The pruning state (the layer that dropped each token and
+// the row pipeline (rows.h, one DATAFLOW loop, one instance); rows the requant decision
+// deferred flow through it again, a second pass with the full K words; then token importance
+// folds into the state and the top-k engine drops tokens and heads. The pruning state (the layer that dropped each token and
 // head, and their importance) lives on chip for the whole run: the first invocation loads it
 // from DRAM and the last stores it (`control`), not every layer.
 //
@@ -81,21 +81,13 @@ heads:
                                 loop_cycles(Cfg::NUM_HEADS, 1000, Cfg::FETCH_LATENCY));
 }
 
-// The visible tokens of an invocation: positions < end still visible to the layer, ascending,
-// and which of them are query rows.
+// The scan: SCAN_LANES state entries a cycle compacted into the visible list (a copy for
+// each process of the row pipeline that reads it: the row schedule and the K and V fetches);
+// the layer's importance accumulator (by visible index) starts at zero.
 template <class Cfg>
-struct visible_set {
-    index_t pos[Cfg::MAX_CTX];
-    int nk;
-    int first_row;  // query rows: visible indices [first_row, last_row)
-    int last_row;
-};
-
-// The scan: SCAN_LANES state entries a cycle compacted into the visible list; the layer's
-// importance accumulator (by visible index) starts at zero.
-template <class Cfg>
-void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_set<Cfg> &vis,
-                    importance_t local_importance[Cfg::MAX_CTX]) {
+void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_span &span,
+                    index_t pos[Cfg::MAX_CTX], index_t pos_k[Cfg::MAX_CTX],
+                    index_t pos_v[Cfg::MAX_CTX], importance_t local_importance[Cfg::MAX_CTX]) {
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
     int n = 0;
     int before = 0;
@@ -109,7 +101,9 @@ blocks:
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
             if (t < a.end && st.token_dropped_at[t] > a.layer) {
-                vis.pos[n] = t;
+                pos[n] = t;
+                pos_k[n] = t;
+                pos_v[n] = t;
                 local_importance[n] = 0;
                 if (t < a.q_begin) before++;
                 if (t < a.q_end) below_end++;
@@ -117,118 +111,96 @@ blocks:
             }
         }
     }
-    vis.nk = n;
-    vis.first_row = before;
-    vis.last_row = below_end;
+    span.nk = n;
+    span.first_row = before;
+    span.last_row = below_end;
     SPATTEN_CYCLES(E_SCAN, loop_cycles(blocks, 1000, 2));
 }
 
-// A row of the job list: the head and the query's visible index.
-struct row_job {
-    int head;
-    int j;
-};
-
-// Everything a pass of the row pipeline reads and writes besides the rows themselves.
+// The second pass's job list: the deferred rows (the row schedule reads the job list, the
+// requant decision writes the deferred list: two arrays, so that no process of the pipeline
+// both reads and writes one).
 template <class Cfg>
-struct layer_rows {
-    const visible_set<Cfg> *vis;
-    const mult_t *mult;
-    const ap_uint<8> *shift;
-    importance_t *local_importance;
-    ap_uint<64> *abs_total;
-    row_job *deferred;
-    int n_deferred;
-};
-
-// The row schedule (the first process of the pipeline): which head and query the r-th row of
-// a pass is, whether it starts a KV head (its K rows are fetched then) and the buffer half
-// it uses. The first pass walks the query rows of the live heads in order (live[0 .. )), the
-// second the deferred list.
-template <class Cfg>
-void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS], const visible_set<Cfg> &vis,
-               const row_job deferred[Cfg::MAX_ROWS], row_item &it) {
-    static int live_at, j, kv_now, slot;  // the walk so far: the process's own state
-    if (r == 0) {
-        live_at = 0;
-        j = vis.first_row;
-        kv_now = -1;
-        slot = 1;
+int take_deferred(const row_job deferred[Cfg::MAX_ROWS], int n, row_job jobs[Cfg::MAX_ROWS]) {
+copy:
+    for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_ROWS
+        jobs[i] = deferred[i];
     }
-    it.head = second ? deferred[r].head : live[live_at];
-    it.j = second ? deferred[r].j : j;
-    it.kv = it.head / Cfg::GROUP;
-    it.new_kv = it.kv != kv_now;
-    if (it.new_kv) {
-        kv_now = it.kv;
-        slot ^= 1;
-    }
-    it.slot = Cfg::MAX_TILES == 1 ? slot : 0;
-    it.t = (int)vis.pos[it.j];
-    it.visible = Cfg::CAUSAL ? it.j + 1 : vis.nk;
-    it.with_lsb = second || !Cfg::PROGRESSIVE;
-    it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
-    if (!second && ++j == vis.last_row) {
-        j = vis.first_row;
-        live_at++;
-    }
-}
-
-// The deferred list (its own process): the rows the requant decision sends to the second pass.
-template <class Cfg>
-void note_deferred(const row_item &it, bool deferred, row_job list[Cfg::MAX_ROWS], int &n) {
-    if (!deferred) return;
-    list[n].head = it.head;
-    list[n].j = it.j;
-    n++;
+    SPATTEN_CYCLES(E_SCAN, loop_cycles(n, 1000, 1));
+    return n;
 }
 
 // One pass of the row pipeline over `n_jobs` rows: the first pass takes the query rows of the
-// live heads in order (live[0 .. n_live)), the second the deferred list (its rows have the
-// full K words, so none is deferred again).
+// live heads in order (live[0 .. )), the second the job list (its rows have the full K words,
+// so none is deferred again). One instance serves both passes (INLINE off).
 template <class Cfg>
-void run_pass(bool second, const int live[Cfg::NUM_HEADS], int n_jobs, kv_buffers<Cfg> &buf,
-              layer_rows<Cfg> &lr, const beat_t *q, beat_t *out SPATTEN_K_PARAMS
-              SPATTEN_V_PARAMS) {
-    const visible_set<Cfg> &vis = *lr.vis;
+void run_pass(bool second, int n_jobs, const int live[Cfg::NUM_HEADS],
+              const row_job jobs[Cfg::MAX_ROWS], const visible_span &span,
+              const index_t pos[Cfg::MAX_CTX], const index_t pos_k[Cfg::MAX_CTX],
+              const index_t pos_v[Cfg::MAX_CTX], const mult_t mult[Cfg::NUM_HEADS],
+              const ap_uint<8> shift[Cfg::NUM_HEADS],
+              importance_t local_importance[Cfg::MAX_CTX], ap_uint<64> abs_total[Cfg::NUM_HEADS],
+              row_job deferred[Cfg::MAX_ROWS], int &n_deferred, const beat_t *q,
+              beat_t *out SPATTEN_K_PARAMS SPATTEN_V_PARAMS) {
+#pragma HLS INLINE off
     SPATTEN_REGION_BEGIN();
 rows:
     for (int r = 0; r < n_jobs; r++) {
 #pragma HLS DATAFLOW
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_ROWS
-        // the loop body is in canonical form: declarations and process calls only
-        row_item it;
+        // the loop body is in canonical form: declarations and process calls only; every
+        // channel has one writer and one reader
+        row_item at_fetch_k, at_fetch_q, at_qk, at_exp, at_norm, at_pv, at_write;
+        row_item at_engine[Cfg::VALUE_TOPK_ENGINES + 1];
+        hls::stream<lane_rows<Cfg, Cfg::K_LANES> > k_msb, k_lsb;
+        hls::stream<lane_rows<Cfg, Cfg::V_LANES> > v_rows;
+        // the fetchers' FIFOs: a few steps ahead of their consumers (which take a step's rows
+        // as they arrive), beside the m_axi adapters' own read buffers
+#pragma HLS STREAM variable = k_msb depth = Cfg::FETCH_FIFO_DEPTH
+#pragma HLS STREAM variable = k_lsb depth = Cfg::FETCH_FIFO_DEPTH
+#pragma HLS STREAM variable = v_rows depth = Cfg::FETCH_FIFO_DEPTH
         code_t q_row[Cfg::HEAD_DIM];
         score_t s[Cfg::MAX_CTX];
         exp_t e[Cfg::MAX_CTX];
         prob_t p[Cfg::MAX_CTX];
-        // the row buffers between the processes (ping-pong), SOFTMAX_LANES entries at once
+        prob_t p_engine[Cfg::VALUE_TOPK_ENGINES][Cfg::MAX_CTX];
+        value_threshold threshold[Cfg::VALUE_TOPK_ENGINES + 1];
+        // the row buffers between the processes (ping-pong), SOFTMAX_LANES entries at once;
+        // the per-engine copies and chain links are channels of their own (complete dim 1)
 #pragma HLS ARRAY_PARTITION variable = q_row complete
 #pragma HLS ARRAY_PARTITION variable = s cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = e cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = p cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = p_engine complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = p_engine cyclic factor = Cfg::SOFTMAX_LANES dim = 2
+#pragma HLS ARRAY_PARTITION variable = at_engine complete
+#pragma HLS ARRAY_PARTITION variable = threshold complete
         score_t top;
         sum_t total;
-        bool deferred;
+        deferral note;
+        v_request<Cfg> want;
         row_selection<Cfg> sel;
-        issue_row<Cfg>(second, r, live, vis, lr.deferred, it);
-        stage_fetch_k<Cfg>(it, vis.nk, vis.pos, buf SPATTEN_K_ARGS);
-        fetch_q_row<Cfg>(q, it.head, it.t, q_row);
-        stage_qk<Cfg>(q_row, it, vis.pos, buf, lr.mult[it.head], (int)lr.shift[it.head], s, top
-                      SPATTEN_K_ARGS);
-        stage_exp<Cfg>(s, top, it.visible, e, total);
-        stage_norm<Cfg>(e, total, it, p, deferred);
-        note_deferred<Cfg>(it, deferred, lr.deferred, lr.n_deferred);
-        value_threshold thresholds[Cfg::VALUE_TOPK_ENGINES];
-#define SPATTEN_THRESHOLD(e) stage_threshold<Cfg>(p, it, deferred, e, thresholds[e]);
+        code_t out_row[Cfg::HEAD_DIM];
+        issue_row<Cfg>(second, r, live, jobs, span, pos, at_fetch_k, at_fetch_q);
+        stage_fetch_k<Cfg>(at_fetch_k, pos_k, k_msb, k_lsb SPATTEN_K_ARGS);
+        stage_fetch_q<Cfg>(q, at_fetch_q, q_row, at_qk);
+        stage_qk<Cfg>(q_row, at_qk, k_msb, k_lsb, mult, shift, s, top, at_exp);
+        stage_exp<Cfg>(s, top, at_exp, e, total, at_norm);
+        stage_norm<Cfg>(e, total, at_norm, p, p_engine, at_engine[0], threshold[0], note);
+        note_deferred<Cfg>(note, deferred, n_deferred);
+#define SPATTEN_THRESHOLD(engine, next)                                                      \
+    stage_threshold<Cfg>(p_engine[engine], at_engine[engine], threshold[engine], engine,    \
+                         at_engine[next], threshold[next]);
         SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD)
 #undef SPATTEN_THRESHOLD
-        stage_select<Cfg>(p, it, deferred, thresholds[it.topk_engine], buf, lr.local_importance,
-                          sel);
-        stage_fetch_v<Cfg>(sel, it, vis.pos, buf SPATTEN_V_ARGS);
-        code_t out_row[Cfg::HEAD_DIM];
-        stage_pv<Cfg>(p, sel, it, vis.pos, buf, out_row, lr.abs_total SPATTEN_V_ARGS);
-        stage_write<Cfg>(out_row, sel, it, out);
+        stage_select<Cfg>(p, at_engine[Cfg::VALUE_TOPK_ENGINES],
+                          threshold[Cfg::VALUE_TOPK_ENGINES], local_importance, want, sel,
+                          at_pv);
+        stage_fetch_v<Cfg>(want, pos_v, v_rows SPATTEN_V_ARGS);
+        stage_pv<Cfg>(sel, at_pv, v_rows, out_row, abs_total, at_write);
+        stage_write<Cfg>(out_row, at_write, out);
         if (r == 0) SPATTEN_REGION_ITEM_DONE();
     }
     SPATTEN_REGION_END(E_ROWS);
@@ -265,12 +237,12 @@ blocks:
 // Top-k of the token importance after this layer; the drop pass walks the state in position
 // order like the scan.
 template <class Cfg>
-void select_tokens(pruning_state<Cfg> &st, const visible_set<Cfg> &vis, const layer_args &a,
+void select_tokens(pruning_state<Cfg> &st, const visible_span &span, const layer_args &a,
                    const importance_t imp[Cfg::MAX_CTX], const bool protect[Cfg::MAX_CTX],
                    int keep) {
     bool survivors[Cfg::MAX_CTX];
     int cycles = 0;
-    select_survivors<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(imp, protect, vis.nk, keep, survivors,
+    select_survivors<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(imp, protect, span.nk, keep, survivors,
                                                           cycles);
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
     int n = 0;
@@ -335,22 +307,14 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
                      const ap_uint<17> v_weight[Cfg::NUM_HEADS], const layer_args &a,
                      int token_keep, int head_keep, int &requants) {
     static pruning_state<Cfg> st;
-    static kv_buffers<Cfg> buf;
-    static visible_set<Cfg> vis;
+    static index_t pos[Cfg::MAX_CTX], pos_k[Cfg::MAX_CTX], pos_v[Cfg::MAX_CTX];
     static importance_t local_importance[Cfg::MAX_CTX];
-    static row_job deferred[Cfg::MAX_ROWS];
-    // K and V buffers: the two halves apart, K_BANKS / V_BANKS rows readable at once (cyclic
-    // banks), a row's HEAD_DIM codes in one wide word (reshaped).
-#pragma HLS ARRAY_PARTITION variable = buf.k complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = buf.k cyclic factor = Cfg::K_BANKS dim = 2
-#pragma HLS ARRAY_RESHAPE variable = buf.k complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = buf.lsb complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = buf.lsb cyclic factor = Cfg::K_BANKS dim = 2
-#pragma HLS ARRAY_RESHAPE variable = buf.lsb complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = buf.v complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = buf.v cyclic factor = Cfg::V_BANKS dim = 2
-#pragma HLS ARRAY_RESHAPE variable = buf.v complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = buf.v_tag cyclic factor = Cfg::SOFTMAX_LANES dim = 2
+    static row_job jobs[Cfg::MAX_ROWS], deferred[Cfg::MAX_ROWS];
+    // the K fetch reads K_LANES consecutive positions a cycle (cyclic banks); the V fetch
+    // reads V_LANES positions of its request, at any keys (banked alike: lanes whose keys
+    // share a bank take turns)
+#pragma HLS ARRAY_PARTITION variable = pos_k cyclic factor = Cfg::K_LANES
+#pragma HLS ARRAY_PARTITION variable = pos_v cyclic factor = Cfg::V_LANES
 #pragma HLS ARRAY_PARTITION variable = local_importance cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = st.token_dropped_at cyclic factor = Cfg::SCAN_LANES
 #pragma HLS ARRAY_PARTITION variable = st.token_importance cyclic factor = Cfg::SCAN_LANES
@@ -358,7 +322,8 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
         move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,
                         head_importance, true);
     }
-    visible_tokens<Cfg>(st, a, vis, local_importance);
+    visible_span span;
+    visible_tokens<Cfg>(st, a, span, pos, pos_k, pos_v, local_importance);
     bool alive[Cfg::NUM_HEADS];
     int live[Cfg::NUM_HEADS];
     ap_uint<64> abs_total[Cfg::NUM_HEADS];
@@ -370,21 +335,27 @@ heads_alive:
         abs_total[h] = 0;
         if (alive[h]) live[n_live++] = h;
     }
-    layer_rows<Cfg> lr = {&vis, mult, shift, local_importance, abs_total, deferred, 0};
-    const int rows = vis.last_row > vis.first_row ? vis.last_row - vis.first_row : 0;
-    run_pass<Cfg>(false, live, n_live * rows, buf, lr, q, out SPATTEN_K_ARGS SPATTEN_V_ARGS);
-    requants = lr.n_deferred;
-    if (lr.n_deferred > 0) {
-        const int n = lr.n_deferred;
-        lr.n_deferred = 0;
-        run_pass<Cfg>(true, live, n, buf, lr, q, out SPATTEN_K_ARGS SPATTEN_V_ARGS);
+    const int rows = span.last_row > span.first_row ? span.last_row - span.first_row : 0;
+    int n_jobs = n_live * rows;
+    int n_deferred = 0;
+    requants = 0;
+passes:
+    for (int pass = 0; pass < 2 && n_jobs > 0; pass++) {
+#pragma HLS LOOP_TRIPCOUNT max = 2
+        run_pass<Cfg>(pass == 1, n_jobs, live, jobs, span, pos, pos_k, pos_v, mult, shift,
+                      local_importance, abs_total, deferred, n_deferred, q,
+                      out SPATTEN_K_ARGS SPATTEN_V_ARGS);
+        if (pass == 0) {
+            requants = n_deferred;
+            n_jobs = n_deferred > 0 ? take_deferred<Cfg>(deferred, n_deferred, jobs) : 0;
+        }
     }
     importance_t imp[Cfg::MAX_CTX];
     bool protect[Cfg::MAX_CTX];
     if (Cfg::TOKEN_PRUNING) fold_importance<Cfg>(st, a, local_importance, imp, protect);
     if (Cfg::HEAD_PRUNING) select_heads<Cfg>(st, alive, abs_total, v_weight, head_keep, a.layer);
-    if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX && vis.nk > token_keep) {
-        select_tokens<Cfg>(st, vis, a, imp, protect, token_keep);
+    if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX && span.nk > token_keep) {
+        select_tokens<Cfg>(st, span, a, imp, protect, token_keep);
     }
     if (a.control & STORE_STATE) {
         move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,

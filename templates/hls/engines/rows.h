@@ -1,24 +1,32 @@
 // The processes of the critical path of SpAtten (paper Fig. 8), one query row of one head per
-// item: (row schedule, layer.h) -> K fetch -> Q fetch -> Q·K -> softmax exp -> softmax
-// normalization + requant decision -> value top-k threshold -> token importance + value top-k
-// filter + V requests -> V fetch -> prob·V + requantization -> write back. layer.h calls them
-// in one DATAFLOW loop over the rows of a layer, so consecutive rows overlap (row r + 1 in
-// Q·K while row r is in softmax) and the rows of one KV head flow into the next KV head's
-// without draining. Every process runs for every row (dataflow
-// canonical form); one that has nothing to do for a row runs zero-trip loops. Every loop runs
-// to the row's live counts (visible keys, kept values): pruned tokens cost no cycles.
+// item: row schedule -> K fetch -> Q fetch -> Q·K -> softmax exp -> softmax normalization +
+// requant decision -> value top-k threshold engines -> token importance + value top-k filter +
+// V requests -> V fetch -> prob·V + requantization -> write back. layer.h calls them in one
+// DATAFLOW loop over the rows of a layer, so consecutive rows overlap (row r + 1 in Q·K while
+// row r is in softmax) and the rows of one KV head flow into the next KV head's without
+// draining. Every loop runs to the row's live counts (visible keys, kept values): pruned
+// tokens cost no cycles.
+//
+// Dataflow canonical form: every process runs for every row (one that has nothing to do for
+// a row runs zero-trip loops) and writes all its outputs; every channel has one writer and one
+// reader, in pipeline order (the row's `row_item` travels along the chain, the probabilities
+// go to each reader in a copy of its own); state that outlives a row (the K and V buffers, the
+// V residency tags, the row walk) is a static of the one process that uses it. The fetchers
+// hand their rows on through hls::stream FIFOs (FETCH_FIFO_DEPTH steps): a KV head's K fetch
+// starts while the previous KV head's rows are still in Q·K, and its first row scores the K
+// rows as they arrive.
 //
 // Rates (from the hardware plan, params.h): Q·K takes QK_KPC keys a cycle against the
-// broadcast query (the K buffer is partitioned cyclically so QK_KPC rows are read at once),
-// softmax and the select pass SOFTMAX_LANES scores a cycle, value top-k VALUE_TOPK_ENGINES
-// threshold engines of VALUE_TOPK_P comparators taking turns, prob·V PV_KPC V rows a cycle,
-// the fetcher K_LANES / V_LANES rows at once (fetch.h).
-//
-// K and V buffers are ping-pong: the rows of a KV head use one half (`slot`) while the K rows
-// of the next KV head arrive in the other. V rows arrive on demand: the select process asks
-// for the kept rows not yet on chip for this KV head.
+// broadcast query (its K buffer is partitioned cyclically so QK_KPC rows are read at once) and
+// K_LANES keys every QK_STREAM_II cycles as they arrive from the fetcher; softmax and the
+// select pass SOFTMAX_LANES scores a cycle; value top-k VALUE_TOPK_ENGINES threshold engines
+// of VALUE_TOPK_P comparators taking turns; prob·V PV_KPC V rows a cycle from its buffer (or
+// V_LANES every PV_STREAM_II cycles as they arrive, tiled); the fetcher K_LANES / V_LANES rows
+// at once (fetch.h).
 #ifndef SPATTEN_ENGINES_ROWS_H
 #define SPATTEN_ENGINES_ROWS_H
+
+#include <hls_stream.h>
 
 #include "csim.h"
 #include "fetch.h"
@@ -33,63 +41,145 @@
 
 namespace spatten {
 
-// One query row of one head as it enters the pipeline.
+// One query row of one head as it travels along the pipeline.
 struct row_item {
     int head;
     int kv;
-    int j;          // the query's index among the visible keys
-    int t;          // its position
-    int visible;    // keys it attends to: j + 1 (causal) or all of them
-    int slot;       // the buffer half of its KV head
+    int j;            // the query's index among the visible keys
+    int t;            // its position
+    int visible;      // keys it attends to: j + 1 (causal) or all of them
+    int keys;         // visible keys of the layer: a KV head's K rows
     bool new_kv;      // the first row of its KV head in this pass
     bool with_lsb;    // full K words: the second pass, or no progressive quantization
+    bool deferred;    // (from the softmax on) the requant decision sent it to the second pass
     int topk_engine;  // the value top-k threshold engine of the row
 };
 
-// The on-chip K and V buffers of the KV heads in flight.
-template <class Cfg>
-struct kv_buffers {
-    code_t k[2][Cfg::TILE][Cfg::HEAD_DIM];
-    lsb_t lsb[2][Cfg::TILE][Cfg::HEAD_DIM];
-    code_t v[2][Cfg::TILE][Cfg::HEAD_DIM];
-    ap_uint<32> v_tag[2][Cfg::TILE];  // == epoch[slot]: this KV head's V row is on chip
-    ap_uint<32> epoch[2];
-    int v_upto[2];  // ... and so is every V row below v_upto (a prefix fetched in order)
+// The visible keys of an invocation (layer.h's scan): how many, and which are query rows.
+struct visible_span {
+    int nk;
+    int first_row;  // query rows: visible indices [first_row, last_row)
+    int last_row;
 };
 
-// What the select process hands on: the kept keys (all `visible`, or the value top-k list in
-// key order) and the V rows to fetch for them.
+// A row of a pass's job list: the head and the query's visible index.
+struct row_job {
+    int head;
+    int j;
+};
+
+// What the requant decision hands the deferred list: the row, and whether it waits.
+struct deferral {
+    row_job job;
+    bool deferred;
+};
+
+// The V rows the select process asks the V fetch for: visible indices list[0 .. n) of KV head
+// kv (with one tile the kept rows not on chip yet, tiled all the kept rows in order).
+template <class Cfg>
+struct v_request {
+    int kv;
+    int n;
+    index_t list[Cfg::MAX_CTX];
+};
+
+// What the select process hands prob·V: the kept keys (all `visible`, or the value top-k list
+// in key order) and how many V rows arrive from the fetcher for the row.
 template <class Cfg>
 struct row_selection {
-    bool deferred;  // the row waits for the K LSBs: nothing to fetch or multiply now
     bool all_kept;
     int n_kept;
+    int n_fetch;
     index_t kept_index[Cfg::MAX_CTX];
     prob_t kept_p[Cfg::MAX_CTX];
-    int n_fetch;
-    index_t fetch_list[Cfg::MAX_CTX];
 };
 
-// K fetch (its own process): a KV head's K rows when its first row arrives, into its half of
-// the buffer; the LSB plane too when the rows use full words. With more than one tile the
-// K rows are not resident: Q·K fetches them per row.
+// The steps of a fetch of `count` rows through `lanes` lanes.
+inline int lane_steps(int count, int lanes) {
+#pragma HLS INLINE
+    return (count + lanes - 1) / lanes;
+}
+
+// The row schedule (the first process of the pipeline): which head and query the r-th row of
+// a pass is and whether it starts a KV head (its K rows are fetched then). The first pass
+// walks the query rows of the live heads in order (live[0 .. )), the second the job list.
 template <class Cfg>
-void stage_fetch_k(const row_item &it, int nk, const index_t pos[Cfg::MAX_CTX],
-                   kv_buffers<Cfg> &buf SPATTEN_K_PARAMS) {
-    if (Cfg::MAX_TILES != 1 || !it.new_kv) return;
-    fetch_k_rows<Cfg, K_MSB_PLANE, code_t>(it.kv, pos, 0, nk, buf.k[it.slot], E_FETCH_K
-                                           SPATTEN_K_ARGS);
-    if (it.with_lsb && Cfg::K_LSB_BITS > 0) {
-        fetch_k_rows<Cfg, K_LSB_PLANE, lsb_t>(it.kv, pos, 0, nk, buf.lsb[it.slot], E_FETCH_K
-                                              SPATTEN_K_ARGS);
+void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS],
+               const row_job jobs[Cfg::MAX_ROWS], const visible_span &span,
+               const index_t pos[Cfg::MAX_CTX], row_item &to_fetch_k, row_item &to_fetch_q) {
+    static int live_at, j, kv_now;  // the walk so far: the process's own state
+    if (r == 0) {
+        live_at = 0;
+        j = span.first_row;
+        kv_now = -1;
+    }
+    row_item it;
+    it.head = second ? jobs[r].head : live[live_at];
+    it.j = second ? jobs[r].j : j;
+    it.kv = it.head / Cfg::GROUP;
+    it.new_kv = it.kv != kv_now;
+    kv_now = it.kv;
+    it.t = (int)pos[it.j];
+    it.visible = Cfg::CAUSAL ? it.j + 1 : span.nk;
+    it.keys = span.nk;
+    it.with_lsb = second || !Cfg::PROGRESSIVE;
+    it.deferred = false;
+    it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
+    if (!second && ++j == span.last_row) {
+        j = span.first_row;
+        live_at++;
+    }
+    to_fetch_k = it;
+    to_fetch_q = it;
+}
+
+// K fetch (its own process): a KV head's K rows when its first row arrives (the LSB plane too
+// when the rows use full words); with more than one tile, every row's visible keys a tile at
+// a time. The rows stream to Q·K, one FIFO per plane, a step in each at a time.
+template <class Cfg>
+void stage_fetch_k(const row_item &it, const index_t pos[Cfg::MAX_CTX],
+                   hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
+                   hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb SPATTEN_K_PARAMS) {
+    const bool resident = Cfg::MAX_TILES == 1;
+    if (resident && !it.new_kv) return;
+    const bool full = it.with_lsb && Cfg::K_LSB_BITS > 0;
+    const int keys = resident ? it.keys : it.visible;
+tiles:
+    for (int first = 0; first < keys; first += Cfg::TILE) {
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
+        const int count = keys - first < Cfg::TILE ? keys - first : Cfg::TILE;
+        if (full) {
+            fetch_k_rows<Cfg, true>(it.kv, pos, first, count, msb, lsb, E_FETCH_K SPATTEN_K_ARGS);
+        } else {
+            fetch_k_rows<Cfg, false>(it.kv, pos, first, count, msb, lsb,
+                                     E_FETCH_K SPATTEN_K_ARGS);
+        }
     }
 }
 
-// Scores of the visible keys first .. first + count - 1 from buffer rows 0 .. count - 1.
+// Q fetch (its own process): the row's query, handed on with the row.
+template <class Cfg>
+void stage_fetch_q(const beat_t *q, const row_item &in, code_t q_row[Cfg::HEAD_DIM],
+                   row_item &out) {
+    fetch_q_row<Cfg>(q, in.head, in.t, q_row);
+    out = in;
+}
+
+// The score of one key and the running max.
+template <class Cfg>
+void qk_key(const code_t q_row[Cfg::HEAD_DIM], const code_t word[Cfg::HEAD_DIM], mult_t m,
+            int sh, int j, score_t s[Cfg::MAX_CTX], score_t &top) {
+#pragma HLS INLINE
+    const score_t sj = scale_score(qk_dot<Cfg::HEAD_DIM>(q_row, word), m, sh);
+    s[j] = sj;
+    if (sj > top) top = sj;
+}
+
+// Scores of the visible keys 0 .. count - 1 from the buffer, QK_KPC a cycle.
 template <class Cfg>
 void qk_scores(const code_t q_row[Cfg::HEAD_DIM], const code_t k[Cfg::TILE][Cfg::HEAD_DIM],
-               const lsb_t lsb[Cfg::TILE][Cfg::HEAD_DIM], bool with_lsb, int first, int count,
-               mult_t m, int sh, score_t s[Cfg::MAX_CTX], score_t &top) {
+               const lsb_t lsb[Cfg::TILE][Cfg::HEAD_DIM], bool with_lsb, int count, mult_t m,
+               int sh, score_t s[Cfg::MAX_CTX], score_t &top) {
     const int blocks = (count + Cfg::QK_KPC - 1) / Cfg::QK_KPC;
 blocks:
     for (int b = 0; b < blocks; b++) {
@@ -106,47 +196,100 @@ blocks:
 #pragma HLS UNROLL
                     word[d] = with_lsb ? k_full_word(k[j][d], lsb[j][d]) : k[j][d];
                 }
-                const score_t sj = scale_score(qk_dot<Cfg::HEAD_DIM>(q_row, word), m, sh);
-                s[first + j] = sj;
-                if (sj > top) top = sj;
+                qk_key<Cfg>(q_row, word, m, sh, j, s, top);
             }
         }
     }
     SPATTEN_CYCLES(E_QK, loop_cycles(blocks, 1000, Cfg::QK_DEPTH));
 }
 
-// Q·K of a row over its visible keys, and their max (the softmax's reference). With more than
-// one tile the row walks them, fetching each.
+// Scores of the keys first .. first + count - 1 as the fetcher's steps arrive (K_LANES keys
+// every QK_STREAM_II cycles: the array's QK_KPC keys a cycle); the keys of the row are those
+// below `visible`. `keep`: store the rows in the buffer for the KV head's later rows.
 template <class Cfg>
-void stage_qk(const code_t q_row[Cfg::HEAD_DIM], const row_item &it,
-              const index_t pos[Cfg::MAX_CTX], kv_buffers<Cfg> &buf, mult_t m, int sh,
-              score_t s[Cfg::MAX_CTX], score_t &top SPATTEN_K_PARAMS) {
+void qk_streamed(const code_t q_row[Cfg::HEAD_DIM],
+                 hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
+                 hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb, bool with_lsb, bool keep,
+                 int first, int count, int visible, mult_t m, int sh,
+                 code_t k[Cfg::TILE][Cfg::HEAD_DIM], lsb_t k_lsb[Cfg::TILE][Cfg::HEAD_DIM],
+                 score_t s[Cfg::MAX_CTX], score_t &top) {
+    const bool full = with_lsb && Cfg::K_LSB_BITS > 0;
+    const int steps = lane_steps(count, Cfg::K_LANES);
+steps:
+    for (int step = 0; step < steps; step++) {
+#pragma HLS PIPELINE II = Cfg::QK_STREAM_II
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::K_LANES - 1) / Cfg::K_LANES
+        const lane_rows<Cfg, Cfg::K_LANES> hi = msb.read();
+        lane_rows<Cfg, Cfg::K_LANES> lo;
+        if (full) lo = lsb.read();  // the fetcher writes both planes of a step together
+    lanes:
+        for (int l = 0; l < Cfg::K_LANES; l++) {
+#pragma HLS UNROLL
+            const int j = step * Cfg::K_LANES + l;
+            if (j < count) {
+                code_t word[Cfg::HEAD_DIM];
+            words:
+                for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+#pragma HLS UNROLL
+                    const lsb_t low = full ? lsb_t(lo.row[l][d]) : lsb_t(0);
+                    word[d] = full ? k_full_word(hi.row[l][d], low) : hi.row[l][d];
+                    if (keep) {
+                        k[j][d] = hi.row[l][d];
+                        k_lsb[j][d] = low;
+                    }
+                }
+                if (first + j < visible) qk_key<Cfg>(q_row, word, m, sh, first + j, s, top);
+            }
+        }
+    }
+    SPATTEN_CYCLES(E_QK, loop_cycles(steps, 1000 * Cfg::QK_STREAM_II, Cfg::QK_DEPTH));
+}
+
+// Q·K of a row over its visible keys, and their max (the softmax's reference). With one
+// tile, the first row of a KV head scores the K rows as they arrive and keeps them; the
+// others read the buffer. With more, every row scores its tiles as they arrive.
+template <class Cfg>
+void stage_qk(const code_t q_row[Cfg::HEAD_DIM], const row_item &in,
+              hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
+              hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb,
+              const mult_t mult[Cfg::NUM_HEADS], const ap_uint<8> shift[Cfg::NUM_HEADS],
+              score_t s[Cfg::MAX_CTX], score_t &top, row_item &out) {
+    // the K buffer: K_BANKS rows readable at once (cyclic banks), a row's HEAD_DIM codes in
+    // one wide word (reshaped)
+    static code_t k[Cfg::TILE][Cfg::HEAD_DIM];
+    static lsb_t k_lsb[Cfg::TILE][Cfg::HEAD_DIM];
+#pragma HLS ARRAY_PARTITION variable = k cyclic factor = Cfg::K_BANKS dim = 1
+#pragma HLS ARRAY_RESHAPE variable = k complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = k_lsb cyclic factor = Cfg::K_BANKS dim = 1
+#pragma HLS ARRAY_RESHAPE variable = k_lsb complete dim = 2
+    const mult_t m = mult[in.head];
+    const int sh = (int)shift[in.head];
     top = score_t(MASKED);
     if (Cfg::MAX_TILES == 1) {
-        qk_scores<Cfg>(q_row, buf.k[it.slot], buf.lsb[it.slot], it.with_lsb, 0, it.visible, m,
-                       sh, s, top);
-        return;
-    }
-tiles:
-    for (int first = 0; first < it.visible; first += Cfg::TILE) {
-#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
-        const int count = it.visible - first < Cfg::TILE ? it.visible - first : Cfg::TILE;
-        fetch_k_rows<Cfg, K_MSB_PLANE, code_t>(it.kv, pos, first, count, buf.k[0], E_QK
-                                               SPATTEN_K_ARGS);
-        if (it.with_lsb && Cfg::K_LSB_BITS > 0) {
-            fetch_k_rows<Cfg, K_LSB_PLANE, lsb_t>(it.kv, pos, first, count, buf.lsb[0], E_QK
-                                                  SPATTEN_K_ARGS);
+        if (in.new_kv) {
+            qk_streamed<Cfg>(q_row, msb, lsb, in.with_lsb, true, 0, in.keys, in.visible, m, sh,
+                             k, k_lsb, s, top);
+        } else {
+            qk_scores<Cfg>(q_row, k, k_lsb, in.with_lsb, in.visible, m, sh, s, top);
         }
-        qk_scores<Cfg>(q_row, buf.k[0], buf.lsb[0], it.with_lsb, first, count, m, sh, s, top);
+    } else {
+    tiles:
+        for (int first = 0; first < in.visible; first += Cfg::TILE) {
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
+            const int count = in.visible - first < Cfg::TILE ? in.visible - first : Cfg::TILE;
+            qk_streamed<Cfg>(q_row, msb, lsb, in.with_lsb, false, first, count, in.visible, m,
+                             sh, k, k_lsb, s, top);
+        }
     }
+    out = in;
 }
 
 // Softmax, first pass: e_j and their sum, SOFTMAX_LANES at a time.
 template <class Cfg>
-void stage_exp(const score_t s[Cfg::MAX_CTX], score_t top, int visible, exp_t e[Cfg::MAX_CTX],
-               sum_t &total) {
-    const int blocks = (visible + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES;
-    total = 0;
+void stage_exp(const score_t s[Cfg::MAX_CTX], score_t top, const row_item &in,
+               exp_t e[Cfg::MAX_CTX], sum_t &total, row_item &out) {
+    const int blocks = (in.visible + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES;
+    sum_t sum = 0;
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
@@ -155,23 +298,28 @@ blocks:
         for (int l = 0; l < Cfg::SOFTMAX_LANES; l++) {
 #pragma HLS UNROLL
             const int j = b * Cfg::SOFTMAX_LANES + l;
-            if (j < visible) {
+            if (j < in.visible) {
                 e[j] = softmax_exp(top, s[j]);
-                total += e[j];
+                sum += e[j];
             }
         }
     }
+    total = sum;
+    out = in;
     SPATTEN_CYCLES(E_SOFTMAX_EXP, loop_cycles(blocks, 1000, Cfg::EXP_DEPTH));
 }
 
-// Softmax, second pass: the probabilities; then the requant decision on their max. A row whose
-// largest probability is below THRESHOLD_CODE (progressive quantization) is deferred: it
-// leaves the pipeline here and runs again in the second pass with the full K words.
+// Softmax, second pass: the probabilities, one copy for the select pass and one for each
+// threshold engine; then the requant decision on their max. A row whose largest probability
+// is below THRESHOLD_CODE (progressive quantization) is deferred: it leaves the pipeline here
+// and runs again in the second pass with the full K words. `keep_all` starts the row's value
+// threshold (the threshold engine of the row replaces it).
 template <class Cfg>
-void stage_norm(const exp_t e[Cfg::MAX_CTX], sum_t total, const row_item &it,
-                prob_t p[Cfg::MAX_CTX], bool &deferred) {
+void stage_norm(const exp_t e[Cfg::MAX_CTX], sum_t total, const row_item &in,
+                prob_t p[Cfg::MAX_CTX], prob_t p_engine[Cfg::VALUE_TOPK_ENGINES][Cfg::MAX_CTX],
+                row_item &out, value_threshold &keep_all, deferral &note) {
     const softmax_norm norm = softmax_reciprocal(total);
-    const int blocks = (it.visible + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES;
+    const int blocks = (in.visible + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES;
     prob_t best = 0;
 blocks:
     for (int b = 0; b < blocks; b++) {
@@ -181,53 +329,83 @@ blocks:
         for (int l = 0; l < Cfg::SOFTMAX_LANES; l++) {
 #pragma HLS UNROLL
             const int j = b * Cfg::SOFTMAX_LANES + l;
-            if (j < it.visible) {
-                p[j] = softmax_prob(e[j], norm);
-                if (p[j] > best) best = p[j];
+            if (j < in.visible) {
+                const prob_t pj = softmax_prob(e[j], norm);
+                p[j] = pj;
+            copies:
+                for (int c = 0; c < Cfg::VALUE_TOPK_ENGINES; c++) {
+#pragma HLS UNROLL
+                    p_engine[c][j] = pj;
+                }
+                if (pj > best) best = pj;
             }
         }
     }
-    deferred = Cfg::PROGRESSIVE && !it.with_lsb && needs_requant(best, Cfg::THRESHOLD_CODE);
+    out = in;
+    out.deferred = Cfg::PROGRESSIVE && !in.with_lsb && needs_requant(best, Cfg::THRESHOLD_CODE);
+    keep_all.all = true;
+    keep_all.theta = 0;
+    keep_all.num_eq = 0;
+    note.job.head = in.head;
+    note.job.j = in.j;
+    note.deferred = out.deferred;
     SPATTEN_CYCLES(E_SOFTMAX_NORM, loop_cycles(blocks, 1000, Cfg::NORM_DEPTH));
 }
 
-// Value top-k threshold engine `engine` (one of VALUE_TOPK_ENGINES, each its own process with
-// VALUE_TOPK_P comparators): the quick-select of the rows r with r % VALUE_TOPK_ENGINES ==
-// engine, so one row's rounds overlap the next row's.
+// The deferred list (its own process): the rows the requant decision sends to the second pass.
 template <class Cfg>
-void stage_threshold(const prob_t p[Cfg::MAX_CTX], const row_item &it, bool deferred,
-                     int engine, value_threshold &t) {
-    t.all = true;
-    t.theta = 0;
-    t.num_eq = 0;
-    if (!Cfg::VALUE_PRUNING || deferred || it.topk_engine != engine) return;
+void note_deferred(const deferral &note, row_job list[Cfg::MAX_ROWS], int &n) {
+    if (!note.deferred) return;
+    list[n] = note.job;
+    n++;
+}
+
+// Value top-k threshold engine `engine` (one of VALUE_TOPK_ENGINES, each its own process with
+// VALUE_TOPK_P comparators, in a chain): the quick-select of the rows r with
+// r % VALUE_TOPK_ENGINES == engine, so one row's rounds overlap the next row's; the other rows'
+// thresholds pass through.
+template <class Cfg>
+void stage_threshold(const prob_t p[Cfg::MAX_CTX], const row_item &in,
+                     const value_threshold &before, int engine, row_item &out,
+                     value_threshold &t) {
+    t = before;
+    out = in;
+    if (!Cfg::VALUE_PRUNING || in.deferred || in.topk_engine != engine) return;
     int cycles = 0;
     t = value_topk_threshold<Cfg::MAX_CTX, Cfg::VALUE_TOPK_P>(
-        p, it.visible, Cfg::VALUE_KEEP_NUM, Cfg::VALUE_KEEP_DEN, cycles);
+        p, in.visible, Cfg::VALUE_KEEP_NUM, Cfg::VALUE_KEEP_DEN, cycles);
     SPATTEN_CYCLES_IN(E_VALUE_TOPK, engine_id(E_THRESHOLD + engine), cycles);
 }
 
 // The select pass, SOFTMAX_LANES keys a cycle: token importance (into the layer's accumulator
 // by visible index), the value top-k filter (survivors compacted in key order) and the V
-// requests: the kept rows not on chip for this KV head yet (asked for once per KV head and
-// pass; the prefix below v_upto arrived in order).
+// requests. With one tile the V rows of a KV head stay on chip for its rows: a request asks
+// for the kept rows not on chip yet (the tags; the prefix below v_upto arrived in order). With
+// more, every kept row is fetched for its row.
 template <class Cfg>
-void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &it, bool deferred,
-                  value_threshold t, kv_buffers<Cfg> &buf,
-                  importance_t local_importance[Cfg::MAX_CTX], row_selection<Cfg> &sel) {
-    sel.deferred = deferred;
+void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in, value_threshold t,
+                  importance_t local_importance[Cfg::MAX_CTX], v_request<Cfg> &want,
+                  row_selection<Cfg> &sel, row_item &out) {
+    static ap_uint<32> v_tag[Cfg::TILE];  // == epoch: this KV head's V row is requested
+    static ap_uint<32> epoch = 0;
+    static int v_upto = 0;
+#pragma HLS ARRAY_PARTITION variable = v_tag cyclic factor = Cfg::SOFTMAX_LANES
+    const bool resident = Cfg::MAX_TILES == 1;
+    out = in;
+    want.kv = in.kv;
+    want.n = 0;
     sel.all_kept = t.all;
     sel.n_kept = 0;
     sel.n_fetch = 0;
-    if (Cfg::MAX_TILES == 1 && it.new_kv) {  // a fresh half: none of its V rows are on chip
-        buf.epoch[it.slot]++;
-        buf.v_upto[it.slot] = 0;
+    if (resident && in.new_kv) {  // a new KV head: none of its V rows are on chip
+        epoch++;
+        v_upto = 0;
     }
-    if (deferred) return;
-    const int visible = it.visible;
-    const bool requests = Cfg::MAX_TILES == 1;  // tiles: prob·V fetches the kept rows per row
-    const ap_uint<32> epoch = buf.epoch[it.slot];
-    const int upto = buf.v_upto[it.slot];
+    if (in.deferred) return;
+    const int visible = in.visible;
+    const int upto = v_upto;
+    int n_kept = 0;
+    int n_fetch = 0;
     const int blocks = (visible + Cfg::SOFTMAX_LANES - 1) / Cfg::SOFTMAX_LANES;
 blocks:
     for (int b = 0; b < blocks; b++) {
@@ -240,37 +418,69 @@ blocks:
             if (j < visible) {
                 if (Cfg::TOKEN_PRUNING) local_importance[j] += p[j];
                 if (value_keep(p[j], t)) {
-                    sel.kept_index[sel.n_kept] = j;
-                    sel.kept_p[sel.n_kept] = p[j];
-                    sel.n_kept++;
-                    if (requests && j >= upto && buf.v_tag[it.slot][j] != epoch) {
-                        sel.fetch_list[sel.n_fetch++] = j;
-                        buf.v_tag[it.slot][j] = epoch;
+                    sel.kept_index[n_kept] = j;
+                    sel.kept_p[n_kept] = p[j];
+                    n_kept++;
+                    if (!resident || (j >= upto && v_tag[j] != epoch)) {
+                        want.list[n_fetch++] = j;
+                        if (resident) v_tag[j] = epoch;
                     }
                 }
             }
         }
     }
-    if (requests && sel.all_kept && visible > upto) buf.v_upto[it.slot] = visible;
+    sel.n_kept = n_kept;
+    sel.n_fetch = n_fetch;
+    want.n = n_fetch;
+    if (resident && sel.all_kept && visible > upto) v_upto = visible;
     SPATTEN_CYCLES(E_SELECT, loop_cycles(blocks, 1000, 1));
 }
 
-// V fetch (its own process): the rows the select process asked for, into the KV head's half.
+// V fetch (its own process): the rows the select process asked for (tiled: a tile at a time),
+// streamed to prob·V.
 template <class Cfg>
-void stage_fetch_v(const row_selection<Cfg> &sel, const row_item &it,
-                   const index_t pos[Cfg::MAX_CTX], kv_buffers<Cfg> &buf SPATTEN_V_PARAMS) {
-    if (Cfg::MAX_TILES != 1 || sel.n_fetch == 0) return;
-    fetch_v_rows<Cfg, true>(it.kv, pos, sel.fetch_list, 0, sel.n_fetch, true, buf.v[it.slot],
-                            E_FETCH_V SPATTEN_V_ARGS);
+void stage_fetch_v(const v_request<Cfg> &want, const index_t pos[Cfg::MAX_CTX],
+                   hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows SPATTEN_V_PARAMS) {
+chunks:
+    for (int lo = 0; lo < want.n; lo += Cfg::TILE) {
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
+        const int count = want.n - lo < Cfg::TILE ? want.n - lo : Cfg::TILE;
+        fetch_v_rows<Cfg>(want.kv, pos, want.list, lo, count, rows SPATTEN_V_ARGS);
+    }
 }
 
-// prob·V of the kept entries lo .. hi - 1 (keys, or the value top-k list), PV_KPC a cycle;
-// buffer row: the key (resident V) or the entry - lo (a chunk fetched for this row).
-template <class Cfg, bool BY_KEY>
-void pv_rows(const prob_t p[Cfg::MAX_CTX], const row_selection<Cfg> &sel,
-             const code_t v[Cfg::TILE][Cfg::HEAD_DIM], int lo, int hi,
+// The V rows that arrived for the row into the buffer, at their keys (a step every V_BEATS
+// cycles: the rate the buffer's banks take the fetcher's rows at).
+template <class Cfg>
+void pv_store(hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows, int count,
+              code_t v[Cfg::TILE][Cfg::HEAD_DIM]) {
+    const int steps = lane_steps(count, Cfg::V_LANES);
+steps:
+    for (int step = 0; step < steps; step++) {
+#pragma HLS PIPELINE II = Cfg::V_BEATS
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
+        const lane_rows<Cfg, Cfg::V_LANES> in = rows.read();
+    lanes:
+        for (int l = 0; l < Cfg::V_LANES; l++) {
+#pragma HLS UNROLL
+            if (step * Cfg::V_LANES + l < count) {
+            words:
+                for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+#pragma HLS UNROLL
+                    v[(int)in.key[l]][d] = in.row[l][d];
+                }
+            }
+        }
+    }
+    SPATTEN_CYCLES(E_PV, loop_cycles(steps, 1000 * Cfg::V_BEATS, 1));
+}
+
+// prob·V of the kept entries 0 .. n - 1 from the buffer (resident V, rows by key), PV_KPC a
+// cycle.
+template <class Cfg>
+void pv_rows(const row_selection<Cfg> &sel, const code_t v[Cfg::TILE][Cfg::HEAD_DIM],
              pv_acc_t acc[Cfg::HEAD_DIM]) {
-    const int blocks = (hi - lo + Cfg::PV_KPC - 1) / Cfg::PV_KPC;
+    const int blocks = (sel.n_kept + Cfg::PV_KPC - 1) / Cfg::PV_KPC;
 blocks:
     for (int b = 0; b < blocks; b++) {
 #pragma HLS PIPELINE II = 1
@@ -278,25 +488,50 @@ blocks:
     lanes:
         for (int l = 0; l < Cfg::PV_KPC; l++) {
 #pragma HLS UNROLL
-            const int i = lo + b * Cfg::PV_KPC + l;
-            if (i < hi) {
+            const int i = b * Cfg::PV_KPC + l;
+            if (i < sel.n_kept) {
                 const int key = sel.all_kept ? i : (int)sel.kept_index[i];
-                const prob_t pk = sel.all_kept ? p[i] : sel.kept_p[i];
-                pv_mac<Cfg::HEAD_DIM>(pk, v[BY_KEY ? key : i - lo], acc);
+                pv_mac<Cfg::HEAD_DIM>(sel.kept_p[i], v[key], acc);
             }
         }
     }
     SPATTEN_CYCLES(E_PV, loop_cycles(blocks, 1000, Cfg::PV_DEPTH));
 }
 
-// prob·V and requantization of a row (with more than one tile: its kept V rows fetched TILE
-// at a time); adds the row's sum |out| to its head's importance.
+// prob·V of the kept entries lo .. lo + count - 1 as their V rows arrive (tiled: V_LANES rows
+// every PV_STREAM_II cycles, the array's PV_KPC rows a cycle).
 template <class Cfg>
-void stage_pv(const prob_t p[Cfg::MAX_CTX], const row_selection<Cfg> &sel, const row_item &it,
-              const index_t pos[Cfg::MAX_CTX], kv_buffers<Cfg> &buf,
-              code_t out_row[Cfg::HEAD_DIM],
-              ap_uint<64> abs_total[Cfg::NUM_HEADS] SPATTEN_V_PARAMS) {
-    if (sel.deferred) return;
+void pv_streamed(const row_selection<Cfg> &sel, hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows,
+                 int lo, int count, pv_acc_t acc[Cfg::HEAD_DIM]) {
+    const int steps = lane_steps(count, Cfg::V_LANES);
+steps:
+    for (int step = 0; step < steps; step++) {
+#pragma HLS PIPELINE II = Cfg::PV_STREAM_II
+#pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
+        const lane_rows<Cfg, Cfg::V_LANES> in = rows.read();
+    lanes:
+        for (int l = 0; l < Cfg::V_LANES; l++) {
+#pragma HLS UNROLL
+            const int i = lo + step * Cfg::V_LANES + l;
+            if (i < lo + count) pv_mac<Cfg::HEAD_DIM>(sel.kept_p[i], in.row[l], acc);
+        }
+    }
+    SPATTEN_CYCLES(E_PV, loop_cycles(steps, 1000 * Cfg::PV_STREAM_II, Cfg::PV_DEPTH));
+}
+
+// prob·V and requantization of a row: with one tile the V rows that arrived join the buffer
+// first; tiled, the kept rows are multiplied as they arrive. Adds the row's sum |out| to its
+// head's importance.
+template <class Cfg>
+void stage_pv(const row_selection<Cfg> &sel, const row_item &in,
+              hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows, code_t out_row[Cfg::HEAD_DIM],
+              ap_uint<64> abs_total[Cfg::NUM_HEADS], row_item &out) {
+    // the V buffer of the KV head: V_BANKS rows readable at once, a row in one wide word
+    static code_t v[Cfg::TILE][Cfg::HEAD_DIM];
+#pragma HLS ARRAY_PARTITION variable = v cyclic factor = Cfg::V_BANKS dim = 1
+#pragma HLS ARRAY_RESHAPE variable = v complete dim = 2
+    out = in;
+    if (in.deferred) return;
     pv_acc_t acc[Cfg::HEAD_DIM];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
 zero:
@@ -305,26 +540,24 @@ zero:
         acc[d] = 0;
     }
     if (Cfg::MAX_TILES == 1) {
-        pv_rows<Cfg, true>(p, sel, buf.v[it.slot], 0, sel.n_kept, acc);
+        pv_store<Cfg>(rows, sel.n_fetch, v);
+        pv_rows<Cfg>(sel, v, acc);
     } else {
     chunks:
         for (int lo = 0; lo < sel.n_kept; lo += Cfg::TILE) {
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
             const int count = sel.n_kept - lo < Cfg::TILE ? sel.n_kept - lo : Cfg::TILE;
-            fetch_v_rows<Cfg, false>(it.kv, pos, sel.kept_index, lo, count, !sel.all_kept,
-                                     buf.v[0], E_PV SPATTEN_V_ARGS);
-            pv_rows<Cfg, false>(p, sel, buf.v[0], lo, lo + count, acc);
+            pv_streamed<Cfg>(sel, rows, lo, count, acc);
         }
     }
     requantize_row<Cfg::HEAD_DIM>(acc, Cfg::V_BITS, out_row);
-    abs_total[it.head] += abs_sum_row<Cfg::HEAD_DIM>(out_row);
+    abs_total[in.head] += abs_sum_row<Cfg::HEAD_DIM>(out_row);
 }
 
 // Write back (its own process): the output row, unless the row was deferred.
 template <class Cfg>
-void stage_write(const code_t out_row[Cfg::HEAD_DIM], const row_selection<Cfg> &sel,
-                 const row_item &it, beat_t *out) {
-    if (!sel.deferred) write_out_row<Cfg>(out, it.head, it.t, out_row);
+void stage_write(const code_t out_row[Cfg::HEAD_DIM], const row_item &in, beat_t *out) {
+    if (!in.deferred) write_out_row<Cfg>(out, in.head, in.t, out_row);
 }
 
 }  // namespace spatten

@@ -32,6 +32,8 @@ struct model_cfg {
     // --- rates and depths of the engines (the hardware plan) ---
     static const int QK_KPC = 32;  // keys Q·K takes a cycle
     static const int PV_KPC = 32;  // V rows prob·V takes a cycle
+    static const int QK_STREAM_II = 1;  // cycles Q·K takes a fetch step of K_LANES rows in
+    static const int PV_STREAM_II = 1;  // ... prob·V of V_LANES rows (tiled)
     static const int SOFTMAX_LANES = 32;  // scores softmax takes a cycle
     static const int VALUE_TOPK_P = 16;  // comparators per value top-k engine
     static const int VALUE_TOPK_ENGINES = 2;  // threshold engines taking turns
@@ -52,6 +54,7 @@ struct model_cfg {
     static const int OUT_BEATS = 1;  // outputs have V's width
     static const int BEAT_MILLICYCLES = 1000;  // cycles per beat x 1000
     static const int FETCH_LATENCY = 64;  // cycles to a burst's first beat
+    static const int FETCH_FIFO_DEPTH = 4;  // fetch steps a fetcher FIFO holds
     static const int MAX_ROWS = 48;  // query rows of a layer
 };
 
@@ -62,7 +65,7 @@ static const int HEAD_KEEP[2] = { 3, 1 };
 // The K and V read lanes, for the X-macros of engines/fetch.h.
 #define SPATTEN_K_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define SPATTEN_V_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
-// The value top-k threshold engines (engines/rows.h).
-#define SPATTEN_VALUE_TOPK_ENGINES(X) X(0) X(1)
+// The value top-k threshold engines, each with the next link of their chain (engines/layer.h).
+#define SPATTEN_VALUE_TOPK_ENGINES(X) X(0, 1) X(1, 2)
 
 #endif
