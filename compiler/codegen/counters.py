@@ -18,7 +18,7 @@ from spatten_hls.compiler.sim.result import PLANES
 # In the order of engines/csim.h (port_id, engine_id); tests/codegen/test_csim_counters.py
 # checks them against the header. The engines are those the performance model breaks its
 # cycles down by, so `spatten csim` and `spatten report` name the same things.
-PORTS = (*PLANES, "out", "state")
+PORTS = (*PLANES, "out", "state", "params")
 ENGINES = MODEL_ENGINES
 
 

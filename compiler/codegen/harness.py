@@ -68,12 +68,17 @@ class DesignLibrary:
                 measured,
             )
         )
+        self._check_streams(printed)
+        return DesignRun(out, state, requants, counters_from_array(measured))
+
+    @staticmethod
+    def _check_streams(printed: str) -> None:
         warnings = [line for line in printed.splitlines() if STREAM_WARNING.search(line)]
         if warnings:
             raise StreamMisuse(f"{len(warnings)} stream warnings, first: {warnings[0]}")
-        return DesignRun(out, state, requants, counters_from_array(measured))
 
-    def _printing(self, call) -> str:
+    @staticmethod
+    def _printing(call) -> str:
         """What `call` printed on the process's stdout (where the stream model warns)."""
         sys.stdout.flush()
         libc = ctypes.CDLL(None)

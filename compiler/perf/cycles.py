@@ -90,7 +90,11 @@ def _sequential(step: StepRecord, plan: HardwarePlan, first: bool, last: bool) -
     f, imp = plan.fetcher, plan.importance
     token_passes = int(loop_cycles(ceil_div(rows.end, imp.scan_lanes), 1000, SCAN_DEPTH))
     state = int(loop_cycles(imp.tokens, 1000, f.latency) + loop_cycles(imp.heads, 1000, f.latency))
-    out = [("state", state)] * (int(first) + int(last)) + [("scan", token_passes)]
+    # the heads' parameters on chip: the score scales (and head weights), a cycle each a head
+    arrays = 3 if imp.head_pruning else 2
+    params = int(loop_cycles(imp.heads, 1000 * arrays, f.latency))
+    out = [("state", state)] * (int(first) + int(last)) + [("state", params)]
+    out.append(("scan", token_passes))
     if len(rows.deferred_visible):  # the second pass's job list, copied from the deferred list
         out.append(("scan", int(loop_cycles(len(rows.deferred_visible), 1000, 1))))
     if imp.token_pruning:

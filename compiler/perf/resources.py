@@ -7,15 +7,15 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
   `HEAD_WEIGHT_DSP` for the head importance weighting.
 * Memories, each mapped by its shape: the K, K-LSB and V buffers (Q·K's and prob·V's own) are
   `banks` cyclic banks of rows reshaped into `head_dim x 16`-bit words (URAM on parts that
-  have it, else BRAM_18K), the fetchers' FIFOs in front of them `FETCH_FIFO_DEPTH` fetch
-  steps of `lanes` rows and keys; the row buffers between the pipeline processes (scores 24,
-  exponentials 17, probabilities 17 bits and a copy of them per value top-k threshold engine;
-  the kept list 32 + 17 and the V request list 32 bits) are ping-pong and split in
-  `softmax.lanes` banks; each value top-k threshold engine holds three candidate buffers of
-  17 bits in `comparators` banks; the token state (32 + 64 bits) in `scan_lanes` banks, the
-  layer's importance accumulator (64 bits), the visible positions (32 bits: one copy, one in
-  `k_lanes` and one in `v_lanes` banks), the V residency tags (32 bits) and the deferred-row
-  and job lists (64 bits) besides. A memory of fewer than
+  have it, else BRAM_18K), with the fetchers' FIFOs in front of them, one per lane of
+  `FETCH_FIFO_DEPTH` rows (V rows with their 32-bit keys); the row buffers between the
+  pipeline processes (scores 24, exponentials 17, probabilities 17 bits and a copy of them per
+  value top-k threshold engine; the kept list 32 + 17 and the V request list 32 bits) are
+  ping-pong and split in `softmax.lanes` banks; each value top-k threshold engine holds three
+  candidate buffers of 17 bits in `comparators` banks; the token state (32 + 64 bits) in
+  `scan_lanes` banks, the layer's importance accumulator (64 bits), the visible positions
+  (32 bits: one copy, one in `k_lanes` and one in `v_lanes` banks), the V residency tags
+  (32 bits) and the deferred-row and job lists (64 bits) besides. A memory of fewer than
   `LUTRAM_MAX_DEPTH` words sits in LUTRAM (reported in bits, not in the fit check), deeper
   ones in BRAM_18K (36 x 512).
 """
@@ -130,14 +130,14 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
     ):
         if present:
             mem.add(name, banks, word, math.ceil(f.tile_tokens / banks), uram=True)
-    # the fetchers' FIFOs: FETCH_FIFO_DEPTH steps of one row and its key per lane
-    for name, fetch_lanes, present in (
-        ("fetch_fifos", f.k_lanes, True),
-        ("fetch_fifos", f.k_lanes, f.k_lsb_beats > 0),
-        ("fetch_fifos", f.v_lanes, True),
+    # the fetchers' FIFOs: one per lane (and K plane), FETCH_FIFO_DEPTH rows (V: and keys)
+    for fetch_lanes, width, present in (
+        (f.k_lanes, word, True),
+        (f.k_lanes, word, f.k_lsb_beats > 0),
+        (f.v_lanes, word + 32, True),
     ):
         if present:
-            mem.add(name, 1, fetch_lanes * (word + 32), FETCH_FIFO_DEPTH)
+            mem.add("fetch_fifos", fetch_lanes, width, FETCH_FIFO_DEPTH)
     ctx = plan.importance.tokens
     per_lane = math.ceil(ctx / lanes)
     vt = plan.value_topk

@@ -10,9 +10,11 @@ back. The rules are those of the C-simulation estimate (engines/csim.h):
 
 The fetch processes stream their rows to Q·K and prob·V. Q·K scores the K rows of a KV
 head's first row as they arrive (`k_lanes` a step, `plan.qk_stream_ii` cycles each) and keeps
-them for the others; prob·V stores the V rows that arrive for a row (a step every `v_beats`
-cycles) before it multiplies. Tiled, every row streams: Q·K scores its tiles and prob·V
-multiplies its kept rows as they arrive.
+them for the others; prob·V likewise multiplies the V rows of a KV head's first row as they
+arrive (`v_lanes` a step, `plan.pv_stream_ii` cycles each) and keeps them, and a later row
+stores the V rows that arrive for it (a step every `v_beats` cycles) before it multiplies.
+Tiled, every row streams: Q·K scores its tiles and prob·V multiplies its kept rows as they
+arrive.
 """
 
 from __future__ import annotations
@@ -191,10 +193,14 @@ def _select(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> np.ndarray:
 def _prob_v(plan: HardwarePlan, rows: RowPass, kept: np.ndarray, charge: _Charges) -> None:
     """V fetch, prob·V and the write back of the rows not deferred. One tile: the pass's V
     rows spread over the rows by what each asks for (the requests including rows already on
-    chip), stored by prob·V, which then multiplies from its buffer; tiled: each row's kept rows
-    TILE at a time, multiplied as they arrive."""
+    chip); the first row of a KV head multiplies its kept rows as they arrive (all of them
+    come), a later row stores its share and multiplies from the buffer. Tiled: each row's kept
+    rows TILE at a time, multiplied as they arrive."""
     f, pv = plan.fetcher, plan.pv
     done = ~rows.deferred
+    streamed = lambda n: loop_cycles(  # noqa: E731
+        ceil_div(n, f.v_lanes), 1000 * plan.pv_stream_ii, pv.depth
+    )
     if f.tiles == 1:
         weight = np.where(done, rows.requests, 0).astype(np.float64)
         share = np.zeros(len(kept), np.int64)
@@ -202,13 +208,11 @@ def _prob_v(plan: HardwarePlan, rows: RowPass, kept: np.ndarray, charge: _Charge
             share = np.floor(rows.v_rows * weight / weight.sum()).astype(np.int64)
         charge("fetch_v", "fetch_v", fetch_cycles(f, share, f.v_beats, f.v_lanes), True)
         store = loop_cycles(ceil_div(share, f.v_lanes), 1000 * f.v_beats, 1)
-        cycles = store + loop_cycles(ceil_div(kept, pv.keys_per_cycle), 1000, pv.depth)
+        buffered = store + loop_cycles(ceil_div(kept, pv.keys_per_cycle), 1000, pv.depth)
+        cycles = np.where(rows.kv_first, streamed(kept), buffered)
     else:
         per = _tiled(kept, f.tile_tokens, lambda n: fetch_cycles(f, n, f.v_beats, f.v_lanes))
         charge("fetch_v", "fetch_v", per, True)
-        streamed = lambda n: loop_cycles(  # noqa: E731
-            ceil_div(n, f.v_lanes), 1000 * plan.pv_stream_ii, pv.depth
-        )
         cycles = _tiled(kept, f.tile_tokens, streamed)
     charge("pv", "pv", np.where(done, cycles, 0))
     write = loop_cycles(f.v_beats, f.beat_millicycles, 1)

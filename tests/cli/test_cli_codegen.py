@@ -241,7 +241,7 @@ def test_csim_json_reports_the_measured_bytes_and_cycles(capsys, project: Path) 
     doc = json.loads(out)
     assert set(doc) == {"passed", "failed", "dram_bytes", "cycles"}
     assert (doc["passed"], doc["failed"]) == (LAYERS + 1, 0)
-    ports = ("q", "k_msb", "k_lsb", "v", "out", "state")
+    ports = ("q", "k_msb", "k_lsb", "v", "out", "state", "params")
     assert list(doc["dram_bytes"]) == [*ports, "total"]
     assert doc["dram_bytes"]["total"] == sum(doc["dram_bytes"][p] for p in ports)
     assert all(doc["dram_bytes"][p] % 32 == 0 for p in ports[:5])  # codes: 256-bit beats

@@ -42,7 +42,7 @@ def test_counters_from_the_export_array() -> None:
     values = list(range(1, n_ports + 1)) + [10 * i for i in range(n_engines)] + [777]
     assert len(values) == counters.measured_size()
     c = counters.counters_from_array(values)
-    assert c.dram_bytes["q"] == 1 and c.dram_bytes["state"] == n_ports
+    assert c.dram_bytes["q"] == 1 and c.dram_bytes["params"] == n_ports
     assert c.dram_bytes["total"] == sum(range(1, n_ports + 1))
     assert c.cycles[counters.ENGINES[-1]] == 10 * (n_engines - 1)
     assert c.cycles["total"] == 777

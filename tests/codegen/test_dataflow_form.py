@@ -1,5 +1,7 @@
 """The row pipeline's DATAFLOW loop obeys the rules Vitis HLS checks before it overlaps the
-processes (canonical form, single producer and consumer): read off the engine headers.
+processes (canonical form, single producer and consumer): read off the engine headers after
+the preprocessor (g++ -E, with the X-macros of params.h for LANES fetch lanes and ENGINES
+threshold engines).
 
 Every channel declared in the loop body has exactly one writer and one reader, written by an
 earlier process than the one that reads it (no feedback); every array, port or scalar the
@@ -12,19 +14,26 @@ it. C-simulation cannot see these rules (it runs the processes one after another
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from spatten_hls.compiler.codegen.toolchain import CXX, ap_types_include
+
 ENGINES_DIR = Path(__file__).parents[2] / "templates" / "hls" / "engines"
-PORT_MACROS = {"SPATTEN_K_ARGS": "k_ports", "SPATTEN_V_ARGS": "v_ports"}
-ENGINES = 3  # threshold engines the chain macro is expanded for
-
-
-def strip_comments(code: str) -> str:
-    code = re.sub(r"/\*.*?\*/", "", code, flags=re.S)
-    return re.sub(r"//[^\n]*", "", code)
+LANES = 2  # fetch lanes (K and V) the X-macros are expanded for
+ENGINES = 3  # threshold engines
+# params.h's X-macros (tests/codegen/test_project.py checks their form)
+MACROS = f"""
+#define SPATTEN_K_LANES(X) {" ".join(f"X({i})" for i in range(LANES))}
+#define SPATTEN_V_LANES(X) {" ".join(f"X({i})" for i in range(LANES))}
+#define SPATTEN_VALUE_TOPK_ENGINES(X) {" ".join(f"X({i}, {i + 1})" for i in range(ENGINES))}
+#define SPATTEN_VALUE_TOPK_LAST {ENGINES}
+#include "layer.h"
+"""
+PORTS = {f"{plane}{i}" for plane in "kv" for i in range(LANES)}
 
 
 def split_top(text: str) -> list[str]:
@@ -55,7 +64,6 @@ def block(code: str, open_at: int) -> str:
 class Function:
     def __init__(self, name: str, params: str, body: str) -> None:
         self.name, self.body = name, body
-        params = re.sub(r"\bSPATTEN_\w+_PARAMS\b", "", params)
         self.params: list[tuple[str, str]] = []  # (declaration, name)
         for decl in split_top(params):
             found = re.search(r"(\w+)\s*(\[[^\]]*\]\s*)*$", decl)
@@ -63,13 +71,28 @@ class Function:
             self.params.append((decl, found.group(1)))
 
 
-def functions() -> dict[str, Function]:
-    code = strip_comments(
-        "\n".join(p.read_text() for p in sorted(ENGINES_DIR.glob("*.h")))
-    ).replace("\\\n", " ")
+def preprocessed(engines: Path, generated: Path) -> str:
+    """The engines after the preprocessor; `generated` holds stand-ins for the generated
+    headers they include (the tables: no macros of the region)."""
+    (generated / "spatten_tables.h").write_text("")
+    include = ["-isystem", str(ap_types_include()), "-I", str(engines), "-I", str(generated)]
+    done = subprocess.run(
+        [CXX, "-std=c++14", "-E", "-P", "-x", "c++", *include, "-"],
+        input=MACROS,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def functions(code: str) -> dict[str, Function]:
+    """The engines' functions by name (in namespace spatten, where the engines live)."""
     found = {}
-    for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^;{}]*)\)\s*\{", code):
-        found[m.group(1)] = Function(m.group(1), m.group(2), block(code, m.end() - 1))
+    for start in re.finditer(r"namespace spatten \{", code):
+        part = block(code, start.end() - 1)
+        for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^;{}]*)\)\s*\{", part):
+            found[m.group(1)] = Function(m.group(1), m.group(2), block(part, m.end() - 1))
     return found
 
 
@@ -90,30 +113,14 @@ def writes(fns: dict[str, Function], fn: Function, index: int, seen=()) -> bool:
     decl, name = fn.params[index]
     if "hls::stream" not in decl:
         return not decl.startswith("const ") and bool(re.search(r"[&*]|\[", decl))
-    if re.search(rf"\b{name}\.write\(", fn.body):
+    if re.search(rf"\b{name}(\[[^\]]*\])?\.write\(", fn.body):
         return True
     for callee, args in calls_in(fn.body):
         if callee in fns and callee not in seen:
             for i, arg in enumerate(args):
-                bare = re.sub(r"\bSPATTEN_\w+_ARGS\b", "", arg).strip()
-                if bare == name and writes(fns, fns[callee], i, (*seen, fn.name)):
+                if arg == name and writes(fns, fns[callee], i, (*seen, fn.name)):
                     return True
     return False
-
-
-def expand_threshold_chain(body: str) -> str:
-    """SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD) for ENGINES engines, as params.h lists
-    them (X(0, 1) X(1, 2) ...; tests/codegen/test_project.py checks that list)."""
-    m = re.search(r"#define SPATTEN_THRESHOLD\((\w+), (\w+)\)(.*?;)", body, flags=re.S)
-    assert m, "the threshold chain macro"
-    engine, nxt, text = m.group(1), m.group(2), m.group(3)
-    calls = "".join(
-        re.sub(rf"\b{nxt}\b", str(e + 1), re.sub(rf"\b{engine}\b", str(e), text))
-        for e in range(ENGINES)
-    )
-    body = body.replace(m.group(0), "")
-    body = body.replace("SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD)", calls)
-    return re.sub(r"Cfg::VALUE_TOPK_ENGINES\b", str(ENGINES), body)
 
 
 @dataclass(frozen=True)
@@ -121,25 +128,19 @@ class Region:
     processes: list[tuple[str, list[str]]]  # the loop body's calls, in order
     accesses: list[tuple[int, str, bool]]  # (process index, channel or argument, written)
     declared: set[str]  # the loop body's own variables (the channels)
-    params: set[str]  # run_pass's parameters (and the lane ports)
+    params: set[str]  # run_pass's parameters (the lane ports among them)
 
 
-@pytest.fixture(scope="module")
-def region() -> Region:
-    fns = functions()
+def read_region(engines: Path, generated: Path) -> Region:
+    fns = functions(preprocessed(engines, generated))
     run_pass = fns["run_pass"]
     loop = re.search(r"#pragma HLS DATAFLOW", run_pass.body)
     assert loop, "run_pass has a DATAFLOW loop"
-    open_at = run_pass.body.rfind("{", 0, loop.start())
-    body = expand_threshold_chain(block(run_pass.body, open_at))
+    body = block(run_pass.body, run_pass.body.rfind("{", 0, loop.start()))
     accesses = []  # (process index, channel, written)
     processes = calls_in(body)
     for i, (callee, args) in enumerate(processes):
         fn = fns[callee]
-        for macro, ports in PORT_MACROS.items():
-            if any(macro in a for a in args):
-                accesses.append((i, ports, True))
-        args = [re.sub(r"\bSPATTEN_\w+_ARGS\b", "", a).strip() for a in args]
         assert len(args) == len(fn.params), (callee, args)
         for j, arg in enumerate(args):
             if re.fullmatch(r"[\w.]+(\[\d+\])?", arg) and not arg.isdigit():
@@ -162,8 +163,13 @@ def region() -> Region:
         if line and "(" not in line:
             decl = re.sub(r"\[[^\]]*\]", "", line)
             declared.update(n.strip() for n in decl.split(None, 1)[1].split(","))
-    params = {name for _, name in run_pass.params} | set(PORT_MACROS.values())
+    params = {name for _, name in run_pass.params}
     return Region(processes, accesses, declared, params)
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory) -> Region:
+    return read_region(ENGINES_DIR, tmp_path_factory.mktemp("generated"))
 
 
 def test_the_loop_body_is_process_calls(region: Region) -> None:
@@ -195,6 +201,6 @@ def test_every_region_argument_has_one_process(region: Region) -> None:
         base = name.split("[")[0].split(".")[0]
         if base in region.params:
             users.setdefault(base, set()).add(i)
-    assert {"pos", "pos_k", "pos_v", "jobs", "deferred", "k_ports", "v_ports", "q"} <= set(users)
+    assert {"pos", "pos_k", "pos_v", "jobs", "deferred", "q", "out"} | PORTS <= set(users)
     for name, who in users.items():
         assert len(who) == 1, f"{name}: accessed by {[processes[i][0] for i in sorted(who)]}"

@@ -118,21 +118,25 @@ def test_plan_codegen_and_report_agree(reports, preset) -> None:
         hardware["topk_parallelism"],
     ) == (plan.qk.keys_per_cycle, plan.pv.keys_per_cycle, plan.topk.comparators)
     # the report's engine cycles are the emitted loops': (blocks - 1) x II + depth per row,
-    # except that the first row of a KV head scores its K rows as they arrive (Q·K) and that
-    # prob·V stores the V rows a row brings in (all at a KV head's first row; causal, one at
-    # each row of its first query head)
+    # except that the first row of a KV head takes its K and V rows as they arrive (Q·K scores
+    # them, prob·V multiplies them; both keep them) and that a later row's prob·V first
+    # stores the V rows it brings in (causal: one, at each row of a KV head's first query head)
     n = result.layers[0].tokens_in
     kv_heads = result.layers[0].heads_in // graph.info.group_size
     first_visible = 1 if graph.info.causal else n
+
+    def first_row_extra(lanes: int, stream_ii: int, keys_per_cycle: int, keys: int) -> int:
+        return (-(-keys // lanes) - 1) * stream_ii - (-(-first_visible // keys_per_cycle) - 1)
+
     blocks, rows = row_blocks(result, 0, plan.qk.keys_per_cycle)
-    streamed = (-(-n // f.k_lanes) - 1) * plan.qk_stream_ii
-    buffered = -(-first_visible // plan.qk.keys_per_cycle) - 1
-    qk = blocks + rows * (plan.qk.depth - 1) + kv_heads * (streamed - buffered)
+    extra = first_row_extra(f.k_lanes, plan.qk_stream_ii, plan.qk.keys_per_cycle, n)
+    qk = blocks + rows * (plan.qk.depth - 1) + kv_heads * extra
     assert report.layers[0].cycles["qk"] == qk
     blocks, rows = row_blocks(result, 0, plan.pv.keys_per_cycle)
-    per_head = n if graph.info.causal else (-(-n // f.v_lanes) - 1) * f.v_beats + 1
-    store = kv_heads * per_head
-    assert report.layers[0].cycles["pv"] == blocks + rows * (plan.pv.depth - 1) + store
+    extra = first_row_extra(f.v_lanes, plan.pv_stream_ii, plan.pv.keys_per_cycle, first_visible)
+    stores = n - 1 if graph.info.causal else 0
+    pv = blocks + rows * (plan.pv.depth - 1) + kv_heads * (extra + stores)
+    assert report.layers[0].cycles["pv"] == pv
 
 
 def test_minilm_qk_takes_half_the_blocks_of_bert_base(reports) -> None:

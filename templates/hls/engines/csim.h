@@ -23,7 +23,7 @@ enum engine_id {
     E_THRESHOLD,
     N_KEYS = E_THRESHOLD + 16
 };
-enum port_id { P_Q, P_K_MSB, P_K_LSB, P_V, P_OUT, P_STATE, N_PORTS };
+enum port_id { P_Q, P_K_MSB, P_K_LSB, P_V, P_OUT, P_STATE, P_PARAMS, N_PORTS };
 
 // The layout of csim_export(): bytes per port, busy cycles per engine, the total.
 static const int N_MEASURED = int(N_PORTS) + int(N_ENGINES) + 1;
@@ -31,7 +31,8 @@ static const int N_MEASURED = int(N_PORTS) + int(N_ENGINES) + 1;
 #ifndef __SYNTHESIS__
 
 // Their names in `spatten csim --json` (compiler/codegen/counters.py reads them by name).
-static const char *const PORT_NAMES[N_PORTS] = {"q", "k_msb", "k_lsb", "v", "out", "state"};
+static const char *const PORT_NAMES[N_PORTS] = {"q",   "k_msb", "k_lsb", "v",
+                                                 "out", "state", "params"};
 static const char *const ENGINE_NAMES[N_ENGINES] = {
     "state", "scan", "fetch_k", "fetch_q", "qk", "softmax_exp", "softmax_norm", "select",
     "importance", "value_topk", "fetch_v", "pv", "writeback", "topk"};

@@ -7,8 +7,8 @@
 // all of them the same buffer). Q rows and output rows use one port each. Rows are unpacked
 // by the bitwidth converter (pack.h); the K MSB plane is widened on chip (msb << K_LSB_BITS).
 //
-// K and V rows leave the fetcher as a stream (hls::stream, a FIFO) of fetch steps, one row per
-// lane: the fetch processes of the row pipeline (rows.h) run ahead of their consumers, which
+// K and V rows leave the fetcher through one stream (hls::stream, a FIFO) per lane: the fetch
+// processes of the row pipeline (rows.h) run ahead of their consumers, which
 // keep the rows they reuse in buffers of their own. A fetch loop moves its beats at
 // BEAT_MILLICYCLES / 1000 cycles each; the latency to the first beat (FETCH_LATENCY) is paid
 // once per row pipeline and port, because a fetch process issues its next request while the
@@ -40,12 +40,18 @@
 
 namespace spatten {
 
-// A fetch step: one row per lane, unpacked, with its visible index (the fetcher's stream
-// element; lanes past the end of a request carry nothing).
-template <class Cfg, int LANES>
-struct lane_rows {
-    code_t row[LANES][Cfg::HEAD_DIM];
-    index_t key[LANES];
+// A fetched row, unpacked: the element of a K fetch lane's stream (one stream per lane, so
+// that an element is one row wide).
+template <class Cfg>
+struct code_row {
+    code_t code[Cfg::HEAD_DIM];
+};
+
+// ... of a V fetch lane's stream: the row and its visible index (where it goes on chip).
+template <class Cfg>
+struct keyed_row {
+    code_t code[Cfg::HEAD_DIM];
+    index_t key;
 };
 
 // One lane's share of a K request: visible key first + j, for j = step * K_LANES + lane, from
@@ -59,25 +65,27 @@ struct lane_rows {
             for (int b = 0; b < MSB_BEATS; b++) beats[b] = k##i[row * MSB_BEATS + b];        \
             code_t codes[Cfg::HEAD_DIM];                                                     \
             unpack_row<Cfg::HEAD_DIM, Cfg::K_MSB_BITS, MSB_BEATS, true>(beats, codes);       \
-            for (int d = 0; d < Cfg::HEAD_DIM; d++) hi.row[i][d] = codes[d] * WIDEN;         \
-            hi.key[i] = first + j;                                                           \
+            code_row<Cfg> hi;                                                                \
+            for (int d = 0; d < Cfg::HEAD_DIM; d++) hi.code[d] = codes[d] * WIDEN;           \
+            msb[i].write(hi);                                                                \
             if (FULL) {                                                                      \
                 beat_t low[LSB_BEATS];                                                       \
-                for (int b = 0; b < LSB_BEATS; b++) low[b] = k##i[lsb_base + row * LSB_BEATS + b]; \
-                unpack_row<Cfg::HEAD_DIM, LSB_BITS, LSB_BEATS, false>(low, lo.row[i]);      \
-                lo.key[i] = first + j;                                                       \
+                const long at = lsb_base + row * LSB_BEATS;                                  \
+                for (int b = 0; b < LSB_BEATS; b++) low[b] = k##i[at + b];                   \
+                code_row<Cfg> lo;                                                            \
+                unpack_row<Cfg::HEAD_DIM, LSB_BITS, LSB_BEATS, false>(low, lo.code);        \
+                lsb[i].write(lo);                                                            \
             }                                                                                \
         }                                                                                    \
     }
 
-// K rows of the visible keys first .. first + count - 1, a fetch step of K_LANES rows per
-// element: the MSB plane into `msb` and, for full words (FULL), the LSB plane into `lsb` in
-// the same step, so that Q·K takes both a step at a time. `process`: the dataflow process
-// the fetch runs in.
+// K rows of the visible keys first .. first + count - 1, K_LANES a step, lane l's rows into
+// its stream msb[l] and, for full words (FULL), their LSB plane into lsb[l] in the same step,
+// so that Q·K takes both a step at a time. `process`: the dataflow process the fetch runs in.
 template <class Cfg, bool FULL>
 void fetch_k_rows(int kv, const index_t pos[Cfg::MAX_CTX], int first, int count,
-                  hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
-                  hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb,
+                  hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
+                  hls::stream<code_row<Cfg> > lsb[Cfg::K_LANES],
                   engine_id process SPATTEN_K_PARAMS) {
     constexpr int MSB_BEATS = Cfg::K_MSB_BEATS;
     constexpr int LSB_BEATS = Cfg::K_LSB_BEATS > 0 ? Cfg::K_LSB_BEATS : 1;
@@ -89,10 +97,7 @@ steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = MSB_BEATS + (FULL ? LSB_BEATS : 0)
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::K_LANES - 1) / Cfg::K_LANES
-        lane_rows<Cfg, Cfg::K_LANES> hi, lo;
         SPATTEN_K_LANES(SPATTEN_K_LANE)
-        msb.write(hi);
-        if (FULL) lsb.write(lo);
     }
     SPATTEN_FETCH(E_FETCH_K, process, P_K_MSB, (long long)count * MSB_BEATS,
                   (long long)steps * MSB_BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);
@@ -111,25 +116,25 @@ steps:
             const long row = ((long)kv * Cfg::MAX_CTX + (int)pos[key]) * Cfg::V_BEATS;       \
             beat_t beats[Cfg::V_BEATS];                                                      \
             for (int b = 0; b < Cfg::V_BEATS; b++) beats[b] = v##i[row + b];                 \
-            unpack_row<Cfg::HEAD_DIM, Cfg::V_BITS, Cfg::V_BEATS, true>(beats, rows.row[i]);  \
-            rows.key[i] = key;                                                               \
+            keyed_row<Cfg> fetched;                                                          \
+            unpack_row<Cfg::HEAD_DIM, Cfg::V_BITS, Cfg::V_BEATS, true>(beats, fetched.code); \
+            fetched.key = key;                                                               \
+            out[i].write(fetched);                                                           \
         }                                                                                    \
     }
 
-// V rows of the visible keys list[lo .. lo + count) into `out`, a step of V_LANES rows per
-// element, each with its key.
+// V rows of the visible keys list[lo .. lo + count), V_LANES a step, lane l's rows (each with
+// its key) into its stream out[l].
 template <class Cfg>
 void fetch_v_rows(int kv, const index_t pos[Cfg::MAX_CTX], const index_t list[Cfg::MAX_CTX],
-                  int lo, int count, hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &out
+                  int lo, int count, hls::stream<keyed_row<Cfg> > out[Cfg::V_LANES]
                   SPATTEN_V_PARAMS) {
     const int steps = (count + Cfg::V_LANES - 1) / Cfg::V_LANES;
 steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::V_BEATS
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
-        lane_rows<Cfg, Cfg::V_LANES> rows;
         SPATTEN_V_LANES(SPATTEN_V_LANE)
-        out.write(rows);
     }
     SPATTEN_FETCH(E_FETCH_V, E_FETCH_V, P_V, (long long)count * Cfg::V_BEATS,
                   (long long)steps * Cfg::V_BEATS, Cfg::BEAT_MILLICYCLES, Cfg::FETCH_LATENCY);

@@ -21,6 +21,10 @@
 #include "spatten_types.h"
 #include "topk.h"
 
+// A name with a number pasted on (the last link of the threshold engines' chain).
+#define SPATTEN_CAT_(a, b) a##b
+#define SPATTEN_CAT(a, b) SPATTEN_CAT_(a, b)
+
 namespace spatten {
 
 // control bits of an invocation
@@ -79,6 +83,32 @@ heads:
     SPATTEN_BYTES(P_STATE, state_bytes<Cfg>());
     SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::MAX_CTX, 1000, Cfg::FETCH_LATENCY) +
                                 loop_cycles(Cfg::NUM_HEADS, 1000, Cfg::FETCH_LATENCY));
+}
+
+// Bytes of a head's parameters in DRAM: the 23-bit multiplier and the 17-bit head weight in
+// 32-bit words, the shift in a byte.
+static const int MULT_BYTES = 4;
+static const int SHIFT_BYTES = 1;
+static const int V_WEIGHT_BYTES = 4;
+
+// The heads' parameters on chip, once per invocation: the score scales (Q·K reads them every
+// row) and, with head pruning, the head-importance weights. They share one m_axi port, so a
+// head takes a cycle per array.
+template <class Cfg>
+void load_head_params(const mult_t *mult, const ap_uint<8> *shift, const ap_uint<17> *v_weight,
+                      mult_t head_mult[Cfg::NUM_HEADS], ap_uint<8> head_shift[Cfg::NUM_HEADS],
+                      ap_uint<17> head_weight[Cfg::NUM_HEADS]) {
+    constexpr int ARRAYS = Cfg::HEAD_PRUNING ? 3 : 2;
+heads:
+    for (int h = 0; h < Cfg::NUM_HEADS; h++) {
+#pragma HLS PIPELINE II = ARRAYS
+        head_mult[h] = mult[h];
+        head_shift[h] = shift[h];
+        head_weight[h] = Cfg::HEAD_PRUNING ? v_weight[h] : ap_uint<17>(0);
+    }
+    SPATTEN_BYTES(P_PARAMS, Cfg::NUM_HEADS * (MULT_BYTES + SHIFT_BYTES +
+                                              (Cfg::HEAD_PRUNING ? V_WEIGHT_BYTES : 0)));
+    SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::NUM_HEADS, 1000 * ARRAYS, Cfg::FETCH_LATENCY));
 }
 
 // The scan: SCAN_LANES state entries a cycle compacted into the visible list (a copy for
@@ -153,11 +183,10 @@ rows:
         // the loop body is in canonical form: declarations and process calls only; every
         // channel has one writer and one reader
         row_item at_fetch_k, at_fetch_q, at_qk, at_exp, at_norm, at_pv, at_write;
-        row_item at_engine[Cfg::VALUE_TOPK_ENGINES + 1];
-        hls::stream<lane_rows<Cfg, Cfg::K_LANES> > k_msb, k_lsb;
-        hls::stream<lane_rows<Cfg, Cfg::V_LANES> > v_rows;
-        // the fetchers' FIFOs: a few steps ahead of their consumers (which take a step's rows
-        // as they arrive), beside the m_axi adapters' own read buffers
+        hls::stream<code_row<Cfg> > k_msb[Cfg::K_LANES], k_lsb[Cfg::K_LANES];
+        hls::stream<keyed_row<Cfg> > v_rows[Cfg::V_LANES];
+        // the fetchers' FIFOs, one per lane: a few rows ahead of their consumers (which take
+        // a step's rows as they arrive), beside the m_axi adapters' own read buffers
 #pragma HLS STREAM variable = k_msb depth = Cfg::FETCH_FIFO_DEPTH
 #pragma HLS STREAM variable = k_lsb depth = Cfg::FETCH_FIFO_DEPTH
 #pragma HLS STREAM variable = v_rows depth = Cfg::FETCH_FIFO_DEPTH
@@ -166,42 +195,54 @@ rows:
         exp_t e[Cfg::MAX_CTX];
         prob_t p[Cfg::MAX_CTX];
         prob_t p_engine[Cfg::VALUE_TOPK_ENGINES][Cfg::MAX_CTX];
-        value_threshold threshold[Cfg::VALUE_TOPK_ENGINES + 1];
         // the row buffers between the processes (ping-pong), SOFTMAX_LANES entries at once;
-        // the per-engine copies and chain links are channels of their own (complete dim 1)
+        // each threshold engine's copy of the probabilities is a channel of its own
 #pragma HLS ARRAY_PARTITION variable = q_row complete
 #pragma HLS ARRAY_PARTITION variable = s cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = e cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = p cyclic factor = Cfg::SOFTMAX_LANES
 #pragma HLS ARRAY_PARTITION variable = p_engine complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = p_engine cyclic factor = Cfg::SOFTMAX_LANES dim = 2
-#pragma HLS ARRAY_PARTITION variable = at_engine complete
-#pragma HLS ARRAY_PARTITION variable = threshold complete
+        // the links of the threshold engines' chain: the row and its threshold before engine
+        // `next` (at_engine_0: from the normalization; the last: to the select pass)
+        row_item at_engine_0;
+        value_threshold threshold_0;
+#define SPATTEN_LINK(engine, next) \
+    row_item at_engine_##next;     \
+    value_threshold threshold_##next;
+        SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_LINK)
+#undef SPATTEN_LINK
         score_t top;
         sum_t total;
         deferral note;
         v_request<Cfg> want;
         row_selection<Cfg> sel;
+        // the compacted lists take SOFTMAX_LANES entries a cycle
+#pragma HLS ARRAY_PARTITION variable = want.list cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = sel.kept_index cyclic factor = Cfg::SOFTMAX_LANES
+#pragma HLS ARRAY_PARTITION variable = sel.kept_p cyclic factor = Cfg::SOFTMAX_LANES
         code_t out_row[Cfg::HEAD_DIM];
         issue_row<Cfg>(second, r, live, jobs, span, pos, at_fetch_k, at_fetch_q);
         stage_fetch_k<Cfg>(at_fetch_k, pos_k, k_msb, k_lsb SPATTEN_K_ARGS);
         stage_fetch_q<Cfg>(q, at_fetch_q, q_row, at_qk);
         stage_qk<Cfg>(q_row, at_qk, k_msb, k_lsb, mult, shift, s, top, at_exp);
         stage_exp<Cfg>(s, top, at_exp, e, total, at_norm);
-        stage_norm<Cfg>(e, total, at_norm, p, p_engine, at_engine[0], threshold[0], note);
-        note_deferred<Cfg>(note, deferred, n_deferred);
+        stage_norm<Cfg>(e, total, at_norm, p, p_engine, at_engine_0, threshold_0, note);
+        note_deferred<Cfg>(r, note, deferred, n_deferred);
 #define SPATTEN_THRESHOLD(engine, next)                                                      \
-    stage_threshold<Cfg>(p_engine[engine], at_engine[engine], threshold[engine], engine,    \
-                         at_engine[next], threshold[next]);
+    stage_threshold<Cfg>(p_engine[engine], at_engine_##engine, threshold_##engine, engine,  \
+                         at_engine_##next, threshold_##next);
         SPATTEN_VALUE_TOPK_ENGINES(SPATTEN_THRESHOLD)
 #undef SPATTEN_THRESHOLD
-        stage_select<Cfg>(p, at_engine[Cfg::VALUE_TOPK_ENGINES],
-                          threshold[Cfg::VALUE_TOPK_ENGINES], local_importance, want, sel,
-                          at_pv);
+        stage_select<Cfg>(p, SPATTEN_CAT(at_engine_, SPATTEN_VALUE_TOPK_LAST),
+                          SPATTEN_CAT(threshold_, SPATTEN_VALUE_TOPK_LAST), local_importance,
+                          want, sel, at_pv);
         stage_fetch_v<Cfg>(want, pos_v, v_rows SPATTEN_V_ARGS);
         stage_pv<Cfg>(sel, at_pv, v_rows, out_row, abs_total, at_write);
         stage_write<Cfg>(out_row, at_write, out);
+#ifndef __SYNTHESIS__
         if (r == 0) SPATTEN_REGION_ITEM_DONE();
+#endif
     }
     SPATTEN_REGION_END(E_ROWS);
 }
@@ -268,7 +309,7 @@ drop:
 template <class Cfg>
 void select_heads(pruning_state<Cfg> &st, const bool alive[Cfg::NUM_HEADS],
                   const ap_uint<64> abs_total[Cfg::NUM_HEADS],
-                  const ap_uint<17> v_weight[Cfg::NUM_HEADS], int keep, int layer) {
+                  const ap_uint<17> head_weight[Cfg::NUM_HEADS], int keep, int layer) {
     importance_t imp[Cfg::NUM_HEADS];
     bool protect[Cfg::NUM_HEADS];
     bool survivors[Cfg::NUM_HEADS];
@@ -278,7 +319,7 @@ gather:
     for (int h = 0; h < Cfg::NUM_HEADS; h++) {
 #pragma HLS PIPELINE II = 1
         if (alive[h]) {
-            st.head_importance[h] += abs_total[h] * v_weight[h];
+            st.head_importance[h] += abs_total[h] * head_weight[h];
             imp[n] = st.head_importance[h];
             protect[n] = false;
             heads[n] = h;
@@ -311,8 +352,8 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
     static importance_t local_importance[Cfg::MAX_CTX];
     static row_job jobs[Cfg::MAX_ROWS], deferred[Cfg::MAX_ROWS];
     // the K fetch reads K_LANES consecutive positions a cycle (cyclic banks); the V fetch
-    // reads V_LANES positions of its request, at any keys (banked alike: lanes whose keys
-    // share a bank take turns)
+    // reads V_LANES positions of its request at any keys, banked alike (Vitis schedules
+    // such reads for the worst case: docs/hls.md, "What Vitis has not confirmed")
 #pragma HLS ARRAY_PARTITION variable = pos_k cyclic factor = Cfg::K_LANES
 #pragma HLS ARRAY_PARTITION variable = pos_v cyclic factor = Cfg::V_LANES
 #pragma HLS ARRAY_PARTITION variable = local_importance cyclic factor = Cfg::SOFTMAX_LANES
@@ -322,6 +363,10 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
         move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,
                         head_importance, true);
     }
+    mult_t head_mult[Cfg::NUM_HEADS];
+    ap_uint<8> head_shift[Cfg::NUM_HEADS];
+    ap_uint<17> head_weight[Cfg::NUM_HEADS];
+    load_head_params<Cfg>(mult, shift, v_weight, head_mult, head_shift, head_weight);
     visible_span span;
     visible_tokens<Cfg>(st, a, span, pos, pos_k, pos_v, local_importance);
     bool alive[Cfg::NUM_HEADS];
@@ -342,8 +387,8 @@ heads_alive:
 passes:
     for (int pass = 0; pass < 2 && n_jobs > 0; pass++) {
 #pragma HLS LOOP_TRIPCOUNT max = 2
-        run_pass<Cfg>(pass == 1, n_jobs, live, jobs, span, pos, pos_k, pos_v, mult, shift,
-                      local_importance, abs_total, deferred, n_deferred, q,
+        run_pass<Cfg>(pass == 1, n_jobs, live, jobs, span, pos, pos_k, pos_v, head_mult,
+                      head_shift, local_importance, abs_total, deferred, n_deferred, q,
                       out SPATTEN_K_ARGS SPATTEN_V_ARGS);
         if (pass == 0) {
             requants = n_deferred;
@@ -353,7 +398,9 @@ passes:
     importance_t imp[Cfg::MAX_CTX];
     bool protect[Cfg::MAX_CTX];
     if (Cfg::TOKEN_PRUNING) fold_importance<Cfg>(st, a, local_importance, imp, protect);
-    if (Cfg::HEAD_PRUNING) select_heads<Cfg>(st, alive, abs_total, v_weight, head_keep, a.layer);
+    if (Cfg::HEAD_PRUNING) {
+        select_heads<Cfg>(st, alive, abs_total, head_weight, head_keep, a.layer);
+    }
     if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX && span.nk > token_keep) {
         select_tokens<Cfg>(st, span, a, imp, protect, token_keep);
     }

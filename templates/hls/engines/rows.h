@@ -11,18 +11,18 @@
 // a row runs zero-trip loops) and writes all its outputs; every channel has one writer and one
 // reader, in pipeline order (the row's `row_item` travels along the chain, the probabilities
 // go to each reader in a copy of its own); state that outlives a row (the K and V buffers, the
-// V residency tags, the row walk) is a static of the one process that uses it. The fetchers
-// hand their rows on through hls::stream FIFOs (FETCH_FIFO_DEPTH steps): a KV head's K fetch
-// starts while the previous KV head's rows are still in Q·K, and its first row scores the K
-// rows as they arrive.
+// V residency tags, the row walk, the deferred count) is a static of the one process that
+// uses it. The fetchers hand their rows on through hls::stream FIFOs, one per lane
+// (FETCH_FIFO_DEPTH rows): a KV head's K fetch starts while the previous KV head's rows are
+// still in Q·K, and its first row scores the K rows (and multiplies the V rows) as they arrive.
 //
 // Rates (from the hardware plan, params.h): Q·K takes QK_KPC keys a cycle against the
 // broadcast query (its K buffer is partitioned cyclically so QK_KPC rows are read at once) and
 // K_LANES keys every QK_STREAM_II cycles as they arrive from the fetcher; softmax and the
 // select pass SOFTMAX_LANES scores a cycle; value top-k VALUE_TOPK_ENGINES threshold engines
 // of VALUE_TOPK_P comparators taking turns; prob·V PV_KPC V rows a cycle from its buffer (or
-// V_LANES every PV_STREAM_II cycles as they arrive, tiled); the fetcher K_LANES / V_LANES rows
-// at once (fetch.h).
+// V_LANES every PV_STREAM_II cycles as they arrive); the fetcher K_LANES / V_LANES rows at
+// once (fetch.h).
 #ifndef SPATTEN_ENGINES_ROWS_H
 #define SPATTEN_ENGINES_ROWS_H
 
@@ -135,11 +135,11 @@ void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS],
 
 // K fetch (its own process): a KV head's K rows when its first row arrives (the LSB plane too
 // when the rows use full words); with more than one tile, every row's visible keys a tile at
-// a time. The rows stream to Q·K, one FIFO per plane, a step in each at a time.
+// a time. The rows stream to Q·K, a FIFO per lane and plane.
 template <class Cfg>
 void stage_fetch_k(const row_item &it, const index_t pos[Cfg::MAX_CTX],
-                   hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
-                   hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb SPATTEN_K_PARAMS) {
+                   hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
+                   hls::stream<code_row<Cfg> > lsb[Cfg::K_LANES] SPATTEN_K_PARAMS) {
     const bool resident = Cfg::MAX_TILES == 1;
     if (resident && !it.new_kv) return;
     const bool full = it.with_lsb && Cfg::K_LSB_BITS > 0;
@@ -207,9 +207,8 @@ blocks:
 // every QK_STREAM_II cycles: the array's QK_KPC keys a cycle); the keys of the row are those
 // below `visible`. `keep`: store the rows in the buffer for the KV head's later rows.
 template <class Cfg>
-void qk_streamed(const code_t q_row[Cfg::HEAD_DIM],
-                 hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
-                 hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb, bool with_lsb, bool keep,
+void qk_streamed(const code_t q_row[Cfg::HEAD_DIM], hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
+                 hls::stream<code_row<Cfg> > lsb[Cfg::K_LANES], bool with_lsb, bool keep,
                  int first, int count, int visible, mult_t m, int sh,
                  code_t k[Cfg::TILE][Cfg::HEAD_DIM], lsb_t k_lsb[Cfg::TILE][Cfg::HEAD_DIM],
                  score_t s[Cfg::MAX_CTX], score_t &top) {
@@ -219,22 +218,22 @@ steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::QK_STREAM_II
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::K_LANES - 1) / Cfg::K_LANES
-        const lane_rows<Cfg, Cfg::K_LANES> hi = msb.read();
-        lane_rows<Cfg, Cfg::K_LANES> lo;
-        if (full) lo = lsb.read();  // the fetcher writes both planes of a step together
     lanes:
         for (int l = 0; l < Cfg::K_LANES; l++) {
 #pragma HLS UNROLL
             const int j = step * Cfg::K_LANES + l;
             if (j < count) {
+                const code_row<Cfg> hi = msb[l].read();
+                code_row<Cfg> lo;
+                if (full) lo = lsb[l].read();  // the fetcher writes both planes of a step
                 code_t word[Cfg::HEAD_DIM];
             words:
                 for (int d = 0; d < Cfg::HEAD_DIM; d++) {
 #pragma HLS UNROLL
-                    const lsb_t low = full ? lsb_t(lo.row[l][d]) : lsb_t(0);
-                    word[d] = full ? k_full_word(hi.row[l][d], low) : hi.row[l][d];
+                    const lsb_t low = full ? lsb_t(lo.code[d]) : lsb_t(0);
+                    word[d] = full ? k_full_word(hi.code[d], low) : hi.code[d];
                     if (keep) {
-                        k[j][d] = hi.row[l][d];
+                        k[j][d] = hi.code[d];
                         k_lsb[j][d] = low;
                     }
                 }
@@ -250,8 +249,8 @@ steps:
 // others read the buffer. With more, every row scores its tiles as they arrive.
 template <class Cfg>
 void stage_qk(const code_t q_row[Cfg::HEAD_DIM], const row_item &in,
-              hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &msb,
-              hls::stream<lane_rows<Cfg, Cfg::K_LANES> > &lsb,
+              hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
+              hls::stream<code_row<Cfg> > lsb[Cfg::K_LANES],
               const mult_t mult[Cfg::NUM_HEADS], const ap_uint<8> shift[Cfg::NUM_HEADS],
               score_t s[Cfg::MAX_CTX], score_t &top, row_item &out) {
     // the K buffer: K_BANKS rows readable at once (cyclic banks), a row's HEAD_DIM codes in
@@ -352,12 +351,14 @@ blocks:
     SPATTEN_CYCLES(E_SOFTMAX_NORM, loop_cycles(blocks, 1000, Cfg::NORM_DEPTH));
 }
 
-// The deferred list (its own process): the rows the requant decision sends to the second pass.
+// The deferred list (its own process): the rows the requant decision sends to the second
+// pass; `n` is the count so far (the process keeps it, the pass reads the last).
 template <class Cfg>
-void note_deferred(const deferral &note, row_job list[Cfg::MAX_ROWS], int &n) {
-    if (!note.deferred) return;
-    list[n] = note.job;
-    n++;
+void note_deferred(int r, const deferral &note, row_job list[Cfg::MAX_ROWS], int &n) {
+    static int count;
+    if (r == 0) count = 0;
+    if (note.deferred) list[count++] = note.job;
+    n = count;
 }
 
 // Value top-k threshold engine `engine` (one of VALUE_TOPK_ENGINES, each its own process with
@@ -383,7 +384,8 @@ void stage_threshold(const prob_t p[Cfg::MAX_CTX], const row_item &in,
 // for the kept rows not on chip yet (the tags; the prefix below v_upto arrived in order). With
 // more, every kept row is fetched for its row.
 template <class Cfg>
-void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in, value_threshold t,
+void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in,
+                  const value_threshold &threshold,
                   importance_t local_importance[Cfg::MAX_CTX], v_request<Cfg> &want,
                   row_selection<Cfg> &sel, row_item &out) {
     static ap_uint<32> v_tag[Cfg::TILE];  // == epoch: this KV head's V row is requested
@@ -391,6 +393,7 @@ void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in, value_thresh
     static int v_upto = 0;
 #pragma HLS ARRAY_PARTITION variable = v_tag cyclic factor = Cfg::SOFTMAX_LANES
     const bool resident = Cfg::MAX_TILES == 1;
+    value_threshold t = threshold;  // the filter consumes the copies of theta
     out = in;
     want.kv = in.kv;
     want.n = 0;
@@ -440,7 +443,7 @@ blocks:
 // streamed to prob·V.
 template <class Cfg>
 void stage_fetch_v(const v_request<Cfg> &want, const index_t pos[Cfg::MAX_CTX],
-                   hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows SPATTEN_V_PARAMS) {
+                   hls::stream<keyed_row<Cfg> > rows[Cfg::V_LANES] SPATTEN_V_PARAMS) {
 chunks:
     for (int lo = 0; lo < want.n; lo += Cfg::TILE) {
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
@@ -452,22 +455,22 @@ chunks:
 // The V rows that arrived for the row into the buffer, at their keys (a step every V_BEATS
 // cycles: the rate the buffer's banks take the fetcher's rows at).
 template <class Cfg>
-void pv_store(hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows, int count,
+void pv_store(hls::stream<keyed_row<Cfg> > rows[Cfg::V_LANES], int count,
               code_t v[Cfg::TILE][Cfg::HEAD_DIM]) {
     const int steps = lane_steps(count, Cfg::V_LANES);
 steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::V_BEATS
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
-        const lane_rows<Cfg, Cfg::V_LANES> in = rows.read();
     lanes:
         for (int l = 0; l < Cfg::V_LANES; l++) {
 #pragma HLS UNROLL
             if (step * Cfg::V_LANES + l < count) {
+                const keyed_row<Cfg> in = rows[l].read();
             words:
                 for (int d = 0; d < Cfg::HEAD_DIM; d++) {
 #pragma HLS UNROLL
-                    v[(int)in.key[l]][d] = in.row[l][d];
+                    v[(int)in.key][d] = in.code[d];
                 }
             }
         }
@@ -498,33 +501,46 @@ blocks:
     SPATTEN_CYCLES(E_PV, loop_cycles(blocks, 1000, Cfg::PV_DEPTH));
 }
 
-// prob·V of the kept entries lo .. lo + count - 1 as their V rows arrive (tiled: V_LANES rows
-// every PV_STREAM_II cycles, the array's PV_KPC rows a cycle).
+// prob·V of the kept entries lo .. lo + count - 1 as their V rows arrive (V_LANES rows every
+// PV_STREAM_II cycles: the array's PV_KPC rows a cycle). `keep`: store them in the buffer
+// too, at their keys, for the KV head's later rows.
 template <class Cfg>
-void pv_streamed(const row_selection<Cfg> &sel, hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows,
-                 int lo, int count, pv_acc_t acc[Cfg::HEAD_DIM]) {
+void pv_streamed(const row_selection<Cfg> &sel, hls::stream<keyed_row<Cfg> > rows[Cfg::V_LANES],
+                 bool keep, int lo, int count, code_t v[Cfg::TILE][Cfg::HEAD_DIM],
+                 pv_acc_t acc[Cfg::HEAD_DIM]) {
     const int steps = lane_steps(count, Cfg::V_LANES);
 steps:
     for (int step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II = Cfg::PV_STREAM_II
 #pragma HLS LOOP_TRIPCOUNT max = (Cfg::TILE + Cfg::V_LANES - 1) / Cfg::V_LANES
-        const lane_rows<Cfg, Cfg::V_LANES> in = rows.read();
     lanes:
         for (int l = 0; l < Cfg::V_LANES; l++) {
 #pragma HLS UNROLL
             const int i = lo + step * Cfg::V_LANES + l;
-            if (i < lo + count) pv_mac<Cfg::HEAD_DIM>(sel.kept_p[i], in.row[l], acc);
+            if (i < lo + count) {
+                const keyed_row<Cfg> in = rows[l].read();
+                pv_mac<Cfg::HEAD_DIM>(sel.kept_p[i], in.code, acc);
+                if (keep) {
+                words:
+                    for (int d = 0; d < Cfg::HEAD_DIM; d++) {
+#pragma HLS UNROLL
+                        v[(int)in.key][d] = in.code[d];
+                    }
+                }
+            }
         }
     }
     SPATTEN_CYCLES(E_PV, loop_cycles(steps, 1000 * Cfg::PV_STREAM_II, Cfg::PV_DEPTH));
 }
 
-// prob·V and requantization of a row: with one tile the V rows that arrived join the buffer
-// first; tiled, the kept rows are multiplied as they arrive. Adds the row's sum |out| to its
+// prob·V and requantization of a row. With one tile, the first row of a KV head multiplies
+// its kept V rows as they arrive (none is on chip yet, so all of them come, in order) and
+// keeps them; a later row stores the rows that arrived for it, then multiplies from the
+// buffer. Tiled, the kept rows are multiplied as they arrive. Adds the row's sum |out| to its
 // head's importance.
 template <class Cfg>
 void stage_pv(const row_selection<Cfg> &sel, const row_item &in,
-              hls::stream<lane_rows<Cfg, Cfg::V_LANES> > &rows, code_t out_row[Cfg::HEAD_DIM],
+              hls::stream<keyed_row<Cfg> > rows[Cfg::V_LANES], code_t out_row[Cfg::HEAD_DIM],
               ap_uint<64> abs_total[Cfg::NUM_HEADS], row_item &out) {
     // the V buffer of the KV head: V_BANKS rows readable at once, a row in one wide word
     static code_t v[Cfg::TILE][Cfg::HEAD_DIM];
@@ -539,7 +555,9 @@ zero:
 #pragma HLS UNROLL
         acc[d] = 0;
     }
-    if (Cfg::MAX_TILES == 1) {
+    if (Cfg::MAX_TILES == 1 && in.new_kv) {
+        pv_streamed<Cfg>(sel, rows, true, 0, sel.n_kept, v, acc);
+    } else if (Cfg::MAX_TILES == 1) {
         pv_store<Cfg>(rows, sel.n_fetch, v);
         pv_rows<Cfg>(sel, v, acc);
     } else {
@@ -547,7 +565,7 @@ zero:
         for (int lo = 0; lo < sel.n_kept; lo += Cfg::TILE) {
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
             const int count = sel.n_kept - lo < Cfg::TILE ? sel.n_kept - lo : Cfg::TILE;
-            pv_streamed<Cfg>(sel, rows, lo, count, acc);
+            pv_streamed<Cfg>(sel, rows, false, lo, count, v, acc);
         }
     }
     requantize_row<Cfg::HEAD_DIM>(acc, Cfg::V_BITS, out_row);

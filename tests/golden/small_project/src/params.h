@@ -67,5 +67,7 @@ static const int HEAD_KEEP[2] = { 3, 1 };
 #define SPATTEN_V_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 // The value top-k threshold engines, each with the next link of their chain (engines/layer.h).
 #define SPATTEN_VALUE_TOPK_ENGINES(X) X(0, 1) X(1, 2)
+#define SPATTEN_VALUE_TOPK_LAST 2  // the chain's last link
+
 
 #endif
