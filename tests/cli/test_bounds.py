@@ -13,8 +13,11 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -265,14 +268,33 @@ def test_report_on_an_ir_that_disagrees_with_the_config(capsys, project, tmp_pat
 
 
 @pytest.mark.csim
-@pytest.mark.parametrize("change", ["grown", "shrunk"])
-def test_csim_fails_on_a_golden_file_of_the_wrong_size(capsys, project, tmp_path, change) -> None:
-    copy = tmp_path / "prj"
-    shutil.copytree(project, copy)
-    out = copy / "tb" / "data" / "out.bin"
-    data = out.read_bytes()
-    out.write_bytes(data + bytes(4096) if change == "grown" else data[:-2])
-    fails_cleanly(capsys, "csim", copy, fragments=("out.bin holds", "the design expects"))
+def test_csim_fails_on_golden_files_of_the_wrong_size(project, tmp_path) -> None:
+    """A golden file grown or cut stops the testbench with one error line naming it (the two
+    C-simulations run side by side, each its own `spatten csim` process)."""
+    copies = []
+    for change in ("grown", "shrunk"):
+        copy = tmp_path / change
+        shutil.copytree(project, copy)
+        out = copy / "tb" / "data" / "out.bin"
+        data = out.read_bytes()
+        out.write_bytes(data + bytes(4096) if change == "grown" else data[:-2])
+        copies.append(copy)
+    command = [sys.executable, "-m", "spatten_hls.compiler.cli.main", "csim"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(
+            pool.map(
+                lambda copy: subprocess.run(
+                    [*command, str(copy)], capture_output=True, text=True, timeout=600
+                ),
+                copies,
+            )
+        )
+    for copy, run in zip(copies, runs, strict=True):
+        lines = run.stderr.strip().splitlines()
+        assert run.returncode == 1, (copy.name, run.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+        assert "Traceback" not in run.stderr
+        assert "out.bin holds" in lines[0] and "the design expects" in lines[0], lines[0]
 
 
 # -- non-regular files -------------------------------------------------------------------------

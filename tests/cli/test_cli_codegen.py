@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -222,23 +225,27 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.csim
-def test_csim_passes_on_a_fresh_project(capsys, project: Path) -> None:
-    code, out, _ = run_cli(capsys, "csim", project)
-    assert code == 0, out
-    lines = out.strip().splitlines()
+def test_csim_passes_and_reports_in_text_and_json(capsys, project: Path) -> None:
+    """The text output and one JSON object on stdout (the two C-simulations run side by side,
+    each its own `spatten csim` process); the JSON's bytes are the simulator's per plane (the
+    model of the design's traffic) and the text states the same numbers."""
+    command = [sys.executable, "-m", "spatten_hls.compiler.cli.main", "csim", str(project)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        text, as_json = pool.map(
+            lambda extra: subprocess.run(
+                command + extra, capture_output=True, text=True, timeout=600
+            ),
+            ([], ["--json"]),
+        )
+    assert text.returncode == 0, text.stdout + text.stderr
+    lines = text.stdout.strip().splitlines()
     assert lines[0].startswith("DRAM bytes at the ports: ") and "k_msb " in lines[0]
     assert lines[1].startswith("cycles (estimate from the loop nest") and "qk " in lines[1]
     assert lines[2] == f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"
     assert len(lines) == 3
 
-
-@pytest.mark.csim
-def test_csim_json_reports_the_measured_bytes_and_cycles(capsys, project: Path) -> None:
-    """One JSON object on stdout; its bytes are the simulator's per plane (the model of the
-    design's traffic), and the text output states the same numbers."""
-    code, out, _ = run_cli(capsys, "csim", project, "--json")
-    assert code == 0
-    doc = json.loads(out)
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
     assert set(doc) == {"passed", "failed", "dram_bytes", "cycles"}
     assert (doc["passed"], doc["failed"]) == (LAYERS + 1, 0)
     ports = ("q", "k_msb", "k_lsb", "v", "out", "state", "params")
@@ -247,6 +254,9 @@ def test_csim_json_reports_the_measured_bytes_and_cycles(capsys, project: Path) 
     assert all(doc["dram_bytes"][p] % 32 == 0 for p in ports[:5])  # codes: 256-bit beats
     assert list(doc["cycles"]) == [*ENGINES, "total"]
     assert doc["cycles"]["total"] >= max(doc["cycles"][e] for e in ENGINES) > 0
+    assert f"DRAM bytes at the ports: {doc['dram_bytes']['total']:,} " in lines[0]
+    assert f"k_msb {doc['dram_bytes']['k_msb']:,}" in lines[0]
+    assert f": {doc['cycles']['total']:,}; " in lines[1]
 
     root = project.parent  # the model and config the project was compiled from, seed 0
     code, out, _ = run_cli(

@@ -173,9 +173,10 @@ def state_parts(design, state: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_design_matches_simulator(designs, name: str, capfd: pytest.CaptureFixture) -> None:
+def test_design_matches_simulator(designs, name: str) -> None:
+    """Bit-exact, byte-exact per plane; a run the C++ stream model warns about raises
+    (compiler/codegen/harness.py, StreamMisuse)."""
     design = designs.get(CASES[name])
-    capfd.readouterr()
     for seed in SEEDS:
         vectors, run = design.run(seed)
         golden = vectors.arrays
@@ -200,8 +201,6 @@ def test_design_matches_simulator(designs, name: str, capfd: pytest.CaptureFixtu
                 f"simulator {vectors.result.dram_bytes[plane]}"
             )
         assert run.measured.dram_bytes["out"] > 0 and run.measured.dram_bytes["state"] > 0
-    stdout = capfd.readouterr().out  # the C++ stream model warns on stdout (CSIM.md)
-    assert "Hls::stream" not in stdout, stdout[-1000:]
 
 
 def select_keeps(design, kind: type) -> dict[int, int]:

@@ -86,17 +86,14 @@ def cases(draw: st.DrawFn) -> dict:
     }
 
 
-# capfd only collects the C++ stdout; it is read out afresh in every example
+# the harness fails a run whose streams the C++ stream model warns about (StreamMisuse)
 @settings(
     max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(pair=st.lists(cases(), min_size=2, max_size=2))
-def test_random_designs_are_bit_exact(
-    design_factory, pair: list[dict], capfd: pytest.CaptureFixture
-) -> None:
+def test_random_designs_are_bit_exact(design_factory, pair: list[dict]) -> None:
     """Two random designs per example, so that their g++ builds run side by side (8 in all)."""
     design_factory.prefetch(pair)
-    capfd.readouterr()
     for case in pair:
         design = design_factory.get(case)
         for seed in (0, 1):
@@ -107,5 +104,3 @@ def test_random_designs_are_bit_exact(
                 f"seed {seed}: {np.count_nonzero(run.out != golden['out'])} output codes differ"
             )
             assert np.array_equal(run.state, golden["state"]), f"seed {seed}: pruning state"
-    stdout = capfd.readouterr().out  # the C++ stream model warns on stdout (CSIM.md)
-    assert "Hls::stream" not in stdout, stdout[-1000:]
