@@ -204,3 +204,15 @@ def test_every_region_argument_has_one_process(region: Region) -> None:
     assert {"pos", "pos_k", "pos_v", "jobs", "deferred", "q", "out"} | PORTS <= set(users)
     for name, who in users.items():
         assert len(who) == 1, f"{name}: accessed by {[processes[i][0] for i in sorted(who)]}"
+
+
+def test_one_pipeline_instance_serves_both_passes(tmp_path) -> None:
+    """run_pass is not inlined and the layer calls it once, in its loop over the two passes
+    (two calls would be two copies of the pipeline in hardware)."""
+    fns = functions(preprocessed(ENGINES_DIR, tmp_path))
+    assert "#pragma HLS INLINE off" in fns["run_pass"].body
+    layer = fns["attention_layer"].body
+    calls = [name for name, _ in calls_in(layer)]
+    assert calls.count("run_pass") == 1
+    loop = re.search(r"for \(int pass = 0; pass < 2\b[^)]*\)\s*\{", layer)
+    assert loop and "run_pass" in block(layer, loop.end() - 1)

@@ -82,6 +82,9 @@ def test_plan_codegen_and_report_agree(reports, preset) -> None:
             "BEAT_MILLICYCLES",
             "FETCH_LATENCY",
             "THRESHOLD_CODE",
+            "QK_STREAM_II",
+            "PV_STREAM_II",
+            "FETCH_FIFO_DEPTH",
         )
     } == {
         "TILE": f.tile_tokens,
@@ -108,6 +111,9 @@ def test_plan_codegen_and_report_agree(reports, preset) -> None:
         "BEAT_MILLICYCLES": f.beat_millicycles,
         "FETCH_LATENCY": f.latency,
         "THRESHOLD_CODE": plan.requant.threshold_code,
+        "QK_STREAM_II": -(-f.k_lanes // plan.qk.keys_per_cycle),
+        "PV_STREAM_II": -(-f.v_lanes // plan.pv.keys_per_cycle),
+        "FETCH_FIFO_DEPTH": FETCH_FIFO_DEPTH,
     }
     assert plan.qk.keys_per_cycle == 512 // graph.info.head_dim  # half of 1024 multipliers
     assert plan.softmax.lanes == plan.qk.keys_per_cycle  # matched to the Q·K output rate

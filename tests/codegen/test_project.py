@@ -24,7 +24,7 @@ import pytest
 
 from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.codegen.toolchain import CXX, CXXFLAGS, ap_types_include
-from spatten_hls.compiler.ir.plan import ENGINE_PARAMS
+from spatten_hls.compiler.ir.plan import ENGINE_PARAMS, FETCH_FIFO_DEPTH
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "small_project"
@@ -328,6 +328,10 @@ PARALLEL_LOOPS = {
     ),
     "K_BANKS": ("rows.h", r"variable = k cyclic factor = Cfg::K_BANKS dim = 1"),
     "V_BANKS": ("rows.h", r"variable = v cyclic factor = Cfg::V_BANKS dim = 1"),
+    # the streamed Q·K / prob·V loops: K_LANES / V_LANES rows every *_STREAM_II cycles
+    "QK_STREAM_II": ("rows.h", r"#pragma HLS PIPELINE II = Cfg::QK_STREAM_II\b"),
+    "PV_STREAM_II": ("rows.h", r"#pragma HLS PIPELINE II = Cfg::PV_STREAM_II\b"),
+    "FETCH_FIFO_DEPTH": ("layer.h", r"STREAM variable = k_msb depth = Cfg::FETCH_FIFO_DEPTH"),
 }
 
 
@@ -346,6 +350,9 @@ def test_parallel_loops_and_partitions_take_the_plan_factors(
         "SCAN_LANES": plan.importance.scan_lanes,
         "K_BANKS": plan.qk.banks,
         "V_BANKS": plan.pv.banks,
+        "QK_STREAM_II": plan.qk_stream_ii,
+        "PV_STREAM_II": plan.pv_stream_ii,
+        "FETCH_FIFO_DEPTH": FETCH_FIFO_DEPTH,
     }
     for name, (header, pattern) in PARALLEL_LOOPS.items():
         assert f"static const int {name} = {expected[name]};" in params, name
