@@ -19,7 +19,7 @@ import tomli_w
 from spatten_hls.compiler import limits
 from spatten_hls.compiler.errors import ConfigError, brief
 from spatten_hls.compiler.input_files import parse_toml, read_text
-from spatten_hls.compiler.ir.graph import STAGES
+from spatten_hls.compiler.ir.graph import STAGES, TOKEN_POLICIES
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,17 @@ class ModelSection:
     seq_len: int = 128
     stage: str = "summarization"
     gen_tokens: int = 32
+    pooling_pruned: str = "drop"  # encoders: pruned tokens leave the mean pool, or carry in
 
 
 @dataclass(frozen=True)
 class TokenPruningSection:
     enabled: bool = False
+    policy: str = "cascade"
+    schedule: str = "ramp"
     keep: float = 0.5
     keep_per_layer: tuple[float, ...] | None = None
+    granularity: str = "layer"
     skip_first: float = 0.15
     keep_first: int = 0
     keep_recent: int = 0
@@ -150,6 +154,14 @@ _FLOAT_RANGES: dict[str, tuple[float, float]] = {
     "hardware.clock_mhz": (1.0, 1000.0),
     "hardware.hbm_gbps": (0.001, 1000.0),
 }
+# The keys that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model.stage": STAGES,
+    "model.pooling_pruned": ("drop", "carry"),
+    "token_pruning.policy": TOKEN_POLICIES,
+    "token_pruning.schedule": ("ramp", "uniform"),
+    "token_pruning.granularity": ("layer", "kv_head"),
+}
 # What Vivado accepts as a part name (e.g. xcu280-fsvh2892-2L-e); it reaches Tcl and cfg files.
 PART_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
 MAX_PART_NAME = 64
@@ -215,9 +227,9 @@ def _check_value(key: str, value: Any, type_name: str, source: str) -> Any:
     if type_name == "str":
         if not isinstance(value, str):
             raise bad("a string")
-        if key == "model.stage" and value not in STAGES:
+        if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(
-                f"{source}: '{key}' = {brief(value)} is not one of {', '.join(STAGES)}"
+                f"{source}: '{key}' = {brief(value)} is not one of {', '.join(_CHOICES[key])}"
             )
         if key == "hardware.part" and (
             len(value) > MAX_PART_NAME or not PART_NAME.fullmatch(value)
@@ -272,6 +284,11 @@ def _check_float(key: str, value: float, source: str, fraction: bool = False) ->
 
 
 def _check_section(name: str, section: Any, source: str) -> None:
+    if name == "token_pruning" and section.granularity == "kv_head":
+        raise ConfigError(
+            f"{source}: 'token_pruning.granularity' = \"kv_head\" is not built yet: every "
+            f'KV head of a layer keeps the layer\'s tokens (use "layer")'
+        )
     if name == "quantization":
         if section.k_bits > 16 or section.k_bits < 2:
             raise ConfigError(

@@ -66,6 +66,28 @@ def select_survivors(
 
 
 @njit(cache=True, nogil=True)
+def keep_recent(protected: np.ndarray, keep: int, parallelism: int) -> tuple[np.ndarray, int]:
+    """Survivor mask of candidates in position order for the window policy: every protected
+    one, plus the last (most recent) of the rest up to `keep` in total. No scores and no
+    quick-select: a pass counts the unprotected candidates and a pass marks the survivors,
+    `parallelism` a cycle each (ceil(n / parallelism) cycles each)."""
+    n = protected.shape[0]
+    n_protected = 0
+    for i in range(n):
+        if protected[i]:
+            n_protected += 1
+    free = max(keep - n_protected, 0)
+    first_kept = (n - n_protected) - free  # unprotected candidates before the window
+    mask = protected.copy()
+    seen = 0
+    for i in range(n):
+        if not protected[i]:
+            mask[i] = seen >= first_kept
+            seen += 1
+    return mask, 2 * ((n + parallelism - 1) // parallelism)
+
+
+@njit(cache=True, nogil=True)
 def value_topk_rows(
     probs: np.ndarray,
     visible: np.ndarray,

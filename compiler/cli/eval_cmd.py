@@ -1,15 +1,18 @@
-"""`spatten eval`: what SpAtten's pruning and quantization cost a real pretrained model."""
+"""`spatten eval`: what SpAtten's pruning and quantization cost a real pretrained model, for
+one configuration or several side by side (`--compare`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from spatten_hls.compiler.cli.argtypes import int_in
 from spatten_hls.compiler.config import load_config
 from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.jsonfmt import dumps
 from spatten_hls.compiler.optional import require
+from spatten_hls.compiler.outputs import output_file, write_bytes_atomic
 
 DEFAULT_SENTENCES = 64
 MAX_SENTENCES = 100_000
@@ -38,7 +41,27 @@ def add_parser(
         metavar="MODEL",
         help="minilm-l6, smollm2-135m, a Hugging Face BERT directory or a LLaMA .gguf",
     )
-    p.add_argument("--config", metavar="FILE", help="TOML configuration")
+    configs = p.add_mutually_exclusive_group()
+    configs.add_argument("--config", metavar="FILE", help="TOML configuration")
+    configs.add_argument(
+        "--compare",
+        metavar="FILE",
+        nargs="+",
+        help="evaluate several TOML configurations on the same text, one table",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also write fidelity against kv_read_fraction, a point per config (matplotlib)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("decode", "prefill"),
+        default="decode",
+        help="decoders: select tokens at every decode step (decode, the default), or once "
+        "while the prompt is summarized and then decode with no further selection (prefill)",
+    )
     p.add_argument(
         "--text-file",
         metavar="FILE",
@@ -68,11 +91,42 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     require("realmodels", "spatten eval")
-    from spatten_hls.compiler.realmodels import bert, text  # the realmodels extra: import late
-
+    if args.plot is not None:
+        output_file(args.plot)  # a bad path fails before the models run
+    config_files = args.compare or [args.config]
+    configs = [load_config(path) for path in config_files]
+    names = [path or "<defaults>" for path in config_files]
     if args.model in DECODERS or args.model.endswith(".gguf"):
-        return run_decoder(args)
-    cfg = load_config(args.config)
+        results = run_decoder(args, configs)
+    else:
+        if args.protocol != "decode":
+            raise CompilerError(
+                "--protocol prefill applies to decoders (an encoder has no KV cache)"
+            )
+        results = run_encoder(args, configs)
+    if args.json:
+        docs = [{"config": name, **r.as_dict()} for name, r in zip(names, results, strict=True)]
+        sys.stdout.write(dumps({"results": docs} if args.compare else docs[0]))
+    elif args.compare:
+        from spatten_hls.compiler.realmodels.compare import table
+
+        sys.stdout.write(_heading(results[0]) + table(names, results))
+    else:
+        sys.stdout.write(_summary(results[0]))
+    if args.plot is not None:
+        from spatten_hls.compiler.realmodels.compare import figure_png
+
+        png = figure_png(names, results, _heading(results[0]).strip())
+        write_bytes_atomic(
+            args.plot, png, then=lambda: print(f"wrote {args.plot}", file=sys.stderr)
+        )
+    return 0
+
+
+def run_encoder(args: argparse.Namespace, configs: list) -> list:
+    from spatten_hls.compiler.realmodels import bert, text  # the realmodels extra: import late
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
+
     model = bert.load_bert(None if args.model in ENCODERS else args.model)
     if args.text_file:
         sentences = [
@@ -84,47 +138,62 @@ def run(args: argparse.Namespace) -> int:
             raise CompilerError(f"{args.text_file}: fewer than 2 sentences")
     else:
         sentences = text.default_sentences(args.sentences)
-    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
-
-    result = evaluate_encoder(model, cfg, sentences)
-    if args.json:
-        sys.stdout.write(dumps(result.as_dict()))
-    else:
-        sys.stdout.write(
-            f"{result.model}: {result.sentences} sentences, {result.tokens} tokens\n"
-            f"mean tokens entering each layer: {result.tokens_per_layer}\n"
-            f"embedding cosine vs dense fp32: mean {result.mean_cosine:.5f}, "
-            f"min {result.min_cosine:.5f}\n"
-            f"nearest-neighbour agreement: {result.nn_agreement:.1%}\n"
-            f"attention DRAM: {result.dram_bytes:,} bytes vs dense 12-bit "
-            f"{result.dense_dram_bytes:,} ({result.dram_reduction:.2f}x less)\n"
-        )
-    return 0
+    return [evaluate_encoder(model, cfg, sentences) for cfg in configs]
 
 
-def run_decoder(args: argparse.Namespace) -> int:
+def run_decoder(args: argparse.Namespace, configs: list) -> list:
     from spatten_hls.compiler.realmodels import llama, text
-    from spatten_hls.compiler.realmodels.evaluate import evaluate_decoder
+    from spatten_hls.compiler.realmodels.evaluate import dense_decoding, evaluate_decoder
 
     if args.tokens < args.prompt + 2:
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")
-    cfg = load_config(args.config)
     model = llama.load_llama(None if args.model in DECODERS else args.model)
     source = text.read_text_file(args.text_file) if args.text_file else text.default_text()
     ids = model.encode(source)[: args.tokens]
     if len(ids) < args.prompt + 2:
         raise CompilerError(f"the text holds only {len(ids)} tokens; need > {args.prompt + 1}")
-    r = evaluate_decoder(model, cfg, ids, args.prompt)
-    if args.json:
-        sys.stdout.write(dumps(r.as_dict()))
-    else:
-        sys.stdout.write(
-            f"{r.model}: {r.prompt_tokens}-token prompt, {r.decode_steps} decode steps\n"
+    dense = dense_decoding(model, ids, args.prompt)
+    return [  # progress None: a bar over the decode steps when stderr is a terminal
+        evaluate_decoder(model, cfg, ids, args.prompt, args.protocol, dense, progress=None)
+        for cfg in configs
+    ]
+
+
+def _heading(r) -> str:
+    from spatten_hls.compiler.realmodels.evaluate import DecoderFidelity
+
+    if isinstance(r, DecoderFidelity):
+        return (
+            f"{r.model}: {r.prompt_tokens}-token prompt, {r.decode_steps} decode steps "
+            f"({r.protocol} protocol), dense perplexity {r.ppl_dense:.3f}\n"
+        )
+    return f"{r.model}: {r.sentences} sentences, {r.tokens} tokens\n"
+
+
+def _summary(r) -> str:
+    from spatten_hls.compiler.realmodels.evaluate import DecoderFidelity
+
+    if isinstance(r, DecoderFidelity):
+        return (
+            f"{r.model}: {r.prompt_tokens}-token prompt, {r.decode_steps} decode steps "
+            f"({r.protocol} protocol)\n"
             f"perplexity: dense {r.ppl_dense:.3f}, SpAtten {r.ppl_spatten:.3f} "
             f"({r.ppl_spatten / r.ppl_dense - 1:+.2%})\n"
             f"top-1 agreement with dense: {r.top1_agreement:.1%}\n"
+            f"KV entries read: {r.kv_read_fraction:.1%} of dense decoding\n"
             f"rows requantized with the K LSBs: {r.requant_fraction:.1%}\n"
             f"attention DRAM: {r.dram_bytes:,} bytes vs dense 12-bit {r.dense_dram_bytes:,} "
             f"({r.dram_reduction:.2f}x less)\n"
         )
-    return 0
+    return (
+        f"{r.model}: {r.sentences} sentences, {r.tokens} tokens\n"
+        f"mean tokens entering each layer: {r.tokens_per_layer}\n"
+        f"embedding cosine vs dense fp32: mean {r.mean_cosine:.5f}, min {r.min_cosine:.5f} "
+        f"(pruned tokens {r.pooling_pruned} the pool; mean cosine if they "
+        + ", ".join(f"{w}: {c:.5f}" for w, c in r.mean_cosine_by_pooling.items())
+        + ")\n"
+        f"nearest-neighbour agreement: {r.nn_agreement:.1%}\n"
+        f"attention key entries read: {r.kv_read_fraction:.1%} of dense\n"
+        f"attention DRAM: {r.dram_bytes:,} bytes vs dense 12-bit "
+        f"{r.dense_dram_bytes:,} ({r.dram_reduction:.2f}x less)\n"
+    )

@@ -58,7 +58,12 @@ class ProjectContext:
     value_keep_den: int
     threshold_code: int
     topk_parallelism: int
-    token_keep: list[int]
+    token_keep_num: list[int]  # per layer: keep max(1, floor(end * num / den)) tokens
+    token_keep_den: list[int]  # (num == den: no selection after that layer)
+    token_policy: str  # the token-selection policy the state and flags below realize
+    token_state_rows: int
+    token_scores_fresh: bool
+    token_by_recency: bool
     head_keep: list[int]
     part: str
     clock_mhz: float
@@ -92,12 +97,12 @@ def project_context(g: AttnGraph) -> ProjectContext:
             f"{plan.target.max_head_dim}"
         )
     ops = [g.op(n) for n in g.nx_graph.nodes]
-    token_keep = [info.context] * info.num_layers
+    token_keep = [(1, 1)] * info.num_layers
     head_keep = [info.num_heads] * info.num_layers
     selects = [op for op in ops if isinstance(op, TokenSelect)]
     for op in ops:
         if isinstance(op, TokenSelect):
-            token_keep[op.layer] = op.keep
+            token_keep[op.layer] = (op.keep_ratio.numerator, op.keep_ratio.denominator)
         elif isinstance(op, HeadSelect):
             head_keep[op.layer] = op.keep
     bits, target = plan.bits, plan.target
@@ -128,7 +133,12 @@ def project_context(g: AttnGraph) -> ProjectContext:
         value_keep_den=plan.value_topk.keep_den,
         threshold_code=plan.requant.threshold_code,
         topk_parallelism=plan.topk.comparators,
-        token_keep=token_keep,
+        token_keep_num=[num for num, _ in token_keep],
+        token_keep_den=[den for _, den in token_keep],
+        token_policy=_token_policy(plan),
+        token_state_rows=plan.importance.token_state_rows,
+        token_scores_fresh=plan.importance.token_scores_fresh,
+        token_by_recency=plan.importance.token_by_recency,
         head_keep=head_keep,
         part=target.part,
         clock_mhz=target.clock_mhz,
@@ -151,6 +161,16 @@ def project_context(g: AttnGraph) -> ProjectContext:
         fetcher=plan.fetcher,
         engines=_engines(g, plan),
     )
+
+
+def _token_policy(plan: HardwarePlan) -> str:
+    """The policy's name, from what the plan builds (docs/cli.md, `[token_pruning] policy`)."""
+    imp = plan.importance
+    if imp.token_by_recency:
+        return "window"
+    if imp.token_scores_fresh:
+        return "current"
+    return "per-layer" if imp.token_state_rows > 1 else "cascade"
 
 
 def _engines(g: AttnGraph, plan: HardwarePlan) -> list[EngineParams]:

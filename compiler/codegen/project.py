@@ -81,8 +81,8 @@ def _ports(ctx: ProjectContext) -> list[dict[str, object]]:
     depth = {
         "q": q_rows * f.q_beats,
         "out": q_rows * f.v_beats,
-        "token_dropped_at": ctx.max_ctx,
-        "token_importance": ctx.max_ctx,
+        "token_dropped_at": ctx.token_state_rows * ctx.max_ctx,
+        "token_importance": ctx.token_state_rows * ctx.max_ctx,
         "head_dropped_at": ctx.num_heads,
         "head_importance": ctx.num_heads,
         "mult": ctx.num_heads,

@@ -120,6 +120,12 @@ def check_against_model(cfg: Config, model: ModelSpec) -> None:
             f"{src}: {what} = {context} exceeds {model.name}'s maximum of "
             f"{model.max_positions} positions"
         )
+    if cfg.token_pruning.policy == "per-layer" and not model.causal:
+        raise ConfigError(
+            f"{src}: 'token_pruning.policy' = \"per-layer\" keeps a KV cache per layer and "
+            f"needs a decoder, but {model.name} ({model.family}) is an encoder (an encoder's "
+            f'layer scores its own attention with "current")'
+        )
     for section_name in ("token_pruning", "head_pruning"):
         per_layer = getattr(cfg, section_name).keep_per_layer
         if per_layer is not None and len(per_layer) != model.num_layers:

@@ -22,6 +22,8 @@ from spatten_hls.compiler.ir.types import TensorType
 
 FAMILIES = ("bert", "gpt2", "llama")
 STAGES = ("summarization", "generation")
+# Token-selection policies (docs/cli.md): "cascade" is the paper's; the others select per layer.
+TOKEN_POLICIES = ("cascade", "per-layer", "current", "window")
 # A model's name reaches every generated file (IR header, C++ and Tcl comments, README): it is
 # a plain identifier (front-ends derive it with `frontend.model.display_name`).
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")

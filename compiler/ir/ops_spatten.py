@@ -31,7 +31,9 @@ def _probs_like(t: TensorType) -> bool:
 class TokenImportance(Op):
     """s_t[j] += sum over heads and queries of prob[h][q][j] (operand i: head heads[i]).
 
-    With `chained`, the last operand is the previous accumulation (an earlier layer's).
+    With `chained`, the last operand is the previous accumulation (an earlier layer's): the
+    cascade's one score. `fresh`: the scores start from zero at every invocation (the
+    "current" policy selects by this step's attention only).
     """
 
     KIND: ClassVar[str] = "token_importance"
@@ -39,6 +41,7 @@ class TokenImportance(Op):
     CROSS_LAYER: ClassVar[bool] = True
     heads: tuple[int, ...]
     chained: bool
+    fresh: bool = False
 
     def arity(self, connected: int) -> int:
         return len(self.heads) + int(self.chained)
@@ -54,29 +57,48 @@ class TokenImportance(Op):
                 problems.append(f"operand for head {head} must be that head's probabilities")
         if self.chained and not isinstance(operands[-1], TokenImportance):
             problems.append("chained operand must be an earlier token_importance")
+        if self.chained and self.fresh:
+            problems.append("fresh scores cannot chain an earlier accumulation")
         return problems
 
 
 @register_op
 @dataclass(frozen=True, kw_only=True)
 class TokenSelect(Op):
-    """Top-k of the accumulated token importance: keep `keep` tokens (+ protected ones).
+    """Token selection after a layer: of the tokens the layer saw, keep
+    `kept(end)` = max(1, floor(end * keep)) (end: the sequence length so far; `keep` as an
+    exact ratio), the protected ones always: `keep_first` leading tokens (attention sinks),
+    `keep_recent` most recent ones and, in generation, the step's own token.
 
-    `keep_first` leading tokens and `keep_recent` most recent tokens are never pruned.
-    Tokens it drops are gone for every later layer, and for this layer in later steps.
+    `by_recency` (the "window" policy) keeps the most recent of the others (the scores are
+    accumulated but not consulted); otherwise the top-k engine keeps the most important by
+    the operand's scores. `own_layer` (a per-layer policy of a decoder): the tokens leave this
+    layer's KV cache only, for the later steps; otherwise (the cascade, and encoders) they are
+    gone for every later layer, and for this layer in later steps.
     """
 
     KIND: ClassVar[str] = "token_select"
     ARITY: ClassVar[int | None] = 1
-    keep: int
+    keep: float
     keep_first: int
     keep_recent: int
+    by_recency: bool = False
+    own_layer: bool = False
+
+    @property
+    def keep_ratio(self) -> Fraction:
+        return as_ratio(self.keep)
+
+    def kept(self, end: int) -> int:
+        """Tokens kept when the sequence so far holds `end` (the protected ones aside)."""
+        ratio = self.keep_ratio
+        return max(1, end * ratio.numerator // ratio.denominator)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return TensorType(inputs[0].shape, MASK if inputs[0].dtype else None)
 
     def check(self, inputs: list[TensorType], operands: list[Op]) -> list[str]:
-        problems = [] if self.keep >= 1 else [f"keep={self.keep} must be >= 1"]
+        problems = [] if 0.0 < self.keep < 1.0 else [f"keep={self.keep} must lie in (0, 1)"]
         if not isinstance(operands[0], TokenImportance):
             problems.append("operand must be a token_importance")
         return problems

@@ -20,6 +20,7 @@ from spatten_hls.compiler.ir.ops_spatten import (
     ValueTopK,
 )
 from spatten_hls.compiler.ir.plan import ENGINES
+from spatten_hls.compiler.ir.token_state import token_state
 from spatten_hls.compiler.ir.widths import bit_widths
 
 
@@ -89,13 +90,13 @@ def _check_stage(g: AttnGraph, order: list[str]) -> None:
                     f"fetches [{op.tokens},{op.head_dim}], but the model's rows "
                     f"are [{rows},{info.head_dim}]"
                 )
-        if isinstance(op, TokenSelect) and not (
-            op.keep <= info.context and 0 <= op.keep_first and 0 <= op.keep_recent
-        ):
+        if isinstance(op, TokenSelect) and not (0 <= op.keep_first and 0 <= op.keep_recent):
             problems.append(
-                f"keeps {op.keep} of {info.context} tokens (first "
-                f"{op.keep_first}, recent {op.keep_recent})"
+                f"protects a negative number of tokens (first {op.keep_first}, "
+                f"recent {op.keep_recent})"
             )
+        if isinstance(op, TokenSelect) and op.own_layer and not info.causal:
+            problems.append("selects for its own layer's KV cache, which needs a decoder")
         if isinstance(op, HeadSelect) and op.keep > info.num_heads:
             problems.append(f"keeps {op.keep} of {info.num_heads} heads")
         head = getattr(op, "head", None)
@@ -157,8 +158,16 @@ def _lowered_plan_problems(g: AttnGraph, order: list[str]) -> list[str]:
         for op in topks
     ):
         problems.append(f"plan.value_topk {plan.value_topk} disagrees with the value_topk nodes")
-    if (plan.importance.tokens, plan.importance.heads) != (info.context, info.num_heads):
-        problems.append(f"plan.importance {plan.importance} does not hold every token and head")
+    tokens = token_state(g)
+    imp = plan.importance
+    if (imp.tokens, imp.heads) != (tokens.rows * info.context, info.num_heads):
+        problems.append(f"plan.importance {imp} does not hold every token and head")
+    if (imp.token_state_rows, imp.token_scores_fresh, imp.token_by_recency) != (
+        tokens.rows,
+        tokens.fresh,
+        tokens.by_recency,
+    ):
+        problems.append(f"plan.importance {imp} disagrees with the token nodes")
     return problems
 
 

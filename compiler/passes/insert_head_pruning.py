@@ -36,18 +36,18 @@ def insert_head_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     h = cfg.head_pruning
     if not h.enabled:
         return g
+    counts = head_keep_counts(g, cfg)
     insert_cascade(
         g,
         Cascade(
             pass_name=NAME,
             kind="head",
             gate="heads",
-            counts=head_keep_counts(g, cfg),
-            full=g.info.num_heads,
+            prunes=[count < g.info.num_heads for count in counts],
             importance=lambda layer, heads, chained: HeadImportance(
                 layer=layer, heads=heads, num_heads=g.info.num_heads, chained=chained
             ),
-            select=lambda layer, keep: HeadSelect(layer=layer, keep=keep),
+            select=lambda layer: HeadSelect(layer=layer, keep=counts[layer]),
             source=lambda layer, head: pv_node(g, layer, head),
         ),
     )

@@ -27,6 +27,7 @@ from spatten_hls.compiler.ir.plan import (
     TopKPlan,
     ValueTopKPlan,
 )
+from spatten_hls.compiler.ir.token_state import token_state
 from spatten_hls.compiler.passes.registry import register_pass
 from spatten_hls.kernels import formats
 from spatten_hls.kernels.topk import TOPK_ROUND_OVERHEAD
@@ -127,6 +128,7 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
     qk, pv = dot_plans(hw.multipliers, info.head_dim, g.plan.fetcher)
     threshold = _one(g, Requant, lambda op: op.threshold_code, "the threshold")
     keep = _one(g, ValueTopK, lambda op: op.keep_ratio, "the keep ratio")
+    tokens = token_state(g)
     g.plan = dataclasses.replace(
         g.plan,
         qk=qk,
@@ -151,11 +153,14 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
         importance=ImportancePlan(
             token_bits=TOKEN_IMPORTANCE.width,
             head_bits=HEAD_IMPORTANCE.width,
-            tokens=info.context,
+            tokens=tokens.rows * info.context,
             heads=info.num_heads,
             token_pruning=_has(g, TokenImportance),
             head_pruning=_has(g, HeadImportance),
             scan_lanes=SCAN_LANES,
+            token_state_rows=tokens.rows,
+            token_scores_fresh=tokens.fresh,
+            token_by_recency=tokens.by_recency,
         ),
         target=TargetPlan(
             part=hw.part,

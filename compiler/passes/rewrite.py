@@ -63,21 +63,24 @@ def origin_of(g: AttnGraph, node: str, pass_name: str) -> str:
 
 @dataclass(frozen=True)
 class Cascade:
-    """What differs between cascade token and head pruning (see `insert_cascade`)."""
+    """What differs between token and head pruning (see `insert_cascade`)."""
 
     pass_name: str
     kind: str  # "token" | "head": node ids l{L}.{kind}_importance / l{L}.{kind}_select
     gate: str  # the load gate the selections drive: "tokens" | "heads"
-    counts: list[int]  # kept after each layer
-    full: int  # no selection after a layer keeping this many
+    prunes: list[bool]  # per layer: a selection follows it
     importance: Callable[[int, tuple[int, ...], bool], Op]  # (layer, heads, chained) -> op
-    select: Callable[[int, int], Op]  # (layer, keep) -> op
+    select: Callable[[int], Op]  # layer -> op
     source: Callable[[int, int], str]  # (layer, head) -> the node importance reads
+    chains_scores: bool = True  # False: each layer's accumulator stands alone
+    gates_later: bool = True  # False: a selection acts on its own layer's KV cache, no gates
 
 
 def insert_cascade(g: AttnGraph, c: Cascade) -> None:
-    """Per layer an importance accumulator chained to the previous layer's; a selection after
-    layers that prune; every later layer's loads gated by the latest selection."""
+    """Per layer an importance accumulator, chained to the previous layer's; a selection after
+    layers that prune; every later layer's loads gated by the latest selection. Without
+    `chains_scores` the accumulators stand alone; without `gates_later` the selections gate no
+    loads: each acts on its own layer's KV cache in later steps (pruning state, not an edge)."""
     heads = heads_by_layer(g)
     loads = nodes_by_layer(g, LoadOp)
     previous, latest = None, None
@@ -95,9 +98,10 @@ def insert_cascade(g: AttnGraph, c: Cascade) -> None:
             g.add_edge(c.source(layer, head), imp, port)
         if previous is not None:
             g.add_edge(previous, imp, len(heads[layer]))
-        previous = imp
-        if c.counts[layer] < c.full:
-            latest = g.add_node(
-                f"l{layer}.{c.kind}_select", c.select(layer, c.counts[layer]), origin
-            )
-            g.add_edge(imp, latest, 0)
+        if c.chains_scores:
+            previous = imp
+        if c.prunes[layer]:
+            select = g.add_node(f"l{layer}.{c.kind}_select", c.select(layer), origin)
+            g.add_edge(imp, select, 0)
+            if c.gates_later:
+                latest = select

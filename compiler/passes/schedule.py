@@ -16,11 +16,18 @@ from spatten_hls.compiler.ir.types import as_ratio
 
 
 def keep_fractions(
-    num_layers: int, keep: float, skip_first: float, keep_per_layer: Sequence[float] | None = None
+    num_layers: int,
+    keep: float,
+    skip_first: float,
+    keep_per_layer: Sequence[float] | None = None,
+    uniform: bool = False,
 ) -> list[float]:
-    """Keep fraction of every layer (1.0 for unpruned layers); non-increasing."""
+    """Keep fraction of every layer (1.0 for unpruned layers); non-increasing. `uniform`:
+    every layer keeps `keep` (no dense leading layers, no ramp)."""
     if keep_per_layer is not None:
         return [float(f) for f in keep_per_layer]
+    if uniform:
+        return [keep] * num_layers
     skipped = min(num_layers, math.ceil(skip_first * num_layers - 1e-9))
     pruned = num_layers - skipped
     if pruned == 0:

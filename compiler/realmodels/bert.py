@@ -82,14 +82,22 @@ class Batch:
 
 @dataclass(frozen=True)
 class BertOutput:
-    """Final hidden states of the surviving tokens, per sequence ([n_i, hidden])."""
+    """Final hidden states of the surviving tokens, per sequence ([n_i, hidden]), and the last
+    hidden states of the tokens pruned on the way ([m_i, hidden], empty without pruning)."""
 
     hidden: tuple[np.ndarray, ...]
     positions: tuple[np.ndarray, ...]  # original token index of each row
+    retired: tuple[np.ndarray, ...] = ()
 
-    def pooled(self) -> np.ndarray:
-        """Sentence embeddings [B, hidden]: mean over the surviving tokens, L2-normalised."""
-        emb = np.stack([h.mean(axis=0) for h in self.hidden])
+    def pooled(self, carry: bool = False) -> np.ndarray:
+        """Sentence embeddings [B, hidden], L2-normalised: the mean over the surviving tokens,
+        or (`carry`, as token-dropping encoders pool) over every token, a pruned one with the
+        hidden state it left with."""
+        rows = [
+            np.concatenate([h, r]) if carry and len(r) else h
+            for h, r in zip(self.hidden, self.retired or [h[:0] for h in self.hidden], strict=True)
+        ]
+        emb = np.stack([h.mean(axis=0) for h in rows])
         return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
 
 
@@ -368,6 +376,7 @@ def forward(model: BertModel, batch: Batch, attention: AttentionFn = dense_atten
     x = layer_norm(
         x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], c.layer_norm_eps
     )
+    retired: list[list[np.ndarray]] = [[] for _ in positions]
     for layer in range(c.num_layers):
         p = f"encoder.layer.{layer}."
 
@@ -404,32 +413,45 @@ def forward(model: BertModel, batch: Batch, attention: AttentionFn = dense_atten
             c.layer_norm_eps,
         )
         if any(keep is not None for keep in keeps):
-            x, positions = _prune(x, positions, keeps)
+            x, positions = _prune(x, positions, keeps, retired)
     hidden, start = [], 0
     for pos in positions:
         hidden.append(x[start : start + len(pos)])
         start += len(pos)
-    return BertOutput(tuple(hidden), tuple(positions))
+    return BertOutput(
+        tuple(hidden),
+        tuple(positions),
+        tuple(np.concatenate(r) if r else x[:0] for r in retired),
+    )
 
 
 def _prune(
-    x: np.ndarray, positions: list[np.ndarray], keeps: list[np.ndarray | None]
+    x: np.ndarray,
+    positions: list[np.ndarray],
+    keeps: list[np.ndarray | None],
+    retired: list[list[np.ndarray]],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Drop the rows of the tokens each sequence's hook did not keep."""
+    """Drop the rows of the tokens each sequence's hook did not keep (appended to `retired`)."""
     select, new_positions, start = [], [], 0
-    for pos, keep in zip(positions, keeps, strict=True):
+    for seq, (pos, keep) in enumerate(zip(positions, keeps, strict=True)):
         alive = np.ones(len(pos), dtype=bool) if keep is None else np.isin(pos, keep)
         if not alive.any():
             raise ValueError("an attention hook pruned every token of a sequence")
         select.append(start + np.flatnonzero(alive))
+        if not alive.all():
+            retired[seq].append(x[start + np.flatnonzero(~alive)])
         new_positions.append(pos[alive])
         start += len(pos)
     return x[np.concatenate(select)], new_positions
 
 
 def embed(
-    model: BertModel, texts: Sequence[str] | Batch, attention: AttentionFn = dense_attention
+    model: BertModel,
+    texts: Sequence[str] | Batch,
+    attention: AttentionFn = dense_attention,
+    carry: bool = False,
 ) -> np.ndarray:
-    """Sentence embeddings [B, hidden] (unit norm) of `texts` (or an already tokenized batch)."""
+    """Sentence embeddings [B, hidden] (unit norm) of `texts` (or an already tokenized batch);
+    `carry`: pruned tokens pool with the hidden state they left with (BertOutput.pooled)."""
     batch = texts if isinstance(texts, Batch) else tokenize(model, texts)
-    return forward(model, batch, attention).pooled()
+    return forward(model, batch, attention).pooled(carry)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,9 @@ class EncoderFidelity:
     dram_bytes: int
     dense_dram_bytes: int
     tokens_per_layer: list[float]  # mean surviving tokens entering each layer
+    kv_read_fraction: float  # key entries read over what dense attention reads
+    pooling_pruned: str = "drop"  # pruned tokens leave the mean pool, or carry into it
+    mean_cosine_by_pooling: dict[str, float] = field(default_factory=dict)  # drop and carry
 
     @property
     def dram_reduction(self) -> float:
@@ -36,12 +39,15 @@ class EncoderFidelity:
             "model": self.model,
             "sentences": self.sentences,
             "tokens": self.tokens,
+            "pooling_pruned": self.pooling_pruned,
+            "mean_cosine_by_pooling": self.mean_cosine_by_pooling,
             "mean_cosine": self.mean_cosine,
             "min_cosine": self.min_cosine,
             "nn_agreement": self.nn_agreement,
             "dram_bytes": self.dram_bytes,
             "dense_dram_bytes": self.dense_dram_bytes,
             "dram_reduction": round(self.dram_reduction, 6),
+            "kv_read_fraction": round(self.kv_read_fraction, 6),
             "tokens_per_layer": self.tokens_per_layer,
         }
 
@@ -63,10 +69,14 @@ def evaluate_encoder(
     batch = model.tokenize(list(sentences))
     dense = bert.embed(model, batch)
     hook = SpattenAttention(model.spec, cfg)
-    spatten = bert.embed(model, batch, hook)
+    out = bert.forward(model, batch, hook)
+    # both poolings of the same forward: the configured one is the result
+    pooled = {way: out.pooled(carry=way == "carry") for way in ("drop", "carry")}
+    spatten = pooled[cfg.model.pooling_pruned]
     cosine = np.sum(dense * spatten, axis=1)
     agreement = np.mean(nearest_neighbours(dense) == nearest_neighbours(spatten))
     per_layer = np.mean([[r.tokens_in for r in result.layers] for result in hook.results], axis=0)
+    read, dense_read = (sum(n) for n in zip(*(r.kv_entries for r in hook.results), strict=True))
     return EncoderFidelity(
         model=model.name,
         sentences=len(sentences),
@@ -77,6 +87,11 @@ def evaluate_encoder(
         dram_bytes=hook.dram_bytes,
         dense_dram_bytes=hook.dense_dram_bytes,
         tokens_per_layer=[round(float(t), 3) for t in per_layer],
+        kv_read_fraction=read / dense_read,
+        pooling_pruned=cfg.model.pooling_pruned,
+        mean_cosine_by_pooling={
+            way: float(np.sum(dense * emb, axis=1).mean()) for way, emb in pooled.items()
+        },
     )
 
 
@@ -91,6 +106,8 @@ class DecoderFidelity:
     dram_bytes: int
     dense_dram_bytes: int
     requant_fraction: float  # mean over layers of rows recomputed with the K LSBs
+    kv_read_fraction: float  # KV entries the decode steps read over what dense decoding reads
+    protocol: str = "decode"
 
     @property
     def dram_reduction(self) -> float:
@@ -99,6 +116,7 @@ class DecoderFidelity:
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "protocol": self.protocol,
             "prompt_tokens": self.prompt_tokens,
             "decode_steps": self.decode_steps,
             "ppl_dense": self.ppl_dense,
@@ -109,27 +127,52 @@ class DecoderFidelity:
             "dense_dram_bytes": self.dense_dram_bytes,
             "dram_reduction": round(self.dram_reduction, 6),
             "requant_fraction": self.requant_fraction,
+            "kv_read_fraction": round(self.kv_read_fraction, 6),
         }
 
 
-def evaluate_decoder(model, cfg: Config, ids: np.ndarray, prompt: int) -> DecoderFidelity:
+@dataclass(frozen=True)
+class DenseDecoding:
+    """The dense float32 model on the scored positions (shared by every config compared)."""
+
+    nll: np.ndarray
+    top1: np.ndarray
+
+
+def dense_decoding(model, ids: np.ndarray, prompt: int) -> DenseDecoding:
+    from spatten_hls.compiler.realmodels import llama
+
+    ids = np.asarray(ids, dtype=np.int64)
+    logits = llama.forward(model, ids)[prompt:-1]
+    return DenseDecoding(llama.token_nll(logits, ids[prompt + 1 :]), logits.argmax(axis=1))
+
+
+def evaluate_decoder(
+    model,
+    cfg: Config,
+    ids: np.ndarray,
+    prompt: int,
+    protocol: str = "decode",
+    dense: DenseDecoding | None = None,
+    progress: bool | None = False,
+) -> DecoderFidelity:
     """Perplexity and top-1 agreement of token-by-token SpAtten decoding against the dense
     model, on the same text (teacher forcing) and the same predicted positions."""
-    from spatten_hls.compiler.realmodels import llama
     from spatten_hls.compiler.realmodels.decode import decode_spatten
 
     ids = np.asarray(ids, dtype=np.int64)
-    run = decode_spatten(model, ids, prompt, cfg)
-    logits = llama.forward(model, ids)[prompt:-1]
-    dense_nll = llama.token_nll(logits, ids[prompt + 1 :])
+    run = decode_spatten(model, ids, prompt, cfg, protocol, progress)
+    dense = dense or dense_decoding(model, ids, prompt)
     return DecoderFidelity(
         model=model.spec.name,
         prompt_tokens=prompt,
         decode_steps=len(ids) - prompt - 1,
-        ppl_dense=float(np.exp(dense_nll.mean())),
+        ppl_dense=float(np.exp(dense.nll.mean())),
         ppl_spatten=float(np.exp(run.nll.mean())),
-        top1_agreement=float(np.mean(run.top1 == logits.argmax(axis=1))),
+        top1_agreement=float(np.mean(run.top1 == dense.top1)),
         dram_bytes=run.result.dram_bytes["total"],
         dense_dram_bytes=run.result.dense_dram_bytes,
         requant_fraction=float(np.mean([r.requant_fraction for r in run.result.layers])),
+        kv_read_fraction=run.result.kv_read_fraction,
+        protocol=protocol,
     )

@@ -15,33 +15,45 @@ from spatten_hls.compiler.sim.quantized import LayerCodes
 
 @dataclass
 class PruningState:
-    """What cascade pruning remembers between layers and generation steps.
+    """What token and head pruning remember between layers and generation steps.
 
-    A token is visible to layer l while l < token_dropped_at[token]: a token_select after
-    layer l sets it to l, so the token is gone from every later layer of this step and from
-    layer l onwards in later steps (layers before l still see it, which keeps per-layer
-    key counts constant across steps as in SpAtten's GPT-2 traces). Heads follow the same
-    rule with head_dropped_at. Importances are integer accumulators (docs/numerics.md).
+    Token state has `token_rows` rows of `context` entries, flat: one row for the cascade
+    (and every summarization), one per layer for a per-layer policy in generation (each
+    layer's own KV cache). A token is visible to layer l while l < dropped_at[row][token]
+    (row: 0, or l itself): a token_select after layer l sets it to l. In the cascade the
+    token is then gone from every later layer of this step and from layer l onwards in later
+    steps (layers before l still see it, which keeps per-layer key counts constant across
+    steps as in SpAtten's GPT-2 traces); with a row per layer it leaves layer l's cache only.
+    Heads follow the cascade rule with head_dropped_at. Importances are integer
+    accumulators (docs/numerics.md).
     """
 
     token_dropped_at: np.ndarray
     token_importance: np.ndarray
     head_dropped_at: np.ndarray
     head_importance: np.ndarray
+    token_rows: int = 1
 
     @classmethod
-    def fresh(cls, info: GraphInfo) -> PruningState:
+    def fresh(cls, info: GraphInfo, token_rows: int = 1) -> PruningState:
         never = info.num_layers
         return cls(
-            np.full(info.context, never, dtype=np.int64),
-            np.zeros(info.context, dtype=np.int64),
+            np.full(token_rows * info.context, never, dtype=np.int64),
+            np.zeros(token_rows * info.context, dtype=np.int64),
             np.full(info.num_heads, never, dtype=np.int64),
             np.zeros(info.num_heads, dtype=np.int64),
+            token_rows,
         )
+
+    def token_row(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Views of (dropped_at, importance) of the token state `layer` reads and writes."""
+        context = len(self.token_dropped_at) // self.token_rows
+        at = slice(layer * context, (layer + 1) * context) if self.token_rows > 1 else slice(None)
+        return self.token_dropped_at[at], self.token_importance[at]
 
     def visible_tokens(self, layer: int, end: int) -> np.ndarray:
         """Positions < end that layer `layer` still sees, ascending."""
-        return np.flatnonzero(self.token_dropped_at[:end] > layer)
+        return np.flatnonzero(self.token_row(layer)[0][:end] > layer)
 
     def alive_heads(self, layer: int) -> np.ndarray:
         return self.head_dropped_at > layer
@@ -61,6 +73,7 @@ class Frame:
     topk_comparators: int | None  # the plan's top-k engine; None: no plan, no cycles counted
     value_comparators: int | None  # the plan's value top-k engine, likewise
     step_query: int | None  # generation: the position of this step's own token
+    seq_end: int  # the sequence so far: keys are positions < seq_end
     values_fetched: int = 0
     prob_rows: int = 0  # (query, head) rows that went through the requant decision
     requant_rows: int = 0  # ... of which were recomputed with the full K
@@ -125,8 +138,8 @@ class Frame:
 
     @property
     def end(self) -> int:
-        """Length of the sequence so far (the token protections count from here)."""
-        return int(max(self.q_rows[-1], self.k_rows[-1])) + 1
+        """Length of the sequence so far (keep counts and token protections count from here)."""
+        return self.seq_end
 
     def group_alive(self, kv_head: int, group_size: int) -> bool:
         return bool(self.heads_alive[kv_head * group_size : (kv_head + 1) * group_size].any())

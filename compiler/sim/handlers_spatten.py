@@ -28,6 +28,7 @@ from spatten_hls.kernels.fused import qk_accumulate_f64, scaled_softmax_visible
 from spatten_hls.kernels.importance import (
     abs_sum,
     add_column_sums,
+    keep_recent,
     select_survivors,
     value_topk_rows,
 )
@@ -92,25 +93,33 @@ def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType)
 def _token_importance(
     f: Frame, op: TokenImportance, args: list, ins: list, out: TensorType
 ) -> None:
+    importance = f.state.token_row(f.layer)[1]
+    if op.fresh:  # this invocation's attention only
+        importance[f.k_rows] = 0
     for probs in args[: len(op.heads)]:
         if probs is not None:  # None: a pruned head
-            add_column_sums(f.state.token_importance, f.k_rows, probs)
+            add_column_sums(importance, f.k_rows, probs)
 
 
 def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorType) -> None:
     candidates = f.k_rows
-    if len(candidates) <= op.keep:
+    keep = op.kept(f.end)
+    if len(candidates) <= keep:
         return
     end = f.end
     protected = (candidates < op.keep_first) | (candidates >= end - op.keep_recent)
     if f.step_query is not None:  # a decode step never prunes its own token
         protected |= candidates == f.step_query
-    survivors, cycles = select_survivors(
-        f.state.token_importance[candidates], protected, op.keep, f.topk_comparators or 1
-    )
+    dropped_at, importance = f.state.token_row(f.layer)
+    if op.by_recency:
+        survivors, cycles = keep_recent(protected, keep, f.topk_comparators or 1)
+    else:
+        survivors, cycles = select_survivors(
+            importance[candidates], protected, keep, f.topk_comparators or 1
+        )
     f.topk_cycles += cycles if f.topk_comparators else 0
     f.token_selected = True
-    f.state.token_dropped_at[candidates[~survivors]] = op.layer
+    dropped_at[candidates[~survivors]] = op.layer
 
 
 def _head_importance(f: Frame, op: HeadImportance, args: list, ins: list, out: TensorType) -> None:

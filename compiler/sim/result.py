@@ -133,6 +133,20 @@ class SimResult:
     def dram_reduction(self) -> float:
         return self.dense_dram_bytes / max(self.dram_bytes["total"], 1)
 
+    @property
+    def kv_entries(self) -> tuple[int, int]:
+        """(KV entries read, what dense attention reads), summed over layers and steps: a
+        layer reads its visible keys once per KV head with a live query head; dense reads
+        every position so far of every KV head."""
+        read = sum(s.keys * s.kv_heads for s in self.steps)
+        dense = sum(s.rows.end * self.info.num_kv_heads for s in self.steps)
+        return read, dense
+
+    @property
+    def kv_read_fraction(self) -> float:
+        read, dense = self.kv_entries
+        return read / dense if dense else 1.0
+
     def to_json_dict(self) -> dict[str, Any]:
         i = self.info
         layers = []
@@ -154,6 +168,7 @@ class SimResult:
             "dram_bytes": dict(self.dram_bytes),
             "dense_dram_bytes": self.dense_dram_bytes,
             "dram_reduction": round(self.dram_reduction, 6),
+            "kv_read_fraction": round(self.kv_read_fraction, 6),
             "rel_err_vs_float": self.rel_err_vs_float,
         }
 

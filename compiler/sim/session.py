@@ -15,6 +15,7 @@ import numpy as np
 
 from spatten_hls.compiler.errors import SimulationError
 from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
+from spatten_hls.compiler.sim.frame import PruningState
 from spatten_hls.compiler.sim.result import SimResult
 from spatten_hls.compiler.sim.simulation import Simulation
 
@@ -47,7 +48,8 @@ class SummarizationSession:
         self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run one layer on float q [heads, n, d], k and v [kv_heads, n, d] of the visible
-        tokens; return (output [heads, n, d] float32, positions alive after the layer)."""
+        tokens; return (output [heads, n, d] float32, positions alive after the layer: all
+        of them when the layer selects for its own KV cache only)."""
         if layer != self._next_layer:
             raise SimulationError(
                 f"layers run in order: expected layer {self._next_layer}, got {layer}"
@@ -61,7 +63,10 @@ class SummarizationSession:
             sim.set_v_scale_reference(v)
         sim.run_layer(layer, (0, seq_len), seq_len, None)
         self._next_layer += 1
-        alive = np.flatnonzero(sim.state.token_dropped_at[:seq_len] > layer)
+        if sim.state.token_rows > 1:  # the layer evicted from its own KV cache only
+            alive = np.arange(seq_len)
+        else:
+            alive = sim.state.visible_tokens(layer, seq_len)
         return sim.output(layer, rows), alive
 
     def finish(self) -> SimResult:
@@ -101,6 +106,24 @@ class GenerationSession:
             sim.set_v_scale_reference(v)
         sim.quantize(layer)
         self._calibrated[layer] = True
+
+    def adopt_prompt_selection(self, prompt_state: PruningState) -> None:
+        """Start the decode steps from the token selection a summarization of the prompt made
+        (the prefill protocol): each layer sees the prompt tokens that run left visible to
+        it, in the same rows (one cascade row, or one per layer)."""
+        if self._next != (self.info.seq_len, 0):
+            raise SimulationError("adopt the prompt's selection before the first step")
+        p, context = self.info.seq_len, self.info.context
+        rows = prompt_state.token_rows
+        dropped = np.full((rows, context), self.info.num_layers, dtype=np.int64)
+        dropped[:, :p] = prompt_state.token_dropped_at.reshape(rows, -1)[:, :p]
+        self._sim.state = PruningState(
+            dropped.ravel(),
+            np.zeros(rows * context, dtype=np.int64),
+            self._sim.state.head_dropped_at,
+            self._sim.state.head_importance,
+            rows,
+        )
 
     def step(
         self, layer: int, position: int, q: np.ndarray, k: np.ndarray, v: np.ndarray

@@ -26,6 +26,7 @@ from spatten_hls.compiler.errors import SimulationError
 from spatten_hls.compiler.ir.graph import AttnGraph, GraphInfo
 from spatten_hls.compiler.ir.ops import Scale
 from spatten_hls.compiler.ir.ops_spatten import Requant
+from spatten_hls.compiler.ir.token_state import token_state
 from spatten_hls.compiler.ir.widths import bit_widths
 from spatten_hls.compiler.sim.buffers import BufferPool
 from spatten_hls.compiler.sim.dram import BASELINE_BITS, DramCounter, dense_baseline_bytes
@@ -103,7 +104,7 @@ class Simulation:
         self.port_rows = PortRows.of(g.plan, self.bits, info.head_dim)
         self.baseline_row = coded_row_bytes(g.plan, BASELINE_BITS, info.head_dim)
         self.reference, self.keep_codes = reference, keep_codes
-        self.state = PruningState.fresh(info)
+        self.state = PruningState.fresh(info, token_state(g).rows)
         self.dram = DramCounter()
         self.pool = BufferPool()
         self.workers: ThreadPoolExecutor | None = None
@@ -239,6 +240,7 @@ class Simulation:
             self.comparators,
             self.value_comparators,
             step_query,
+            end,
         )
         out = run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
         self.out_codes[layer][:, q_rows] = out
@@ -299,9 +301,8 @@ class Simulation:
             steps=self.steps,
         )
         for layer, record in enumerate(self.records):
-            record.kept_tokens = [
-                int(t) for t in np.flatnonzero(self.state.token_dropped_at[: info.context] > layer)
-            ]
+            # alive after the layer: its selection (dropped_at = layer) has run
+            record.kept_tokens = [int(t) for t in self.state.visible_tokens(layer, info.context)]
             record.heads_kept = [int(h) for h in np.flatnonzero(self.state.head_dropped_at > layer)]
             redone, rows = self.requant[layer]
             record.requant_fraction = float(redone / rows) if rows else 0.0

@@ -135,6 +135,47 @@ CASES: dict[str, dict] = {
         "model": model("tiles", "gpt2", 2, 4, 16, kv_heads=2),
         "config": {"model": {"seq_len": 40}, **ALL_TECHNIQUES, "hardware": {"max_tokens": 16}},
     },
+    # the per-layer policies: each layer's own KV cache (a state row per layer)
+    "generation-per-layer": {
+        "model": model("gen-per-layer", "llama", 3, 4, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "per-layer",
+                "schedule": "uniform",
+                "keep": 0.5,
+                "keep_first": 2,
+                "keep_recent": 2,
+            },
+            "value_pruning": {"enabled": True, "keep": 0.5},
+        },
+    },
+    "generation-current": {
+        "model": model("gen-current", "gpt2", 2, 4, 16),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "current",
+                "keep": 0.45,
+                "skip_first": 0.0,
+            },
+        },
+    },
+    "generation-window": {
+        "model": model("gen-window", "llama", 2, 4, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "window",
+                "schedule": "uniform",
+                "keep": 0.5,
+                "keep_first": 2,
+            },
+        },
+    },
 }
 
 
@@ -163,7 +204,8 @@ def designs(design_factory, request: pytest.FixtureRequest):
 
 def state_parts(design, state: np.ndarray) -> dict[str, np.ndarray]:
     info = design.graph.info
-    ctx, heads = info.context, info.num_heads
+    ctx = info.context * design.graph.plan.importance.token_state_rows
+    heads = info.num_heads
     return {
         "token_dropped_at": state[:ctx],
         "token_importance": state[ctx : 2 * ctx],
@@ -204,9 +246,15 @@ def test_design_matches_simulator(designs, name: str) -> None:
 
 
 def select_keeps(design, kind: type) -> dict[int, int]:
-    """Layer -> keep count of the graph's TokenSelect / HeadSelect nodes."""
+    """Layer -> keep count of the graph's TokenSelect (at the whole context) / HeadSelect
+    nodes."""
     ops = (design.graph.op(n) for n in design.graph.nx_graph.nodes)
-    return {op.layer: op.keep for op in ops if isinstance(op, kind)}
+    context = design.graph.info.context
+    return {
+        op.layer: op.kept(context) if isinstance(op, TokenSelect) else op.keep
+        for op in ops
+        if isinstance(op, kind)
+    }
 
 
 def assert_alive_counts(dropped_at: np.ndarray, keeps: dict[int, int]) -> None:
@@ -285,6 +333,33 @@ def test_technique_changes_the_output(designs, name: str, section: str) -> None:
         assert np.array_equal(plain[plane], pruned.arrays[plane])
     assert not np.array_equal(plain["out"], pruned.arrays["out"])
     assert np.array_equal(run.out, pruned.arrays["out"])
+
+
+@uses("generation-per-layer", "generation-current", "generation-window")
+def test_per_layer_policies_keep_a_cache_per_layer(designs) -> None:
+    """Each layer's row of the design's state evicts tokens of its own, down to
+    floor(context * keep_l) at the end; the window policy keeps its sinks and the most
+    recent."""
+    for name in ("generation-per-layer", "generation-current", "generation-window"):
+        design = designs.get(CASES[name])
+        keeps = select_keeps(design, TokenSelect)
+        info = design.graph.info
+        params = design.files["src/params.h"].decode()
+        assert f"TOKEN_STATE_ROWS = {info.num_layers};" in params
+        assert ("TOKEN_BY_RECENCY = true;" in params) == (name == "generation-window")
+        assert ("TOKEN_SCORES_FRESH = true;" in params) == (name == "generation-current")
+        _, run = design.run(1)
+        rows = state_parts(design, run.state)["token_dropped_at"].reshape(info.num_layers, -1)
+        for layer, row in enumerate(rows):
+            kept = np.flatnonzero(row > layer)
+            assert set(np.unique(row[row <= layer]).tolist()) <= {layer}
+            assert len(kept) == keeps[layer], (name, layer)
+            if name == "generation-window":
+                recent = keeps[layer] - 2
+                assert kept.tolist() == [0, 1, *range(info.context - recent, info.context)]
+        assert len({tuple(np.flatnonzero(r > i)) for i, r in enumerate(rows)}) > 1 or (
+            name == "generation-window"
+        ), name
 
 
 @uses("progressive-requant")

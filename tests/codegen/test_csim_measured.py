@@ -65,6 +65,50 @@ SHAPES = {
             "head_pruning": {"enabled": True, "keep": 0.5, "skip_first": 0.0},
         },
     },
+    # the per-layer policies: a row of token state per layer (loaded and stored once), and the
+    # window's selection without the quick-select (the same cases as test_csim_bitexact's)
+    "per-layer-generation": {
+        "model": {
+            "name": "gen-per-layer",
+            "family": "llama",
+            "layers": 3,
+            "heads": 4,
+            "kv_heads": 2,
+            "head_dim": 16,
+        },
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "per-layer",
+                "schedule": "uniform",
+                "keep": 0.5,
+                "keep_first": 2,
+                "keep_recent": 2,
+            },
+            "value_pruning": {"enabled": True, "keep": 0.5},
+        },
+    },
+    "window-generation": {
+        "model": {
+            "name": "gen-window",
+            "family": "llama",
+            "layers": 2,
+            "heads": 4,
+            "kv_heads": 2,
+            "head_dim": 16,
+        },
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "window",
+                "schedule": "uniform",
+                "keep": 0.5,
+                "keep_first": 2,
+            },
+        },
+    },
     "tiled": {
         "model": model("bert", 2, 4, 32),
         "config": {

@@ -1,7 +1,8 @@
 """Property: any small configuration compiles to C++ that equals the simulator bit for bit.
 
 Random models (1-3 layers, grouped or plain heads, head_dim 8/16/32, 4-40 tokens, either
-stage) and random technique settings (token, head and value pruning with random keeps,
+stage) and random technique settings (token pruning under every policy and schedule, head
+and value pruning with random keeps,
 progressive quantization with random thresholds, random bit widths, top-k parallelism and
 K/V buffer sizes, so some designs walk several key tiles). Each design is one g++ build
 (~5 s), so the example count is small; each example builds two designs in parallel.
@@ -58,8 +59,11 @@ def cases(draw: st.DrawFn) -> dict:
         },
     }
     if draw(st.booleans()):
+        policies = ["cascade", "current", "window"] + (["per-layer"] if generation else [])
         config["token_pruning"] = {
             "enabled": True,
+            "policy": draw(st.sampled_from(policies)),
+            "schedule": draw(st.sampled_from(["ramp", "uniform"])),
             "keep": draw(fractions(20, 100)),
             "skip_first": draw(st.sampled_from([0.0, 0.34])),
             "keep_first": draw(st.integers(0, 3)),

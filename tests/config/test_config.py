@@ -19,10 +19,14 @@ FULL_TOML = """\
 seq_len = 200
 stage = "generation"
 gen_tokens = 16
+pooling_pruned = "carry"
 
 [token_pruning]
 enabled = true
+policy = "per-layer"
+schedule = "uniform"
 keep = 0.6
+granularity = "layer"
 keep_per_layer = [1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5, 0.5]
 skip_first = 0.2
 keep_first = 1
@@ -139,11 +143,19 @@ def test_full_file_loads_every_key(tmp_path):
     cfg = load_config(path)
     assert cfg.source == str(path)
     assert cfg.to_dict() == {
-        "model": {"seq_len": 200, "stage": "generation", "gen_tokens": 16},
+        "model": {
+            "seq_len": 200,
+            "stage": "generation",
+            "gen_tokens": 16,
+            "pooling_pruned": "carry",
+        },
         "token_pruning": {
             "enabled": True,
+            "policy": "per-layer",
+            "schedule": "uniform",
             "keep": 0.6,
             "keep_per_layer": [1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5, 0.5],
+            "granularity": "layer",
             "skip_first": 0.2,
             "keep_first": 1,
             "keep_recent": 4,

@@ -112,8 +112,8 @@ TOKEN_PRUNED = """\
 %l0.h1.softmax = softmax(%l0.h1.mask) {head=1, layer=0} : ufixed<17,16>[4,4]  # test:tiny/layer0/head1
 %l0.h1.pv = matmul_pv(%l0.h1.softmax, %l0.kv0.load_v) {head=1, kv_head=0, layer=0} : fixed<12,0>[4,4]  # test:tiny/layer0/head1
 %l0.concat = head_concat(%l0.h0.pv, %l0.h1.pv) {heads=[0, 1], layer=0} : fixed<12,0>[4,8]  # test:tiny/layer0
-%l0.token_importance = token_importance(%l0.h0.softmax, %l0.h1.softmax) {chained=false, heads=[0, 1], layer=0} : ufixed<64,16>[4]  # test:tiny/layer0 | insert-token-pruning
-%l0.token_select = token_select(%l0.token_importance) {keep=3, keep_first=0, keep_recent=0, layer=0} : ufixed<1,0>[4]  # test:tiny/layer0 | insert-token-pruning
+%l0.token_importance = token_importance(%l0.h0.softmax, %l0.h1.softmax) {chained=false, fresh=false, heads=[0, 1], layer=0} : ufixed<64,16>[4]  # test:tiny/layer0 | insert-token-pruning
+%l0.token_select = token_select(%l0.token_importance) {by_recency=false, keep=0.75, keep_first=0, keep_recent=0, layer=0, own_layer=false} : ufixed<1,0>[4]  # test:tiny/layer0 | insert-token-pruning
 %l1.kv0.load_k = load_k(%l0.token_select) {bits=12, gates=[tokens], head_dim=4, kv_head=0, layer=1, msb_bits=8, tokens=4} : fixed<12,0>[4,4]  # test:tiny/layer1/kv_head0 | assign-quant-types | insert-token-pruning
 %l1.kv0.load_v = load_v(%l0.token_select) {bits=12, gates=[tokens], head_dim=4, kv_head=0, layer=1, tokens=4} : fixed<12,0>[4,4]  # test:tiny/layer1/kv_head0 | assign-quant-types | insert-token-pruning
 %l1.h0.load_q = load_q(%l0.token_select) {bits=12, gates=[tokens], head=0, head_dim=4, layer=1, tokens=4} : fixed<12,0>[4,4]  # test:tiny/layer1/head0 | assign-quant-types | insert-token-pruning
@@ -129,8 +129,8 @@ TOKEN_PRUNED = """\
 %l1.h1.softmax = softmax(%l1.h1.mask) {head=1, layer=1} : ufixed<17,16>[4,4]  # test:tiny/layer1/head1
 %l1.h1.pv = matmul_pv(%l1.h1.softmax, %l1.kv0.load_v) {head=1, kv_head=0, layer=1} : fixed<12,0>[4,4]  # test:tiny/layer1/head1
 %l1.concat = head_concat(%l1.h0.pv, %l1.h1.pv) {heads=[0, 1], layer=1} : fixed<12,0>[4,8]  # test:tiny/layer1
-%l1.token_importance = token_importance(%l1.h0.softmax, %l1.h1.softmax, %l0.token_importance) {chained=true, heads=[0, 1], layer=1} : ufixed<64,16>[4]  # test:tiny/layer1 | insert-token-pruning
-%l1.token_select = token_select(%l1.token_importance) {keep=1, keep_first=0, keep_recent=0, layer=1} : ufixed<1,0>[4]  # test:tiny/layer1 | insert-token-pruning
+%l1.token_importance = token_importance(%l1.h0.softmax, %l1.h1.softmax, %l0.token_importance) {chained=true, fresh=false, heads=[0, 1], layer=1} : ufixed<64,16>[4]  # test:tiny/layer1 | insert-token-pruning
+%l1.token_select = token_select(%l1.token_importance) {by_recency=false, keep=0.25, keep_first=0, keep_recent=0, layer=1, own_layer=false} : ufixed<1,0>[4]  # test:tiny/layer1 | insert-token-pruning
 """  # noqa: E501
 
 
@@ -310,7 +310,7 @@ def test_token_select_only_where_count_below_context():
     g = run(tiny(3), cfg, ["insert-token-pruning"])
     selects = of_kind(g, TokenSelect)
     assert selects == ["l1.token_select", "l2.token_select"]
-    assert [g.op(s).keep for s in selects] == [2, 2]
+    assert [g.op(s).kept(g.info.seq_len) for s in selects] == [2, 2]
     for load in of_kind(g, LoadOp):
         op = g.op(load)
         if op.layer <= 1:
@@ -331,7 +331,7 @@ def test_later_layers_gated_by_latest_select():
     g = run(tiny(4, heads=4, kv_heads=2), cfg, ["insert-token-pruning"])
     selects = of_kind(g, TokenSelect)
     assert selects == [f"l{i}.token_select" for i in range(4)]
-    assert [g.op(s).keep for s in selects] == [3, 2, 1, 1]
+    assert [g.op(s).kept(g.info.seq_len) for s in selects] == [3, 2, 1, 1]
     assert all(g.op(s).keep_first == 1 and g.op(s).keep_recent == 2 for s in selects)
     loads = of_kind(g, LoadOp)
     assert {type(g.op(n)) for n in loads} == {LoadQ, LoadK, LoadV}
@@ -342,7 +342,9 @@ def test_later_layers_gated_by_latest_select():
         assert op.gates == (("tokens",) if op.layer else ())
 
 
-def test_token_counts_relative_to_generation_context():
+def test_token_counts_relative_to_the_current_context():
+    """In generation a selection keeps floor(end * keep) of the `end` tokens so far, at every
+    step (the first steps prune too)."""
     cfg = config_from_dict(
         {
             "model": {"seq_len": 4, "stage": "generation", "gen_tokens": 4},
@@ -351,7 +353,8 @@ def test_token_counts_relative_to_generation_context():
     )
     g = run(tiny(1), cfg, ["insert-token-pruning"])
     assert g.info.context == 8
-    assert [g.op(s).keep for s in of_kind(g, TokenSelect)] == [4]
+    (select,) = of_kind(g, TokenSelect)
+    assert [g.op(select).kept(end) for end in range(5, 9)] == [2, 3, 3, 4]
 
 
 def test_token_importance_reads_requant_when_progressive():

@@ -11,11 +11,10 @@ tokens per layer after the last step), so the per-step history is taken in two w
   dropped. The wrappers call the real handlers unchanged, so the run is the same run.
 * Runs of increasing length (the last test): `simulate` with gen_tokens = 1, 2, ..., G on
   prefixes of the same inputs. That is a sound picture of "the first g steps" only if nothing
-  else changes with G, which is not automatic: keep counts are floor(L * keep_l) with
-  L = seq_len + gen_tokens, and quantization scales are taken over every position given.
-  The test therefore pins every (layer, head) scale with one planted element at position 0
-  and picks keep fractions n_l / (seq_len + 1) whose floors are the same for every L it uses
-  (asserted); it then checks the public results against the instrumented history.
+  else changes with G: keep counts are floor(end * keep_l) of the context so far (they do not
+  depend on G), but quantization scales are taken over every position given. The test
+  therefore pins every (layer, head) scale with one planted element at position 0; it then
+  checks the public results against the instrumented history.
 """
 
 from __future__ import annotations
@@ -196,31 +195,22 @@ def test_step_token_is_never_pruned_in_its_own_step(gpt2_run) -> None:
     assert later and all(tok < step for step, tok in later)
 
 
-def test_per_layer_key_counts_settle_at_the_schedule(gpt2_run) -> None:
-    """Like SpAtten's GPT-2 traces (921/716/204/102 of 1024): once a layer's cache exceeds
-    floor(L * keep_l), the layer keeps exactly that many keys in every later step and sees
-    at most one more (the step's new token)."""
+def test_per_layer_key_counts_follow_the_current_context(gpt2_run) -> None:
+    """Budgets are fractions of the current context: at the step whose sequence holds `end`
+    tokens, layer l keeps floor(end * keep_l) of the keys it sees (all of them when it sees
+    fewer), so the first steps prune too and the kept counts grow with the context. After the
+    last step the counts are SpAtten's GPT-2 trace shape (921/716/204/102 of 1024)."""
     result, frames = gpt2_run
+    for f in frames:
+        k = floor_counts(f.step + 1, GPT2_KEEP)[f.layer]
+        kept = len(f.keys) - (0 if f.dropped is None else len(f.dropped))
+        assert kept == min(len(f.keys), k), (f.step, f.layer)
+    first = [f for f in frames if f.step == GPT2_SEQ]  # the first step prunes already
+    assert [len(f.dropped) for f in first[:3]] == [101 - 90, 90 - 70, 70 - 20]
     context = GPT2_SEQ + GPT2_GEN
     counts = floor_counts(context, GPT2_KEEP)
     assert counts == [115, 89, 25, 25, 25, 25, 12, 12, 12, 12, 12, 12]
-    reached: list[int | None] = [None] * 12
-    for f in frames:
-        k = counts[f.layer]
-        kept = len(f.keys) - (0 if f.dropped is None else len(f.dropped))
-        if reached[f.layer] is not None:  # a later step: the count holds
-            assert len(f.keys) in (k, k + 1), (f.step, f.layer, len(f.keys))
-            assert kept == k, (f.step, f.layer)
-        elif len(f.keys) >= k:  # the first step whose cache reaches the count
-            assert kept == k
-            reached[f.layer] = f.step
-        else:
-            assert kept == len(f.keys) < k
-    # layer 0 reaches its count once the cache holds 115 positions; the others at once
-    assert reached == [GPT2_SEQ + 14] + [GPT2_SEQ] * 11
     assert [len(r.kept_tokens) for r in result.layers] == counts
-    assert all(r.tokens_in in (k, k + 1) for r, k in zip(result.layers, counts, strict=True))
-    # the trace's shape: 0.9 / 0.7 / 0.2 / 0.1 of the full length
     assert [round(counts[i] / context, 1) for i in (0, 1, 2, 6)] == [0.9, 0.7, 0.2, 0.1]
 
 
@@ -240,13 +230,12 @@ def test_importance_accumulates_across_layers_and_steps(gpt2_run) -> None:
         assert abs(int(added.sum()) - 2 * 65536) < 2 * 65536 * 0.01
     # every selection is the top-k of the *accumulated* importance (ties to lower index),
     # which in this run differs from what the current step's importance alone would pick
-    counts = floor_counts(GPT2_SEQ + GPT2_GEN, GPT2_KEEP)
     differs = 0
     for f in frames:
         if f.dropped is None or not len(f.dropped):
             continue
         free = [int(t) for t in f.keys if t != f.step]  # the step's own token is protected
-        n = counts[f.layer] - 1
+        n = floor_counts(f.step + 1, GPT2_KEEP)[f.layer] - 1
         survivors = set(f.keys) - set(f.dropped) - {f.step}
         assert survivors == top_k(free, f.at_select, n), (f.step, f.layer)
         this_step = f.after - next(g.before for g in frames if g.step == f.step and g.layer == 0)
@@ -275,7 +264,8 @@ def test_protected_positions_are_never_pruned(
             assert not dropped & set(range(keep_first))
             assert not dropped & set(range(f.step + 1 - keep_recent, f.step + 1))
     assert set(range(keep_first)) <= set(result.layers[-1].kept_tokens)
-    assert len(result.layers[-1].kept_tokens) == 5
+    # the last layer keeps at most floor(26 * 0.2) = 5 (fewer when the cascade starved it)
+    assert 0 < len(result.layers[-1].kept_tokens) <= 5
 
 
 def test_gqa_generation_prunes_the_shared_cache(monkeypatch) -> None:

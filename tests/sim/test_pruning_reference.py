@@ -1,10 +1,13 @@
-"""Cascade token and head pruning against an independent float64 reference.
+"""Token pruning (every policy) and cascade head pruning against an independent float64
+reference.
 
 The reference below shares no code with the simulator: it runs plain float attention
 (softmax(q k^T / sqrt(d), causal) v on the float inputs), accumulates token importance as the
-column sums of the float probabilities and head importance as sum |E| in real units, and
-applies the same keep schedule (floor(L * keep_l)) with a sorted top-k (ties to the lower
-index) and the documented visibility rules (docs/ir.md, "Pruning semantics"). The simulator
+column sums of the float probabilities (per policy: one cascade score, a score per layer, or
+this invocation's only) and head importance as sum |E| in real units, and applies the same
+keep schedule (floor(end * keep_l) of the `end` tokens so far) with a sorted top-k (ties to
+the lower index), or the most recent tokens for the window policy, and the documented
+visibility rules (docs/ir.md, "Pruning semantics"). The simulator
 works on integer codes, so its importances are quantized versions of these; whenever the float
 importances of the last kept and the first dropped candidate differ by more than 1 %
 (checked here before comparing) both must choose the same tokens and heads.
@@ -53,6 +56,7 @@ def build(
     value_keep: float | None = None,
     keep_first: int = 0,
     keep_recent: int = 0,
+    policy: str = "cascade",
 ) -> tuple[AttnGraph, object]:
     spec = ModelSpec(
         name="ref-gpt" if causal else "ref-bert",
@@ -76,6 +80,7 @@ def build(
             "keep_per_layer": list(token_keep),
             "keep_first": keep_first,
             "keep_recent": keep_recent,
+            "policy": policy,
         }
     if head_keep is not None:
         raw["head_pruning"] = {"enabled": True, "keep_per_layer": list(head_keep)}
@@ -145,11 +150,12 @@ class FloatCascade:
     stage: str
     seq: int
     gen: int
-    token_counts: list[int] | None
+    token_fractions: list[float] | None
     head_counts: list[int] | None
     value_keep: float | None = None
     keep_first: int = 0
     keep_recent: int = 0
+    policy: str = "cascade"
     gaps: list[float] = field(default_factory=list)
     value_rows: list = field(default_factory=list)  # (layer, head, query, keys, kept, gap)
     tokens_in: list[int] = field(default_factory=list)
@@ -157,9 +163,13 @@ class FloatCascade:
     def run(self) -> FloatCascade:
         context = self.seq + (self.gen if self.stage == "generation" else 0)
         never = self.layers
-        self.token_dropped = np.full(context, never)
+        # one row of token state, or (a per-layer policy in generation) one per layer
+        own_cache = self.policy != "cascade" and self.stage == "generation"
+        rows = self.layers if own_cache else 1
+        self.row = (lambda layer: layer) if own_cache else (lambda layer: 0)
+        self.token_dropped = np.full((rows, context), never)
         self.head_dropped = np.full(self.heads, never)
-        self.token_imp = np.zeros(context)
+        self.token_imp = np.zeros((rows, context))
         self.head_imp = np.zeros(self.heads)
         self.tokens_in = [0] * self.layers
         group = self.heads // self.kv_heads
@@ -169,7 +179,10 @@ class FloatCascade:
             steps = [((p, p + 1), p + 1, p) for p in range(self.seq, context)]
         for (q0, q1), end, own in steps:
             for layer in range(self.layers):
-                keys = np.array([j for j in range(end) if self.token_dropped[j] > layer])
+                row = self.row(layer)
+                keys = np.array([j for j in range(end) if self.token_dropped[row, j] > layer])
+                if self.policy == "current":
+                    self.token_imp[row] = 0.0
                 queries = keys[(keys >= q0) & (keys < q1)]
                 alive = [h for h in range(self.heads) if self.head_dropped[h] > layer]
                 self.tokens_in[layer] = len(keys)
@@ -183,11 +196,11 @@ class FloatCascade:
                         z = np.where(keys[None, :] <= queries[:, None], z, -np.inf)
                     p = np.exp(z - z.max(axis=1, keepdims=True))
                     p /= p.sum(axis=1, keepdims=True)
-                    self.token_imp[keys] += p.sum(axis=0)
+                    self.token_imp[row, keys] += p.sum(axis=0)
                     if self.value_keep is not None:
                         p = self._value_prune(p, layer, h, queries, keys)
                     self.head_imp[h] += np.abs(p @ v).sum()
-                self._select_tokens(layer, keys, end, own, context)
+                self._select_tokens(layer, keys, end, own)
                 self._select_heads(layer, alive)
         return self
 
@@ -215,23 +228,28 @@ class FloatCascade:
             )
         return pruned
 
-    def _select_tokens(self, layer, keys, end, own, context) -> None:
-        if self.token_counts is None or self.token_counts[layer] >= context:
+    def _select_tokens(self, layer, keys, end, own) -> None:
+        if self.token_fractions is None or self.token_fractions[layer] >= 1.0:
             return
-        keep = self.token_counts[layer]
+        keep = floor_counts(end, [self.token_fractions[layer]])[0]
         if len(keys) <= keep:
             return
+        row = self.row(layer)
         protected = (keys < self.keep_first) | (keys >= end - self.keep_recent)
         if own is not None:
             protected |= keys == own
         free = keys[~protected]
         n_free = max(keep - int(protected.sum()), 0)
-        values = self.token_imp[free]
-        self.gaps.append(relative_gap(values, n_free))
-        survivors = set(free[topk_lower_index(values, n_free)]) | set(keys[protected])
+        if self.policy == "window":  # the most recent, no scores
+            chosen = free[len(free) - n_free :] if n_free else free[:0]
+        else:
+            values = self.token_imp[row, free]
+            self.gaps.append(relative_gap(values, n_free))
+            chosen = free[topk_lower_index(values, n_free)]
+        survivors = set(chosen) | set(keys[protected])
         for j in keys:
             if j not in survivors:
-                self.token_dropped[j] = layer
+                self.token_dropped[row, j] = layer
 
     def _select_heads(self, layer, alive) -> None:
         if self.head_counts is None or self.head_counts[layer] >= self.heads:
@@ -248,7 +266,7 @@ class FloatCascade:
                 self.head_dropped[h] = layer
 
     def kept_tokens(self, layer: int) -> list[int]:
-        return [int(j) for j in np.flatnonzero(self.token_dropped > layer)]
+        return [int(j) for j in np.flatnonzero(self.token_dropped[self.row(layer)] > layer)]
 
     def kept_heads(self, layer: int) -> list[int]:
         return [int(h) for h in np.flatnonzero(self.head_dropped > layer)]
@@ -267,9 +285,9 @@ def reference_for(
     value_keep=None,
     keep_first: int = 0,
     keep_recent: int = 0,
+    policy: str = "cascade",
 ) -> FloatCascade:
     info = g.info
-    counts = None if token_keep is None else floor_counts(info.context, token_keep)
     heads = None if head_keep is None else floor_counts(info.num_heads, head_keep)
     return FloatCascade(
         inputs,
@@ -281,17 +299,20 @@ def reference_for(
         info.stage,
         info.seq_len,
         info.gen_tokens,
-        counts,
+        None if token_keep is None else list(token_keep),
         heads,
         value_keep,
         keep_first,
         keep_recent,
+        policy,
     ).run()
 
 
 def assert_same_selections(result, ref: FloatCascade) -> None:
-    assert ref.gaps, "the schedule made no cut"
-    assert min(ref.gaps) > MIN_GAP, f"near-tie in the float reference: {sorted(ref.gaps)[:3]}"
+    assert ref.gaps or ref.policy == "window", "the schedule made no cut"
+    assert min(ref.gaps, default=math.inf) > MIN_GAP, (
+        f"near-tie in the float reference: {sorted(ref.gaps)[:3]}"
+    )
     for layer, record in enumerate(result.layers):
         assert record.kept_tokens == ref.kept_tokens(layer), layer
         assert record.heads_kept == ref.kept_heads(layer), layer
@@ -347,6 +368,70 @@ def test_generation_matches_float_reference(seed: int) -> None:
     assert_same_selections(result, ref)
     assert [len(r.kept_tokens) for r in result.layers] == [27, 21, 15, 9]
     assert [len(r.heads_kept) for r in result.layers] == [4, 3, 3, 2]
+
+
+# the per-layer policies: each layer's own KV cache in generation, its own scores
+POLICY_CASES = [
+    ("per-layer", 3, 0, 0),
+    ("current", 5, 0, 0),
+    ("window", 3, 2, 0),
+    ("per-layer", 4, 1, 2),
+    ("current", 4, 2, 1),
+]
+
+
+@pytest.mark.parametrize("policy,seed,keep_first,keep_recent", POLICY_CASES)
+def test_generation_policies_match_float_reference(
+    policy: str, seed: int, keep_first: int, keep_recent: int
+) -> None:
+    token_keep = [0.8, 0.6, 0.5, 0.4]
+    g, _ = build(
+        causal=True,
+        stage="generation",
+        seq=24,
+        gen=6,
+        token_keep=token_keep,
+        head_keep=None,
+        keep_first=keep_first,
+        keep_recent=keep_recent,
+        policy=policy,
+    )
+    inputs = structured_inputs(g, seed)
+    result = simulate(g, inputs)
+    ref = reference_for(g, inputs, token_keep, None, 0, keep_first, keep_recent, policy)
+    assert_same_selections(result, ref)
+    # each layer's cache holds floor(30 * keep_l) after the last step
+    assert [len(r.kept_tokens) for r in result.layers] == [24, 18, 15, 12]
+    if policy == "window":
+        assert result.layers[-1].kept_tokens == [0, 1, *range(20, 30)]
+
+
+@pytest.mark.parametrize("policy", ["current", "window"])
+def test_summarization_policies_match_float_reference(policy: str) -> None:
+    g, _ = build(causal=False, head_keep=None, keep_first=1, policy=policy)
+    inputs = structured_inputs(g, 0)
+    result = simulate(g, inputs)
+    ref = reference_for(g, inputs, TOKEN_KEEP, None, keep_first=1, policy=policy)
+    assert_same_selections(result, ref)
+    assert [len(r.kept_tokens) for r in result.layers] == [32, 24, 16, 9]
+
+
+def test_policies_choose_differently() -> None:
+    """The same inputs and budget give different caches under different policies."""
+    kept = {}
+    for policy in ("cascade", "per-layer", "current", "window"):
+        g, _ = build(
+            causal=True,
+            stage="generation",
+            seq=24,
+            gen=6,
+            token_keep=[0.5] * LAYERS,
+            head_keep=None,
+            policy=policy,
+        )
+        result = simulate(g, structured_inputs(g, 3), reference=False)
+        kept[policy] = [tuple(r.kept_tokens) for r in result.layers]
+    assert len(set(map(tuple, kept.values()))) == 4, kept
 
 
 # -- local value pruning --------------------------------------------------------------------

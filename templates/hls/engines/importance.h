@@ -74,6 +74,47 @@ scatter:
     cycles += 2 * blocks;
 }
 
+// Survivors of n candidates in position order for the window policy: every protected one
+// plus the last (most recent) of the others, up to `keep` in total (kernels/importance.py
+// keep_recent). No scores and no quick-select: a pass counts the unprotected candidates and a
+// pass marks the survivors, P a cycle each.
+template <int MAXN, int P>
+void select_recent(const bool protected_[MAXN], int n, int keep, bool survivors[MAXN],
+                   int &cycles) {
+#pragma HLS INLINE off
+    int n_protected = 0;
+    const int blocks = (n + P - 1) / P;
+count:
+    for (int b = 0; b < blocks; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
+    count_lanes:
+        for (int l = 0; l < P; l++) {
+#pragma HLS UNROLL
+            const int i = b * P + l;
+            if (i < n && protected_[i]) n_protected++;
+        }
+    }
+    const int free_slots = keep - n_protected > 0 ? keep - n_protected : 0;
+    const int first_kept = (n - n_protected) - free_slots;  // unprotected ones before the window
+    int seen = 0;
+mark:
+    for (int b = 0; b < blocks; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT max=(MAXN + P - 1) / P
+    mark_lanes:
+        for (int l = 0; l < P; l++) {
+#pragma HLS UNROLL
+            const int i = b * P + l;
+            if (i < n) {
+                survivors[i] = protected_[i] || seen >= first_kept;
+                if (!protected_[i]) seen++;
+            }
+        }
+    }
+    cycles = 2 * blocks;
+}
+
 }  // namespace spatten
 
 #endif

@@ -40,10 +40,12 @@ struct layer_args {
     int control;     // LOAD_STATE | STORE_STATE
 };
 
+// The token state has TOKEN_STATE_ROWS rows of MAX_CTX entries: one for the cascade, one per
+// layer for a per-layer policy in generation (each layer's own KV cache and scores).
 template <class Cfg>
 struct pruning_state {
-    index_t token_dropped_at[Cfg::MAX_CTX];
-    importance_t token_importance[Cfg::MAX_CTX];
+    index_t token_dropped_at[Cfg::TOKEN_STATE];
+    importance_t token_importance[Cfg::TOKEN_STATE];
     index_t head_dropped_at[Cfg::NUM_HEADS];
     importance_t head_importance[Cfg::NUM_HEADS];
 };
@@ -51,7 +53,7 @@ struct pruning_state {
 // Bytes of the pruning state in DRAM (index_t and importance_t per token and head).
 template <class Cfg>
 constexpr long long state_bytes() {
-    return (long long)(Cfg::MAX_CTX + Cfg::NUM_HEADS) * (4 + 8);
+    return (long long)(Cfg::TOKEN_STATE + Cfg::NUM_HEADS) * (4 + 8);
 }
 
 // The state between the on-chip arrays and DRAM (once per run each way).
@@ -59,7 +61,7 @@ template <class Cfg>
 void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
                 index_t *head_dropped_at, importance_t *head_importance, bool load) {
 tokens:
-    for (int t = 0; t < Cfg::MAX_CTX; t++) {
+    for (int t = 0; t < Cfg::TOKEN_STATE; t++) {
 #pragma HLS PIPELINE II = 1
         if (load) {
             st.token_dropped_at[t] = token_dropped_at[t];
@@ -81,7 +83,7 @@ heads:
         }
     }
     SPATTEN_BYTES(P_STATE, state_bytes<Cfg>());
-    SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::MAX_CTX, 1000, Cfg::FETCH_LATENCY) +
+    SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::TOKEN_STATE, 1000, Cfg::FETCH_LATENCY) +
                                 loop_cycles(Cfg::NUM_HEADS, 1000, Cfg::FETCH_LATENCY));
 }
 
@@ -111,6 +113,18 @@ heads:
     SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::NUM_HEADS, 1000 * ARRAYS, Cfg::FETCH_LATENCY));
 }
 
+// Where the token state row of `layer` starts (the cascade's one row, or the layer's own).
+template <class Cfg>
+int token_row(int layer) {
+    return Cfg::TOKEN_STATE_ROWS > 1 ? layer * Cfg::MAX_CTX : 0;
+}
+
+// Tokens a selection after a layer keeps of the `end` so far: max(1, floor(end * num / den)).
+inline int kept_tokens(int end, int num, int den) {
+    const long long kept = (long long)end * num / den;
+    return kept > 1 ? (int)kept : 1;
+}
+
 // The scan: SCAN_LANES state entries a cycle compacted into the visible list (a copy for
 // each process of the row pipeline that reads it: the row schedule and the K and V fetches);
 // the layer's importance accumulator (by visible index) starts at zero.
@@ -119,6 +133,7 @@ void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_s
                     index_t pos[Cfg::MAX_CTX], index_t pos_k[Cfg::MAX_CTX],
                     index_t pos_v[Cfg::MAX_CTX], importance_t local_importance[Cfg::MAX_CTX]) {
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    const int row = token_row<Cfg>(a.layer);
     int n = 0;
     int before = 0;
     int below_end = 0;
@@ -130,7 +145,7 @@ blocks:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[t] > a.layer) {
+            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
                 pos[n] = t;
                 pos_k[n] = t;
                 pos_v[n] = t;
@@ -248,12 +263,14 @@ rows:
 }
 
 // After the rows: token importance folds into the state in position order (the scan's
-// expansion, SCAN_LANES a cycle), gathering the candidates of the token top-k on the way.
+// expansion, SCAN_LANES a cycle), gathering the candidates of the token top-k on the way. The
+// "current" policy's scores are this invocation's alone (written, not added).
 template <class Cfg>
 void fold_importance(pruning_state<Cfg> &st, const layer_args &a,
                      const importance_t local_importance[Cfg::MAX_CTX],
                      importance_t imp[Cfg::MAX_CTX], bool protect[Cfg::MAX_CTX]) {
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    const int row = token_row<Cfg>(a.layer);
     int n = 0;
 blocks:
     for (int b = 0; b < blocks; b++) {
@@ -263,9 +280,10 @@ blocks:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[t] > a.layer) {
-                st.token_importance[t] += local_importance[n];
-                imp[n] = st.token_importance[t];
+            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
+                st.token_importance[row + t] = local_importance[n] +
+                    (Cfg::TOKEN_SCORES_FRESH ? importance_t(0) : st.token_importance[row + t]);
+                imp[n] = st.token_importance[row + t];
                 protect[n] =
                     t < Cfg::KEEP_FIRST || t >= a.end - Cfg::KEEP_RECENT || t == a.step_query;
                 n++;
@@ -275,17 +293,24 @@ blocks:
     SPATTEN_CYCLES(E_IMPORTANCE, loop_cycles(blocks, 1000, 2));
 }
 
-// Top-k of the token importance after this layer; the drop pass walks the state in position
-// order like the scan.
+// The token selection after this layer: the top-k of the token importance, or (the window
+// policy) the most recent tokens; the drop pass walks the state in position order like the
+// scan.
 template <class Cfg>
 void select_tokens(pruning_state<Cfg> &st, const visible_span &span, const layer_args &a,
                    const importance_t imp[Cfg::MAX_CTX], const bool protect[Cfg::MAX_CTX],
                    int keep) {
     bool survivors[Cfg::MAX_CTX];
     int cycles = 0;
-    select_survivors<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(imp, protect, span.nk, keep, survivors,
-                                                          cycles);
+    if (Cfg::TOKEN_BY_RECENCY) {
+        select_recent<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(protect, span.nk, keep, survivors,
+                                                           cycles);
+    } else {
+        select_survivors<Cfg::MAX_CTX, Cfg::TOPK_PARALLELISM>(imp, protect, span.nk, keep,
+                                                              survivors, cycles);
+    }
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
+    const int row = token_row<Cfg>(a.layer);
     int n = 0;
 drop:
     for (int b = 0; b < blocks; b++) {
@@ -295,8 +320,8 @@ drop:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[t] > a.layer) {
-                if (!survivors[n]) st.token_dropped_at[t] = a.layer;
+            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
+                if (!survivors[n]) st.token_dropped_at[row + t] = a.layer;
                 n++;
             }
         }
@@ -346,7 +371,7 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
                      index_t *head_dropped_at, importance_t *head_importance,
                      const mult_t mult[Cfg::NUM_HEADS], const ap_uint<8> shift[Cfg::NUM_HEADS],
                      const ap_uint<17> v_weight[Cfg::NUM_HEADS], const layer_args &a,
-                     int token_keep, int head_keep, int &requants) {
+                     int token_keep_num, int token_keep_den, int head_keep, int &requants) {
     static pruning_state<Cfg> st;
     static index_t pos[Cfg::MAX_CTX], pos_k[Cfg::MAX_CTX], pos_v[Cfg::MAX_CTX];
     static importance_t local_importance[Cfg::MAX_CTX];
@@ -401,7 +426,8 @@ passes:
     if (Cfg::HEAD_PRUNING) {
         select_heads<Cfg>(st, alive, abs_total, head_weight, head_keep, a.layer);
     }
-    if (Cfg::TOKEN_PRUNING && token_keep < Cfg::MAX_CTX && span.nk > token_keep) {
+    const int token_keep = kept_tokens(a.end, token_keep_num, token_keep_den);
+    if (Cfg::TOKEN_PRUNING && token_keep_num < token_keep_den && span.nk > token_keep) {
         select_tokens<Cfg>(st, span, a, imp, protect, token_keep);
     }
     if (a.control & STORE_STATE) {

@@ -76,11 +76,11 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
         pack_rows<C::V_BITS, C::V_BEATS>(v + l * KV_ROWS * C::HEAD_DIM, KV_ROWS,
                                          &dv[l * V_IMAGE]);
     }
-    spatten::index_t token_dropped[C::MAX_CTX];
-    spatten::importance_t token_imp[C::MAX_CTX];
+    static spatten::index_t token_dropped[C::TOKEN_STATE];
+    static spatten::importance_t token_imp[C::TOKEN_STATE];
     spatten::index_t head_dropped[C::NUM_HEADS];
     spatten::importance_t head_imp[C::NUM_HEADS];
-    for (int t = 0; t < C::MAX_CTX; t++) {
+    for (int t = 0; t < C::TOKEN_STATE; t++) {
         token_dropped[t] = C::NUM_LAYERS;
         token_imp[t] = 0;
     }
@@ -132,8 +132,8 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
                                              out + l * Q_ROWS * C::HEAD_DIM);
     }
     long at = 0;
-    for (int t = 0; t < C::MAX_CTX; t++) state[at++] = token_dropped[t].to_int64();
-    for (int t = 0; t < C::MAX_CTX; t++) state[at++] = (int64_t)token_imp[t].to_uint64();
+    for (int t = 0; t < C::TOKEN_STATE; t++) state[at++] = token_dropped[t].to_int64();
+    for (int t = 0; t < C::TOKEN_STATE; t++) state[at++] = (int64_t)token_imp[t].to_uint64();
     for (int h = 0; h < C::NUM_HEADS; h++) state[at++] = head_dropped[h].to_int64();
     for (int h = 0; h < C::NUM_HEADS; h++) state[at++] = (int64_t)head_imp[h].to_uint64();
     long long counters[spatten::N_MEASURED];

@@ -23,6 +23,10 @@ struct model_cfg {
     static const bool TOKEN_PRUNING = true;
     static const bool HEAD_PRUNING = true;
     static const bool VALUE_PRUNING = true;
+    static const int TOKEN_STATE_ROWS = 1;  // 1: the cascade; NUM_LAYERS: a KV cache per layer
+    static const int TOKEN_STATE = TOKEN_STATE_ROWS * MAX_CTX;  // token-state entries
+    static const bool TOKEN_SCORES_FRESH = false;  // scores restart every invocation
+    static const bool TOKEN_BY_RECENCY = false;  // keep the most recent (no top-k)
     static const int KEEP_FIRST = 1;
     static const int KEEP_RECENT = 2;
     static const int VALUE_KEEP_NUM = 1;
@@ -58,8 +62,10 @@ struct model_cfg {
     static const int MAX_ROWS = 48;  // query rows of a layer
 };
 
-// Tokens / heads kept after each layer (MAX_CTX / NUM_HEADS: no selection after that layer).
-static const int TOKEN_KEEP[2] = { 9, 3 };
+// Tokens kept after each layer: max(1, floor(end * NUM / DEN)) of the `end` so far
+// (NUM == DEN: no selection after that layer); heads kept (NUM_HEADS: no selection).
+static const int TOKEN_KEEP_NUM[2] = { 3, 1 };
+static const int TOKEN_KEEP_DEN[2] = { 4, 4 };
 static const int HEAD_KEEP[2] = { 3, 1 };
 
 // The K and V read lanes, for the X-macros of engines/fetch.h.

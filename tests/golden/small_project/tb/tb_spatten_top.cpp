@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     const long n_q = (long)C::NUM_LAYERS * C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
     const long n_kv = (long)C::NUM_LAYERS * C::NUM_KV_HEADS * C::MAX_CTX * C::HEAD_DIM;
     const long n_lh = (long)C::NUM_LAYERS * C::NUM_HEADS;
-    const long n_state = 2L * C::MAX_CTX + 2L * C::NUM_HEADS;
+    const long n_state = 2L * C::TOKEN_STATE + 2L * C::NUM_HEADS;
     int16_t *q = new int16_t[n_q], *k_msb = new int16_t[n_kv], *k_lsb = new int16_t[n_kv];
     int16_t *v = new int16_t[n_kv], *out = new int16_t[n_q], *golden = new int16_t[n_q];
     int64_t *mult = new int64_t[n_lh], *shift = new int64_t[n_lh], *weight = new int64_t[n_lh];

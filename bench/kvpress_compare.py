@@ -1,0 +1,154 @@
+"""Our token-selection policies next to NVIDIA kvpress's presses, on the same tokens.
+
+The prefill protocol of kvpress (the reference implementation of these methods for Hugging
+Face models): the prompt runs dense, each layer's KV cache is compressed once (kvpress keeps
+int(n * (1 - compression_ratio)) tokens per layer and KV head), then the continuation is
+scored token by token against the compressed cache, with no further compression. Ours is
+`spatten eval --protocol prefill`: the prompt is summarized by the bit-accurate simulator,
+which makes the selection once; the decode steps read what it kept plus every new token.
+
+In one process, on the same token ids (the simulator's tokenizer), SmolLM2-135M from its GGUF
+(dequantized by transformers, offline with `gguf_file=`):
+
+  - kvpress: StreamingLLMPress, TOVAPress, SnapKVPress, ObservedAttentionPress, float32 torch;
+  - ours: the window, current, per-layer and cascade policies, 12-bit dense-design widths;
+
+and prints perplexity and its change against each side's own dense model, the KV entries
+the continuation reads, and whether StreamingLLMPress's kept set (read off its cache) equals
+our window policy's.
+
+Not in CI (torch, transformers < 5.3 and kvpress 0.5.5 are heavy): install them beside the
+project, e.g. `pip install torch "transformers<5.3" kvpress==0.5.5`, then
+
+    python bench/kvpress_compare.py [--prompt 256] [--scored 64] [--keep 0.5] [--text-file F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+from spatten_hls.compiler.config import config_from_dict
+from spatten_hls.compiler.realmodels import llama, locate, text
+from spatten_hls.compiler.realmodels.decode import decode_spatten
+from spatten_hls.compiler.realmodels.evaluate import dense_decoding
+
+SINKS = 4
+
+
+def hf_model():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    gguf = locate.smollm2_gguf()
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent),
+        gguf_file=gguf.name,
+        torch_dtype=torch.float32,
+        attn_implementation="eager",
+    )
+    return model.eval()
+
+
+def hf_score(model, ids: np.ndarray, prompt: int, press) -> tuple[np.ndarray, list]:
+    """NLL of ids[prompt+1:] after a prefill of ids[:prompt] under `press` (None: dense),
+    and each layer's cached keys after the prefill."""
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    head = torch.tensor(ids[None, :prompt])
+    tail = torch.tensor(ids[None, prompt:-1])
+    with torch.no_grad():
+        if press is None:
+            model(input_ids=head, past_key_values=cache)
+        else:
+            with press(model):
+                model(input_ids=head, past_key_values=cache)
+        keys = [layer.keys.clone() for layer in cache.layers]
+        logits = model(input_ids=tail, past_key_values=cache).logits[0].double().numpy()
+    return llama.token_nll(logits, ids[prompt + 1 :]), keys
+
+
+def kept_positions(compressed, dense) -> list[list[int]]:
+    """Per layer, the prompt positions whose keys the compressed cache holds (KV head 0)."""
+    out = []
+    for small, full in zip(compressed, dense, strict=True):
+        rows = full[0, 0].numpy()
+        hits = [int(np.flatnonzero((rows == row).all(axis=1))[0]) for row in small[0, 0].numpy()]
+        out.append(sorted(hits))
+    return out
+
+
+def our_runs(model, ids: np.ndarray, prompt: int, keep: float) -> dict:
+    runs = {}
+    for policy in ("window", "current", "per-layer", "cascade"):
+        tokens = {"enabled": True, "policy": policy, "schedule": "uniform", "keep": keep}
+        tokens["keep_first"] = SINKS
+        runs[policy] = decode_spatten(
+            model, ids, prompt, config_from_dict({"token_pruning": tokens}), "prefill"
+        )
+    return runs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--prompt", type=int, default=256)
+    p.add_argument("--scored", type=int, default=64)
+    p.add_argument("--keep", type=float, default=0.5)
+    p.add_argument("--text-file")
+    args = p.parse_args()
+    from kvpress import ObservedAttentionPress, SnapKVPress, StreamingLLMPress, TOVAPress
+
+    ours = llama.load_llama()
+    source = text.read_text_file(args.text_file) if args.text_file else text.default_text()
+    ids = np.asarray(ours.encode(source)[: args.prompt + args.scored + 1], dtype=np.int64)
+    prompt, ratio = args.prompt, 1.0 - args.keep
+    model = hf_model()
+    hf_dense, dense_keys = hf_score(model, ids, prompt, None)
+    ppl_hf = math.exp(hf_dense.mean())
+    ours_dense = dense_decoding(ours, ids, prompt)
+    ppl_ours = math.exp(ours_dense.nll.mean())
+    n_kept = int(prompt * (1 - ratio))
+    reads = sum(n_kept + t + 1 for t in range(args.scored)) / sum(
+        prompt + t + 1 for t in range(args.scored)
+    )
+    print(f"SmolLM2-135M, {prompt}-token prompt, {args.scored} scored tokens, keep {args.keep}")
+    print(f"dense perplexity: transformers {ppl_hf:.4f}, ours (numpy float32) {ppl_ours:.4f}")
+    print("| method | perplexity | change vs own dense | KV entries read |")
+    print("|---|---|---|---|")
+    presses = {
+        "kvpress StreamingLLMPress": StreamingLLMPress(compression_ratio=ratio, n_sink=SINKS),
+        "kvpress TOVAPress": TOVAPress(compression_ratio=ratio),
+        "kvpress SnapKVPress": SnapKVPress(compression_ratio=ratio),
+        "kvpress ObservedAttentionPress": ObservedAttentionPress(compression_ratio=ratio),
+    }
+    streaming_set, streaming_ppl = None, None
+    for name, press in presses.items():
+        nll, keys = hf_score(model, ids, prompt, press)
+        ppl = math.exp(nll.mean())
+        if streaming_set is None:
+            streaming_set, streaming_ppl = kept_positions(keys, dense_keys), ppl
+        print(f"| {name} | {ppl:.4f} | {ppl / ppl_hf - 1:+.2%} | {reads:.3f} |")
+    runs = our_runs(ours, ids, prompt, args.keep)
+    for policy, run in runs.items():
+        ppl = math.exp(run.nll.mean())
+        print(
+            f"| spatten-hls {policy} | {ppl:.4f} | {ppl / ppl_ours - 1:+.2%} | "
+            f"{run.result.kv_read_fraction:.3f} |"
+        )
+    window = runs["window"].result
+    ours_set = [[t for t in r.kept_tokens if t < prompt] for r in window.layers]
+    same = ours_set == streaming_set
+    print(f"window policy keeps StreamingLLMPress's set in every layer: {same}")
+    window_ppl = math.exp(runs["window"].nll.mean())
+    print(
+        f"window / StreamingLLMPress perplexity: {window_ppl / streaming_ppl:.4f} "
+        f"(dense ours / dense transformers: {ppl_ours / ppl_hf:.4f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Token-selection policies on the real models: reads, protocols, side-by-side comparison.
+
+Small sizes (SmolLM2: 40 tokens, MiniLM: 4 sentences); the fidelity goals are measured by
+examples/policy_comparison.py on longer text.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spatten_hls.compiler.cli.main import main
+from spatten_hls.compiler.config import config_from_dict
+
+PROMPT, TOKENS = 20, 40
+SENTENCES = [
+    "The interpreter reads a program one statement at a time.",
+    "A function call evaluates its arguments before the body runs.",
+    "Exceptions propagate up the call stack until a handler catches them.",
+    "Modules are loaded once and cached for later imports.",
+]
+
+
+def window(**extra) -> dict:
+    return {
+        "token_pruning": {
+            "enabled": True,
+            "policy": "window",
+            "schedule": "uniform",
+            "keep": 0.5,
+            "keep_first": 4,
+            **extra,
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def ids(smollm2):
+    from spatten_hls.compiler.realmodels import text
+
+    return smollm2.encode(text.default_text())[:TOKENS]
+
+
+def decode_run(smollm2, ids, cfg: dict, protocol: str = "decode"):
+    from spatten_hls.compiler.realmodels.decode import decode_spatten
+
+    return decode_spatten(smollm2, ids, PROMPT, config_from_dict(cfg), protocol)
+
+
+@pytest.fixture(scope="module")
+def window_run(smollm2, ids):
+    return decode_run(smollm2, ids, window())
+
+
+def test_kv_read_fraction_counts_visible_keys_of_every_layer_and_step(smollm2, window_run):
+    run = window_run
+    layers = smollm2.spec.num_layers
+    steps = TOKENS - PROMPT - 1
+    # the window keeps floor(end / 2) of the end tokens so far at every step; a step reads
+    # what the previous step kept plus its own token
+    reads = sum((end - 1) // 2 + 1 for end in range(PROMPT + 1, PROMPT + 1 + steps)) + (
+        PROMPT - PROMPT // 2  # the first step reads the whole prompt
+    )
+    dense_reads = sum(range(PROMPT + 1, PROMPT + 1 + steps))
+    read, total = run.result.kv_entries
+    kv = smollm2.spec.num_kv_heads
+    assert total == dense_reads * kv * layers
+    assert read == reads * kv * layers
+    assert run.result.kv_read_fraction == pytest.approx(reads / dense_reads)
+
+
+def test_window_caches_hold_the_sinks_and_the_most_recent(window_run):
+    run = window_run
+    end = TOKENS - 1
+    kept = end // 2
+    expected = [0, 1, 2, 3, *range(end - (kept - 4), end)]
+    for record in run.result.layers:
+        assert record.kept_tokens == expected
+
+
+def test_prefill_protocol_selects_once_and_decodes_with_every_new_token(smollm2, ids):
+    run = decode_run(smollm2, ids, window(), protocol="prefill")
+    end = TOKENS - 1
+    kept_prompt = [0, 1, 2, 3, *range(PROMPT - (PROMPT // 2 - 4), PROMPT)]  # StreamingLLM's set
+    for record in run.result.layers:
+        assert record.kept_tokens == kept_prompt + list(range(PROMPT, end))
+    # every decode step reads the kept prompt plus the tokens decoded so far
+    steps = [s for s in run.result.steps if s.layer == 0]
+    assert [s.keys for s in steps] == [PROMPT // 2 + t + 1 for t in range(len(steps))]
+
+
+def test_per_layer_policies_keep_their_own_caches(smollm2, ids):
+    cfg = {"token_pruning": {"enabled": True, "policy": "per-layer", "keep": 0.5}}
+    kept = [set(r.kept_tokens) for r in decode_run(smollm2, ids, cfg).result.layers]
+    assert len({frozenset(k) for k in kept}) > 1  # the layers chose differently
+    # ... and not as a cascade would, where each layer's survivors are a later layer's keys
+    assert any(not later <= earlier for earlier, later in zip(kept, kept[1:], strict=False))
+
+
+def test_compare_reports_every_config_on_the_same_text_and_plots(capsys, smollm2, tmp_path):
+    a, b = tmp_path / "dense.toml", tmp_path / "window.toml"
+    a.write_text("")
+    b.write_text('[token_pruning]\nenabled = true\npolicy = "window"\nkeep = 0.5\nkeep_first = 4\n')
+    png = tmp_path / "fidelity.png"
+    args = ["eval", "smollm2-135m", "--tokens", "36", "--prompt", "16", "--json"]
+    assert main([*args, "--compare", str(a), str(b), "--plot", str(png)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["config"] for r in doc["results"]] == [str(a), str(b)]
+    dense, pruned = doc["results"]
+    assert dense["ppl_dense"] == pruned["ppl_dense"]  # one dense reference for all
+    assert dense["kv_read_fraction"] == 1.0 and pruned["kv_read_fraction"] < 0.7
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_compare_table_has_a_row_per_config():
+    from spatten_hls.compiler.realmodels.compare import table
+    from spatten_hls.compiler.realmodels.evaluate import DecoderFidelity
+
+    def result(ppl: float, reads: float) -> DecoderFidelity:
+        return DecoderFidelity("m", 16, 20, 10.0, ppl, 0.9, 500, 1000, 0.0, reads)
+
+    text = table(["a/dense.toml", "b/kv50.toml"], [result(10.0, 1.0), result(11.5, 0.5)])
+    assert text.splitlines() == [
+        "| config | ppl | change | top-1 agreement | kv_read_fraction | DRAM reduction |",
+        "|---|---|---|---|---|---|",
+        "| dense | 10.000 | +0.00% | 90.0% | 1.000 | 2.00x |",
+        "| kv50 | 11.500 | +15.00% | 90.0% | 0.500 | 2.00x |",
+    ]
+
+
+def test_config_and_compare_exclude_each_other(capsys, smollm2, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "smollm2-135m", "--config", "a.toml", "--compare", "b.toml"])
+    assert exc.value.code == 2
+    assert main(["eval", "minilm-l6", "--protocol", "prefill"]) == 1
+    assert "decoders" in capsys.readouterr().err
+
+
+def test_encoder_reports_both_poolings_and_key_reads(minilm):
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
+
+    cfg = {"token_pruning": {"enabled": True, "keep": 0.5, "keep_first": 1, "skip_first": 0.34}}
+    drop = evaluate_encoder(minilm, config_from_dict(cfg), SENTENCES)
+    carry = evaluate_encoder(
+        minilm, config_from_dict({**cfg, "model": {"pooling_pruned": "carry"}}), SENTENCES
+    )
+    assert drop.mean_cosine_by_pooling == carry.mean_cosine_by_pooling
+    assert drop.mean_cosine == drop.mean_cosine_by_pooling["drop"]
+    assert carry.mean_cosine == carry.mean_cosine_by_pooling["carry"] != drop.mean_cosine
+    # keys per layer: the two dense layers read all, the later ones what survived
+    per_layer = np.array(drop.tokens_per_layer)
+    assert drop.kv_read_fraction == pytest.approx(per_layer.sum() / (6 * per_layer[0]), rel=1e-3)
+    assert drop.kv_read_fraction < 1.0
