@@ -11,7 +11,8 @@ In one process, on the same token ids (the simulator's tokenizer), SmolLM2-135M 
 (dequantized by transformers, offline with `gguf_file=`):
 
   - kvpress: StreamingLLMPress, TOVAPress, SnapKVPress, ObservedAttentionPress, float32 torch;
-  - ours: the window, current, per-layer and cascade policies, 12-bit dense-design widths;
+  - ours: the window, current and cascade policies, 12-bit dense-design widths (per-layer
+    scores equal current's here: one summarization is one invocation of every layer);
 
 and prints perplexity and its change against each side's own dense model, the KV entries
 the continuation reads, and whether StreamingLLMPress's kept set (read off its cache) equals
@@ -61,6 +62,9 @@ def hf_score(model, ids: np.ndarray, prompt: int, press) -> tuple[np.ndarray, li
     cache = DynamicCache()
     head = torch.tensor(ids[None, :prompt])
     tail = torch.tensor(ids[None, prompt:-1])
+    # the continuation keeps its positions (RoPE) whatever the cache holds, as kvpress's
+    # pipeline passes them
+    positions = torch.arange(prompt, len(ids) - 1)[None, :]
     with torch.no_grad():
         if press is None:
             model(input_ids=head, past_key_values=cache)
@@ -68,7 +72,8 @@ def hf_score(model, ids: np.ndarray, prompt: int, press) -> tuple[np.ndarray, li
             with press(model):
                 model(input_ids=head, past_key_values=cache)
         keys = [layer.keys.clone() for layer in cache.layers]
-        logits = model(input_ids=tail, past_key_values=cache).logits[0].double().numpy()
+        out = model(input_ids=tail, past_key_values=cache, position_ids=positions)
+        logits = out.logits[0].double().numpy()
     return llama.token_nll(logits, ids[prompt + 1 :]), keys
 
 
@@ -82,14 +87,22 @@ def kept_positions(compressed, dense) -> list[list[int]]:
     return out
 
 
-def our_runs(model, ids: np.ndarray, prompt: int, keep: float) -> dict:
+def our_runs(model, ids: np.ndarray, prompt: int, keep: float, dense_ppl: float) -> dict:
+    """Each policy under the prefill protocol, its table row printed as it finishes."""
     runs = {}
-    for policy in ("window", "current", "per-layer", "cascade"):
+    for policy in ("window", "current", "cascade"):
         tokens = {"enabled": True, "policy": policy, "schedule": "uniform", "keep": keep}
         tokens["keep_first"] = SINKS
-        runs[policy] = decode_spatten(
+        run = decode_spatten(
             model, ids, prompt, config_from_dict({"token_pruning": tokens}), "prefill"
         )
+        ppl = math.exp(run.nll.mean())
+        print(
+            f"| spatten-hls {policy} | {ppl:.4f} | {ppl / dense_ppl - 1:+.2%} | "
+            f"{run.result.kv_read_fraction:.3f} |",
+            flush=True,
+        )
+        runs[policy] = run
     return runs
 
 
@@ -101,6 +114,10 @@ def main() -> None:
     p.add_argument("--text-file")
     args = p.parse_args()
     from kvpress import ObservedAttentionPress, SnapKVPress, StreamingLLMPress, TOVAPress
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
     ours = llama.load_llama()
     source = text.read_text_file(args.text_file) if args.text_file else text.default_text()
@@ -131,14 +148,8 @@ def main() -> None:
         ppl = math.exp(nll.mean())
         if streaming_set is None:
             streaming_set, streaming_ppl = kept_positions(keys, dense_keys), ppl
-        print(f"| {name} | {ppl:.4f} | {ppl / ppl_hf - 1:+.2%} | {reads:.3f} |")
-    runs = our_runs(ours, ids, prompt, args.keep)
-    for policy, run in runs.items():
-        ppl = math.exp(run.nll.mean())
-        print(
-            f"| spatten-hls {policy} | {ppl:.4f} | {ppl / ppl_ours - 1:+.2%} | "
-            f"{run.result.kv_read_fraction:.3f} |"
-        )
+        print(f"| {name} | {ppl:.4f} | {ppl / ppl_hf - 1:+.2%} | {reads:.3f} |", flush=True)
+    runs = our_runs(ours, ids, prompt, args.keep, ppl_ours)
     window = runs["window"].result
     ours_set = [[t for t in r.kept_tokens if t < prompt] for r in window.layers]
     same = ours_set == streaming_set

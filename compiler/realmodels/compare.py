@@ -56,12 +56,17 @@ def figure_png(configs: Sequence[str], results: Sequence[Fidelity], title: str) 
     import matplotlib.pyplot as plt
 
     decoder = isinstance(results[0], DecoderFidelity)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    xs = [r.kv_read_fraction for r in results]
-    ys = [100 * fidelity_loss(r) for r in results]
-    ax.scatter(xs, ys, color="tab:blue")
-    for config, x, y in zip(configs, xs, ys, strict=True):
-        ax.annotate(label(config), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=110)
+    markers = "osD^vP*X<>"
+    for i, (config, r) in enumerate(zip(configs, results, strict=True)):
+        ax.scatter(
+            [r.kv_read_fraction],
+            [100 * fidelity_loss(r)],
+            marker=markers[i % len(markers)],
+            s=42,
+            label=label(config),
+        )
+    ax.legend(fontsize=7, loc="best")
     ax.set_xlabel("KV entries read (fraction of dense)")
     ax.set_ylabel("perplexity change (%)" if decoder else "1 - mean cosine (%)")
     ax.set_title(title, fontsize=9)

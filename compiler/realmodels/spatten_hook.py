@@ -51,7 +51,17 @@ class SpattenAttention:
         session = self._sessions[call.sequence]
         if not np.array_equal(session.visible_tokens(call.layer), call.k_positions):
             raise AssertionError("the forward's tokens disagree with the pruning state")
-        out, keep = session.layer(call.layer, call.q, call.k, call.v)
+        # A decoder's forward computes every position's query; the summarization computes the
+        # queries of the tokens it still sees (a token the cascade dropped is no longer a
+        # query) and the others get a zero context: only the kept tokens' K/V reach later
+        # layers and the decode steps.
+        rows = np.searchsorted(call.q_positions, call.k_positions)
+        out_rows, keep = session.layer(call.layer, call.q[:, rows], call.k, call.v)
+        if len(rows) == len(call.q_positions):
+            out = out_rows
+        else:
+            out = np.zeros(call.q.shape, dtype=out_rows.dtype)
+            out[:, rows] = out_rows
         if call.layer == session.info.num_layers - 1:
             self.results.append(session.finish())
             del self._sessions[call.sequence]
