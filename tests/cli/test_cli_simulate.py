@@ -66,6 +66,7 @@ def test_bert_base_json_documented_keys_and_values(capsys) -> None:
         "dram_bytes",
         "dense_dram_bytes",
         "dram_reduction",
+        "kv_read_fraction",
         "rel_err_vs_float",
     } <= doc.keys()
     assert (doc["model"], doc["stage"], doc["seq_len"], doc["gen_tokens"]) == (
@@ -107,6 +108,7 @@ def test_bert_base_json_documented_keys_and_values(capsys) -> None:
         "total": 3 * rows * row(12),
     }
     assert doc["dense_dram_bytes"] == dram["total"] and doc["dram_reduction"] == 1.0
+    assert doc["kv_read_fraction"] == 1.0  # dense: every layer reads every key
     assert 0 < doc["rel_err_vs_float"] <= max(r["rel_err_vs_float"] for r in doc["layers"])
     # exactly what the library computes
     expected = simulate(compile_model("bert-base", None).graph).to_json_dict()
