@@ -44,8 +44,8 @@ struct layer_args {
 // layer for a per-layer policy in generation (each layer's own KV cache and scores).
 template <class Cfg>
 struct pruning_state {
-    index_t token_dropped_at[Cfg::TOKEN_STATE];
-    importance_t token_importance[Cfg::TOKEN_STATE];
+    index_t token_dropped_at[Cfg::TOKEN_STATE_ROWS][Cfg::MAX_CTX];
+    importance_t token_importance[Cfg::TOKEN_STATE_ROWS][Cfg::MAX_CTX];
     index_t head_dropped_at[Cfg::NUM_HEADS];
     importance_t head_importance[Cfg::NUM_HEADS];
 };
@@ -60,15 +60,20 @@ constexpr long long state_bytes() {
 template <class Cfg>
 void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
                 index_t *head_dropped_at, importance_t *head_importance, bool load) {
-tokens:
-    for (int t = 0; t < Cfg::TOKEN_STATE; t++) {
+rows:
+    for (int r = 0; r < Cfg::TOKEN_STATE_ROWS; r++) {
+    tokens:
+        for (int t = 0; t < Cfg::MAX_CTX; t++) {
+#pragma HLS LOOP_FLATTEN
 #pragma HLS PIPELINE II = 1
-        if (load) {
-            st.token_dropped_at[t] = token_dropped_at[t];
-            st.token_importance[t] = token_importance[t];
-        } else {
-            token_dropped_at[t] = st.token_dropped_at[t];
-            token_importance[t] = st.token_importance[t];
+            const int i = r * Cfg::MAX_CTX + t;  // the ports hold the rows one after another
+            if (load) {
+                st.token_dropped_at[r][t] = token_dropped_at[i];
+                st.token_importance[r][t] = token_importance[i];
+            } else {
+                token_dropped_at[i] = st.token_dropped_at[r][t];
+                token_importance[i] = st.token_importance[r][t];
+            }
         }
     }
 heads:
@@ -113,10 +118,10 @@ heads:
     SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::NUM_HEADS, 1000 * ARRAYS, Cfg::FETCH_LATENCY));
 }
 
-// Where the token state row of `layer` starts (the cascade's one row, or the layer's own).
+// The token state row `layer` reads and writes (the cascade's one row, or the layer's own).
 template <class Cfg>
 int token_row(int layer) {
-    return Cfg::TOKEN_STATE_ROWS > 1 ? layer * Cfg::MAX_CTX : 0;
+    return Cfg::TOKEN_STATE_ROWS > 1 ? layer : 0;
 }
 
 // Tokens a selection after a layer keeps of the `end` so far: max(1, floor(end * num / den)).
@@ -145,7 +150,7 @@ blocks:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
+            if (t < a.end && st.token_dropped_at[row][t] > a.layer) {
                 pos[n] = t;
                 pos_k[n] = t;
                 pos_v[n] = t;
@@ -280,10 +285,10 @@ blocks:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
-                st.token_importance[row + t] = local_importance[n] +
-                    (Cfg::TOKEN_SCORES_FRESH ? importance_t(0) : st.token_importance[row + t]);
-                imp[n] = st.token_importance[row + t];
+            if (t < a.end && st.token_dropped_at[row][t] > a.layer) {
+                st.token_importance[row][t] = local_importance[n] +
+                    (Cfg::TOKEN_SCORES_FRESH ? importance_t(0) : st.token_importance[row][t]);
+                imp[n] = st.token_importance[row][t];
                 protect[n] =
                     t < Cfg::KEEP_FIRST || t >= a.end - Cfg::KEEP_RECENT || t == a.step_query;
                 n++;
@@ -320,8 +325,8 @@ drop:
         for (int l = 0; l < Cfg::SCAN_LANES; l++) {
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
-            if (t < a.end && st.token_dropped_at[row + t] > a.layer) {
-                if (!survivors[n]) st.token_dropped_at[row + t] = a.layer;
+            if (t < a.end && st.token_dropped_at[row][t] > a.layer) {
+                if (!survivors[n]) st.token_dropped_at[row][t] = a.layer;
                 n++;
             }
         }
@@ -382,8 +387,8 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
 #pragma HLS ARRAY_PARTITION variable = pos_k cyclic factor = Cfg::K_LANES
 #pragma HLS ARRAY_PARTITION variable = pos_v cyclic factor = Cfg::V_LANES
 #pragma HLS ARRAY_PARTITION variable = local_importance cyclic factor = Cfg::SOFTMAX_LANES
-#pragma HLS ARRAY_PARTITION variable = st.token_dropped_at cyclic factor = Cfg::SCAN_LANES
-#pragma HLS ARRAY_PARTITION variable = st.token_importance cyclic factor = Cfg::SCAN_LANES
+#pragma HLS ARRAY_PARTITION variable = st.token_dropped_at cyclic factor = Cfg::SCAN_LANES dim = 2
+#pragma HLS ARRAY_PARTITION variable = st.token_importance cyclic factor = Cfg::SCAN_LANES dim = 2
     if (a.control & LOAD_STATE) {
         move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,
                         head_importance, true);
