@@ -60,20 +60,20 @@ constexpr long long state_bytes() {
 template <class Cfg>
 void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
                 index_t *head_dropped_at, importance_t *head_importance, bool load) {
-rows:
-    for (int r = 0; r < Cfg::TOKEN_STATE_ROWS; r++) {
-    tokens:
-        for (int t = 0; t < Cfg::MAX_CTX; t++) {
-#pragma HLS LOOP_FLATTEN
+    int r = 0, t = 0;  // the ports hold the rows one after another
+tokens:
+    for (int i = 0; i < Cfg::TOKEN_STATE; i++) {
 #pragma HLS PIPELINE II = 1
-            const int i = r * Cfg::MAX_CTX + t;  // the ports hold the rows one after another
-            if (load) {
-                st.token_dropped_at[r][t] = token_dropped_at[i];
-                st.token_importance[r][t] = token_importance[i];
-            } else {
-                token_dropped_at[i] = st.token_dropped_at[r][t];
-                token_importance[i] = st.token_importance[r][t];
-            }
+        if (load) {
+            st.token_dropped_at[r][t] = token_dropped_at[i];
+            st.token_importance[r][t] = token_importance[i];
+        } else {
+            token_dropped_at[i] = st.token_dropped_at[r][t];
+            token_importance[i] = st.token_importance[r][t];
+        }
+        if (++t == Cfg::MAX_CTX) {
+            t = 0;
+            r++;
         }
     }
 heads:
