@@ -91,8 +91,9 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     require("realmodels", "spatten eval")
-    if args.plot is not None:
-        output_file(args.plot)  # a bad path fails before the models run
+    if args.plot is not None:  # a missing matplotlib or a bad path fails before the models run
+        require("plot", "--plot")
+        output_file(args.plot)
     config_files = args.compare or [args.config]
     configs = [load_config(path) for path in config_files]
     names = [path or "<defaults>" for path in config_files]
