@@ -11,8 +11,10 @@ In one process, on the same token ids (the simulator's tokenizer), SmolLM2-135M 
 (dequantized by transformers, offline with `gguf_file=`):
 
   - kvpress: StreamingLLMPress, TOVAPress, SnapKVPress, ObservedAttentionPress, float32 torch;
-  - ours: the window, current and cascade policies, 12-bit dense-design widths (per-layer
-    scores equal current's here: one summarization is one invocation of every layer);
+  - ours: the window, current and cascade policies, and current per KV head
+    (`granularity = "kv_head"`, each KV head selecting by its own query heads' attention, as
+    kvpress's presses select per KV head), 12-bit dense-design widths (per-layer scores equal
+    current's here: one summarization is one invocation of every layer);
 
 and prints perplexity and its change against each side's own dense model, the KV entries
 the continuation reads, and whether StreamingLLMPress's kept set (read off its cache) equals
@@ -90,19 +92,21 @@ def kept_positions(compressed, dense) -> list[list[int]]:
 def our_runs(model, ids: np.ndarray, prompt: int, keep: float, dense_ppl: float) -> dict:
     """Each policy under the prefill protocol, its table row printed as it finishes."""
     runs = {}
-    for policy in ("window", "current", "cascade"):
+    variants = [("window", "layer"), ("current", "layer"), ("current", "kv_head")]
+    for policy, granularity in [*variants, ("cascade", "layer")]:
         tokens = {"enabled": True, "policy": policy, "schedule": "uniform", "keep": keep}
-        tokens["keep_first"] = SINKS
+        tokens |= {"keep_first": SINKS, "granularity": granularity}
         run = decode_spatten(
             model, ids, prompt, config_from_dict({"token_pruning": tokens}), "prefill"
         )
         ppl = math.exp(run.nll.mean())
+        name = policy + (" per KV head" if granularity == "kv_head" else "")
         print(
-            f"| spatten-hls {policy} | {ppl:.4f} | {ppl / dense_ppl - 1:+.2%} | "
+            f"| spatten-hls {name} | {ppl:.4f} | {ppl / dense_ppl - 1:+.2%} | "
             f"{run.result.kv_read_fraction:.3f} |",
             flush=True,
         )
-        runs[policy] = run
+        runs[name] = run
     return runs
 
 

@@ -284,10 +284,11 @@ def _check_float(key: str, value: float, source: str, fraction: bool = False) ->
 
 
 def _check_section(name: str, section: Any, source: str) -> None:
-    if name == "token_pruning" and section.granularity == "kv_head":
+    if name == "token_pruning" and section.granularity == "kv_head" and section.policy == "cascade":
         raise ConfigError(
-            f"{source}: 'token_pruning.granularity' = \"kv_head\" is not built yet: every "
-            f'KV head of a layer keeps the layer\'s tokens (use "layer")'
+            f"{source}: 'token_pruning.granularity' = \"kv_head\" needs a per-layer policy "
+            f'("per-layer", "current" or "window"): the cascade carries a selection to later '
+            f"layers, whose KV heads are other heads"
         )
     if name == "quantization":
         if section.k_bits > 16 or section.k_bits < 2:

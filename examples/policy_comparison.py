@@ -4,7 +4,8 @@ SmolLM2-135M-Instruct, teacher-forced decoding (`spatten eval --protocol decode`
 the dense 12-bit design, the configured selection at every decode step; at a 50% and a 25%
 budget of the current context: the paper's cascade (one global score, 15% of the layers dense,
 linear ramp), the cascade with 4 attention sinks and 32 recent tokens protected, and the
-per-layer policies (H2O-, TOVA- and StreamingLLM-style), plus the shipped configurations
+per-layer policies (H2O-, TOVA- and StreamingLLM-style; the first two also per KV head,
+`granularity = "kv_head"`), plus the shipped configurations
 examples/configs/smollm2-kv50.toml and smollm2-kv25.toml. MiniLM-L6: token pruning alone
 (12-bit) under the cascade and the per-layer scores, and examples/configs/minilm-tokens.toml.
 
@@ -52,7 +53,13 @@ def decoder_configs(keep: float, shipped: str) -> dict[str, object]:
         "per-layer, H2O-style (4 sinks + 32 recent)": config_from_dict(
             tokens(keep, "per-layer", **PROTECTED)
         ),
+        "per-layer per KV head (4 sinks + 32 recent)": config_from_dict(
+            tokens(keep, "per-layer", granularity="kv_head", **PROTECTED)
+        ),
         "current, TOVA-style (4 sinks)": config_from_dict(tokens(keep, "current", keep_first=4)),
+        "current per KV head (4 sinks)": config_from_dict(
+            tokens(keep, "current", granularity="kv_head", keep_first=4)
+        ),
         "window, StreamingLLM-style (4 sinks)": config_from_dict(
             tokens(keep, "window", keep_first=4)
         ),

@@ -84,7 +84,7 @@ def summary_text(result: SimResult) -> str:
         err = f"{r.rel_err_vs_float:9.2e}" if r.rel_err_vs_float is not None else f"{'-':>9}"
         heads = f"{r.heads_in}->{len(r.heads_kept)}"
         lines.append(
-            f"{r.layer:5d} {r.tokens_in:9d} {len(r.kept_tokens):6d} "
+            f"{r.layer:5d} {r.tokens_in:9d} {r.kept_count:6d} "
             f"{heads:>9} {r.values_fetched:10d} "
             f"{r.requant_fraction:7.1%} {err}"
         )

@@ -62,6 +62,7 @@ class ProjectContext:
     token_keep_den: list[int]  # (num == den: no selection after that layer)
     token_policy: str  # the token-selection policy the state and flags below realize
     token_state_rows: int
+    token_state_groups: int  # state rows per layer: 1, or its KV heads
     token_scores_fresh: bool
     token_by_recency: bool
     head_keep: list[int]
@@ -137,6 +138,7 @@ def project_context(g: AttnGraph) -> ProjectContext:
         token_keep_den=[den for _, den in token_keep],
         token_policy=_token_policy(plan),
         token_state_rows=plan.importance.token_state_rows,
+        token_state_groups=plan.importance.token_state_groups,
         token_scores_fresh=plan.importance.token_scores_fresh,
         token_by_recency=plan.importance.token_by_recency,
         head_keep=head_keep,

@@ -126,6 +126,11 @@ def check_against_model(cfg: Config, model: ModelSpec) -> None:
             f"needs a decoder, but {model.name} ({model.family}) is an encoder (an encoder's "
             f'layer scores its own attention with "current")'
         )
+    if cfg.token_pruning.granularity == "kv_head" and not model.causal:
+        raise ConfigError(
+            f"{src}: 'token_pruning.granularity' = \"kv_head\" keeps a KV cache per KV head "
+            f"and needs a decoder, but {model.name} ({model.family}) is an encoder"
+        )
     for section_name in ("token_pruning", "head_pruning"):
         per_layer = getattr(cfg, section_name).keep_per_layer
         if per_layer is not None and len(per_layer) != model.num_layers:

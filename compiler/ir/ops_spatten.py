@@ -42,6 +42,7 @@ class TokenImportance(Op):
     heads: tuple[int, ...]
     chained: bool
     fresh: bool = False
+    per_kv_head: bool = False
 
     def arity(self, connected: int) -> int:
         return len(self.heads) + int(self.chained)
@@ -74,7 +75,9 @@ class TokenSelect(Op):
     accumulated but not consulted); otherwise the top-k engine keeps the most important by
     the operand's scores. `own_layer` (a per-layer policy of a decoder): the tokens leave this
     layer's KV cache only, for the later steps; otherwise (the cascade, and encoders) they are
-    gone for every later layer, and for this layer in later steps.
+    gone for every later layer, and for this layer in later steps. `per_kv_head` (with
+    `own_layer`): each KV head of the layer selects its own tokens by its own scores, keeping
+    `kept(end)` each.
     """
 
     KIND: ClassVar[str] = "token_select"
@@ -84,6 +87,7 @@ class TokenSelect(Op):
     keep_recent: int
     by_recency: bool = False
     own_layer: bool = False
+    per_kv_head: bool = False
 
     @property
     def keep_ratio(self) -> Fraction:
@@ -101,6 +105,10 @@ class TokenSelect(Op):
         problems = [] if 0.0 < self.keep < 1.0 else [f"keep={self.keep} must lie in (0, 1)"]
         if not isinstance(operands[0], TokenImportance):
             problems.append("operand must be a token_importance")
+        elif operands[0].per_kv_head != self.per_kv_head:
+            problems.append("per-KV-head selection needs per-KV-head scores, and only it")
+        if self.per_kv_head and not self.own_layer:
+            problems.append("per-KV-head selection evicts from its own layer's cache only")
         return problems
 
 

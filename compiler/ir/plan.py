@@ -116,6 +116,7 @@ class ImportancePlan:
     head_pruning: bool  # the head accumulator and top-k exist
     scan_lanes: int  # token-state entries the visible-token scan compacts per cycle
     token_state_rows: int = 1  # 1: the cascade's one row; layers: each layer's own KV cache
+    token_state_groups: int = 1  # rows per layer: 1, or KV heads (a KV cache per KV head)
     token_scores_fresh: bool = False  # the "current" policy: scores restart every invocation
     token_by_recency: bool = False  # the "window" policy: no top-k, the most recent kept
 

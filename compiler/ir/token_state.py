@@ -2,7 +2,8 @@
 
 The cascade (and every summarization) keeps one row of token state: the layer that dropped
 each token, and one importance score per token. A per-layer policy in generation keeps a row
-per layer (each layer's own KV cache and scores).
+per layer (each layer's own KV cache and scores), and with per-KV-head selection a row per
+(layer, KV head), layer-major: row `layer * groups + kv_head`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,22 @@ from spatten_hls.compiler.ir.ops_spatten import TokenImportance, TokenSelect
 @dataclass(frozen=True)
 class TokenState:
     rows: int  # rows of token state, each of `context` entries
+    groups: int  # rows per layer: 1, or the KV heads with per-KV-head selection
     fresh: bool  # scores restart at every invocation (the "current" policy)
     by_recency: bool  # selections keep the most recent tokens (the "window" policy)
 
-    def row(self, layer: int) -> int:
-        """The state row `layer` reads and its selection writes."""
-        return layer if self.rows > 1 else 0
+    def row(self, layer: int, kv_head: int = 0) -> int:
+        """The state row that `layer` (its KV head `kv_head`) reads and its selection writes."""
+        return layer * self.groups + kv_head if self.rows > 1 else 0
 
 
 def token_state(g: AttnGraph) -> TokenState:
     ops = [g.op(n) for n in g.nx_graph.nodes]
     selects = [op for op in ops if isinstance(op, TokenSelect)]
+    groups = g.info.num_kv_heads if any(op.per_kv_head for op in selects) else 1
     return TokenState(
-        rows=g.info.num_layers if any(op.own_layer for op in selects) else 1,
+        rows=g.info.num_layers * groups if any(op.own_layer for op in selects) else 1,
+        groups=groups,
         fresh=any(op.fresh for op in ops if isinstance(op, TokenImportance)),
         by_recency=any(op.by_recency for op in selects),
     )

@@ -162,8 +162,14 @@ def _lowered_plan_problems(g: AttnGraph, order: list[str]) -> list[str]:
     imp = plan.importance
     if (imp.tokens, imp.heads) != (tokens.rows * info.context, info.num_heads):
         problems.append(f"plan.importance {imp} does not hold every token and head")
-    if (imp.token_state_rows, imp.token_scores_fresh, imp.token_by_recency) != (
+    if (
+        imp.token_state_rows,
+        imp.token_state_groups,
+        imp.token_scores_fresh,
+        imp.token_by_recency,
+    ) != (
         tokens.rows,
+        tokens.groups,
         tokens.fresh,
         tokens.by_recency,
     ):

@@ -49,7 +49,8 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     `keep_first` / `keep_recent` protected ones; in generation also the step's own token).
     Cascade (and every encoder): the K, V and Q loads of every later layer are gated by the
     latest token_select. Per-layer policies of a decoder gate nothing: a selection evicts from
-    its own layer's KV cache (`own_layer`).
+    its own layer's KV cache (`own_layer`); with `granularity = "kv_head"` each KV head of the
+    layer scores and selects for its own cache (`per_kv_head`).
     Postcondition: selections keep non-increasing fractions across layers.
     """
     t = cfg.token_pruning
@@ -58,6 +59,7 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     fractions = token_keep_fractions(g, cfg)
     cascade = t.policy == "cascade"
     own_layer = not cascade and g.info.causal
+    per_kv_head = own_layer and t.granularity == "kv_head"
     insert_cascade(
         g,
         Cascade(
@@ -66,7 +68,11 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
             gate="tokens",
             prunes=[f < 1.0 for f in fractions],
             importance=lambda layer, heads, chained: TokenImportance(
-                layer=layer, heads=heads, chained=chained, fresh=t.policy == "current"
+                layer=layer,
+                heads=heads,
+                chained=chained,
+                fresh=t.policy == "current",
+                per_kv_head=per_kv_head,
             ),
             select=lambda layer: TokenSelect(
                 layer=layer,
@@ -75,6 +81,7 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
                 keep_recent=t.keep_recent,
                 by_recency=t.policy == "window",
                 own_layer=own_layer,
+                per_kv_head=per_kv_head,
             ),
             source=lambda layer, head: final_probs(g, layer, head),
             chains_scores=cascade,

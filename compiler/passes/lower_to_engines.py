@@ -159,6 +159,7 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
             head_pruning=_has(g, HeadImportance),
             scan_lanes=SCAN_LANES,
             token_state_rows=tokens.rows,
+            token_state_groups=tokens.groups,
             token_scores_fresh=tokens.fresh,
             token_by_recency=tokens.by_recency,
         ),

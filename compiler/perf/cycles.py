@@ -90,16 +90,21 @@ def _sequential(step: StepRecord, plan: HardwarePlan, first: bool, last: bool) -
     f, imp = plan.fetcher, plan.importance
     token_passes = int(loop_cycles(ceil_div(rows.end, imp.scan_lanes), 1000, SCAN_DEPTH))
     state = int(loop_cycles(imp.tokens, 1000, f.latency) + loop_cycles(imp.heads, 1000, f.latency))
+    # With per-KV-head selection an invocation runs its KV heads one after another, a record
+    # each: the heads' parameters load before the first, the heads' importance and top-k run
+    # after the last; the scan, passes, fold and token top-k run for every KV head.
+    opens = step.kv_group in (None, 0)
+    closes = step.kv_group in (None, imp.token_state_groups - 1)
     # the heads' parameters on chip: the score scales (and head weights), a cycle each a head
     arrays = 3 if imp.head_pruning else 2
     params = int(loop_cycles(imp.heads, 1000 * arrays, f.latency))
-    out = [("state", state)] * (int(first) + int(last)) + [("state", params)]
+    out = [("state", state)] * (int(first) + int(last)) + [("state", params)] * int(opens)
     out.append(("scan", token_passes))
     if len(rows.deferred_visible):  # the second pass's job list, copied from the deferred list
         out.append(("scan", int(loop_cycles(len(rows.deferred_visible), 1000, 1))))
     if imp.token_pruning:
         out.append(("importance", token_passes))  # the fold into the state
-    if imp.head_pruning:
+    if imp.head_pruning and closes:
         out.append(("importance", int(loop_cycles(imp.heads, 1000, SIMPLE_DEPTH))))
     selects = step.topk_cycles or 0
     if rows.head_candidates:

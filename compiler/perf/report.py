@@ -179,7 +179,7 @@ def performance_report(result: SimResult, plan: HardwarePlan, config_name: str =
         LayerRow(
             rec.layer,
             rec.tokens_in,
-            len(rec.kept_tokens),
+            rec.kept_count,
             rec.heads_in,
             len(rec.heads_kept),
             rec.values_fetched,

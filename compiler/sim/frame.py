@@ -19,8 +19,10 @@ class PruningState:
 
     Token state has `token_rows` rows of `context` entries, flat: one row for the cascade
     (and every summarization), one per layer for a per-layer policy in generation (each
-    layer's own KV cache). A token is visible to layer l while l < dropped_at[row][token]
-    (row: 0, or l itself): a token_select after layer l sets it to l. In the cascade the
+    layer's own KV cache), or one per (layer, KV head), layer-major, with per-KV-head
+    selection (`token_groups` rows per layer). A token is visible to layer l (its KV head g)
+    while l < dropped_at[row][token] (row: 0, or l's own): a token_select after layer l sets
+    it to l. In the cascade the
     token is then gone from every later layer of this step and from layer l onwards in later
     steps (layers before l still see it, which keeps per-layer key counts constant across
     steps as in SpAtten's GPT-2 traces); with a row per layer it leaves layer l's cache only.
@@ -33,9 +35,10 @@ class PruningState:
     head_dropped_at: np.ndarray
     head_importance: np.ndarray
     token_rows: int = 1
+    token_groups: int = 1
 
     @classmethod
-    def fresh(cls, info: GraphInfo, token_rows: int = 1) -> PruningState:
+    def fresh(cls, info: GraphInfo, token_rows: int = 1, token_groups: int = 1) -> PruningState:
         never = info.num_layers
         return cls(
             np.full(token_rows * info.context, never, dtype=np.int64),
@@ -43,17 +46,27 @@ class PruningState:
             np.full(info.num_heads, never, dtype=np.int64),
             np.zeros(info.num_heads, dtype=np.int64),
             token_rows,
+            token_groups,
         )
 
-    def token_row(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Views of (dropped_at, importance) of the token state `layer` reads and writes."""
+    def token_row(self, layer: int, kv_head: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Views of (dropped_at, importance) of the token state that `layer` (its KV head
+        `kv_head`, with per-KV-head selection) reads and writes."""
+        if self.token_rows == 1:
+            return self.token_dropped_at, self.token_importance
         context = len(self.token_dropped_at) // self.token_rows
-        at = slice(layer * context, (layer + 1) * context) if self.token_rows > 1 else slice(None)
+        row = layer * self.token_groups + kv_head
+        at = slice(row * context, (row + 1) * context)
         return self.token_dropped_at[at], self.token_importance[at]
 
-    def visible_tokens(self, layer: int, end: int) -> np.ndarray:
-        """Positions < end that layer `layer` still sees, ascending."""
-        return np.flatnonzero(self.token_row(layer)[0][:end] > layer)
+    def visible_tokens(self, layer: int, end: int, kv_head: int = 0) -> np.ndarray:
+        """Positions < end that layer `layer` (its KV head `kv_head`) still sees, ascending."""
+        return np.flatnonzero(self.token_row(layer, kv_head)[0][:end] > layer)
+
+    def kept_union(self, layer: int, end: int) -> np.ndarray:
+        """Positions < end that some KV head of `layer` still sees (all of its rows)."""
+        rows = [self.token_row(layer, kv)[0][:end] for kv in range(self.token_groups)]
+        return np.flatnonzero(np.max(rows, axis=0) > layer)
 
     def alive_heads(self, layer: int) -> np.ndarray:
         return self.head_dropped_at > layer
@@ -74,6 +87,10 @@ class Frame:
     value_comparators: int | None  # the plan's value top-k engine, likewise
     step_query: int | None  # generation: the position of this step's own token
     seq_end: int  # the sequence so far: keys are positions < seq_end
+    # per-KV-head selection: the KV head whose query heads (and own tokens) this frame runs;
+    # None: every KV head shares the layer's tokens
+    kv_group: int | None = None
+    selects_heads: bool = True  # the head top-k runs after this frame (the layer's last)
     values_fetched: int = 0
     prob_rows: int = 0  # (query, head) rows that went through the requant decision
     requant_rows: int = 0  # ... of which were recomputed with the full K
@@ -135,6 +152,10 @@ class Frame:
         if head in self.deferred:
             passes[self.deferred[head]] = 1
         return passes
+
+    def token_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """Views of (dropped_at, importance) of the token state this frame reads and writes."""
+        return self.state.token_row(self.layer, self.kv_group or 0)
 
     @property
     def end(self) -> int:

@@ -93,7 +93,7 @@ def _value_topk(f: Frame, op: ValueTopK, args: list, ins: list, out: TensorType)
 def _token_importance(
     f: Frame, op: TokenImportance, args: list, ins: list, out: TensorType
 ) -> None:
-    importance = f.state.token_row(f.layer)[1]
+    importance = f.token_row()[1]
     if op.fresh:  # this invocation's attention only
         importance[f.k_rows] = 0
     for probs in args[: len(op.heads)]:
@@ -110,7 +110,7 @@ def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorT
     protected = (candidates < op.keep_first) | (candidates >= end - op.keep_recent)
     if f.step_query is not None:  # a decode step never prunes its own token
         protected |= candidates == f.step_query
-    dropped_at, importance = f.state.token_row(f.layer)
+    dropped_at, importance = f.token_row()
     if op.by_recency:
         survivors, cycles = keep_recent(protected, keep, f.topk_comparators or 1)
     else:
@@ -130,7 +130,9 @@ def _head_importance(f: Frame, op: HeadImportance, args: list, ins: list, out: T
 
 
 def _head_select(f: Frame, op: HeadSelect, args: list, ins: list, out: TensorType) -> None:
-    alive = np.flatnonzero(f.heads_alive)
+    if not f.selects_heads:  # an earlier KV head's frame: the layer's heads are not all done
+        return
+    alive = np.flatnonzero(f.state.alive_heads(f.layer))
     if len(alive) <= op.keep:
         return
     survivors, cycles = select_survivors(

@@ -51,6 +51,9 @@ class StepRecord:
     topk_cycles: int | None  # token/head top-k engine cycles (None: the graph has no plan)
     dram_bytes: dict[str, int]  # per plane, fetched in this step by this layer
     rows: RowProfile | None = field(default=None, compare=False, repr=False)
+    # per-KV-head selection: the KV head this record's frame ran (a layer invocation runs its
+    # KV heads one after another, a record each); None: every KV head in one record
+    kv_group: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class StepRecord:
             "requant_rows": self.requant_rows,
             "topk_cycles": self.topk_cycles,
             "dram_bytes": dict(self.dram_bytes),
+            **({} if self.kv_group is None else {"kv_group": self.kv_group}),
         }
 
 
@@ -80,12 +84,23 @@ class LayerRecord:
     rel_err_vs_float: float | None = None
     heads_in: int = 0
     topk_cycles: int | None = 0
+    # per-KV-head selection: each KV head's own cache (kept_tokens is then their union)
+    kv_head_kept_tokens: list[list[int]] | None = None
+
+    @property
+    def kept_count(self) -> int:
+        """Tokens a cache of the layer keeps (per KV head: the largest of them)."""
+        if self.kv_head_kept_tokens is None:
+            return len(self.kept_tokens)
+        return max(len(kept) for kept in self.kv_head_kept_tokens)
 
     def as_dict(self) -> dict[str, Any]:
+        per_kv_head = self.kv_head_kept_tokens
         return {
             "layer": self.layer,
             "tokens_in": self.tokens_in,
             "kept_tokens": self.kept_tokens,
+            **({} if per_kv_head is None else {"kv_head_kept_tokens": per_kv_head}),
             "heads_in": self.heads_in,
             "heads_kept": self.heads_kept,
             "values_fetched": self.values_fetched,
@@ -137,9 +152,11 @@ class SimResult:
     def kv_entries(self) -> tuple[int, int]:
         """(KV entries read, what dense attention reads), summed over layers and steps: a
         layer reads its visible keys once per KV head with a live query head; dense reads
-        every position so far of every KV head."""
+        every position so far of every KV head (a per-KV-head record: of its KV head)."""
         read = sum(s.keys * s.kv_heads for s in self.steps)
-        dense = sum(s.rows.end * self.info.num_kv_heads for s in self.steps)
+        dense = sum(
+            s.rows.end * (self.info.num_kv_heads if s.kv_group is None else 1) for s in self.steps
+        )
         return read, dense
 
     @property

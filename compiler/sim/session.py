@@ -110,7 +110,7 @@ class GenerationSession:
     def adopt_prompt_selection(self, prompt_state: PruningState) -> None:
         """Start the decode steps from the token selection a summarization of the prompt made
         (the prefill protocol): each layer sees the prompt tokens that run left visible to
-        it, in the same rows (one cascade row, or one per layer)."""
+        it, in the same rows (one cascade row, or one per layer or per layer and KV head)."""
         if self._next != (self.info.seq_len, 0):
             raise SimulationError("adopt the prompt's selection before the first step")
         p, context = self.info.seq_len, self.info.context
@@ -123,6 +123,7 @@ class GenerationSession:
             self._sim.state.head_dropped_at,
             self._sim.state.head_importance,
             rows,
+            prompt_state.token_groups,
         )
 
     def step(

@@ -104,7 +104,8 @@ class Simulation:
         self.port_rows = PortRows.of(g.plan, self.bits, info.head_dim)
         self.baseline_row = coded_row_bytes(g.plan, BASELINE_BITS, info.head_dim)
         self.reference, self.keep_codes = reference, keep_codes
-        self.state = PruningState.fresh(info, token_state(g).rows)
+        tokens = token_state(g)
+        self.state = PruningState.fresh(info, tokens.rows, tokens.groups)
         self.dram = DramCounter()
         self.pool = BufferPool()
         self.workers: ThreadPoolExecutor | None = None
@@ -214,9 +215,6 @@ class Simulation:
     def _run_layer(
         self, layer: int, queries: tuple[int, int], end: int, step_query: int | None
     ) -> None:
-        k_rows = self.state.visible_tokens(layer, end)
-        q_rows = k_rows[(k_rows >= queries[0]) & (k_rows < queries[1])]
-        heads = self.state.alive_heads(layer)
         codes = self.codes[layer]
         if codes is None:
             codes = quantize_layer(
@@ -229,26 +227,40 @@ class Simulation:
                 self.v_scale_ref,
             )
         self.v_scales[layer] = codes.v_scale
-        frame = Frame(
-            codes,
-            layer,
-            q_rows,
-            k_rows,
-            heads,
-            self.state,
-            self.pool,
-            self.comparators,
-            self.value_comparators,
-            step_query,
-            end,
-        )
-        out = run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
-        self.out_codes[layer][:, q_rows] = out
-        traffic = frame_traffic(frame, self.port_rows, self.info.group_size)
-        self.dram.add(traffic)
-        self._record(frame, traffic, end)
-        if self.reference:
-            reference_rows(self.inputs, layer, self.info, q_rows, k_rows, heads, self.refs[layer])
+        # With per-KV-head selection each KV head's query heads run over that KV head's own
+        # tokens, one group after another (as the design does); else one frame for all heads.
+        groups = self.state.token_groups
+        group_heads = self.info.group_size if groups > 1 else self.info.num_heads
+        for kv_group in range(groups):
+            heads = np.zeros(self.info.num_heads, dtype=np.bool_)
+            members = slice(kv_group * group_heads, (kv_group + 1) * group_heads)
+            heads[members] = self.state.alive_heads(layer)[members]
+            k_rows = self.state.visible_tokens(layer, end, kv_group)
+            q_rows = k_rows[(k_rows >= queries[0]) & (k_rows < queries[1])]
+            frame = Frame(
+                codes,
+                layer,
+                q_rows,
+                k_rows,
+                heads,
+                self.state,
+                self.pool,
+                self.comparators,
+                self.value_comparators,
+                step_query,
+                end,
+                kv_group=kv_group if groups > 1 else None,
+                selects_heads=kv_group == groups - 1,
+            )
+            out = run_frame(self.programs[layer], frame, self.info.group_size, self.workers)
+            self.out_codes[layer][members, q_rows] = out[members]
+            traffic = frame_traffic(frame, self.port_rows, self.info.group_size)
+            self.dram.add(traffic)
+            self._record(frame, traffic, end)
+            if self.reference:
+                reference_rows(
+                    self.inputs, layer, self.info, q_rows, k_rows, heads, self.refs[layer]
+                )
         if self.codes[layer] is None:
             if self.keep_codes:
                 self.codes[layer] = codes
@@ -275,11 +287,15 @@ class Simulation:
                 topk_cycles=frame.topk_cycles if self.comparators else None,
                 dram_bytes={p: fetched[p] for p in PLANES},
                 rows=_row_profile(frame, end, info.group_size),
+                kv_group=frame.kv_group,
             )
         )
         record = self.records[layer]
-        record.tokens_in = len(frame.k_rows)
-        record.heads_in = int(heads.sum())
+        first_group = frame.kv_group in (None, 0)
+        # per-KV-head selection: the most keys any KV head saw, the heads of every group
+        keys = len(frame.k_rows)
+        record.tokens_in = keys if first_group else max(record.tokens_in, keys)
+        record.heads_in = int(heads.sum()) + (0 if first_group else record.heads_in)
         record.values_fetched += frame.values_fetched
         record.topk_cycles = (
             (record.topk_cycles or 0) + frame.topk_cycles if self.comparators else None
@@ -302,7 +318,12 @@ class Simulation:
         )
         for layer, record in enumerate(self.records):
             # alive after the layer: its selection (dropped_at = layer) has run
-            record.kept_tokens = [int(t) for t in self.state.visible_tokens(layer, info.context)]
+            record.kept_tokens = [int(t) for t in self.state.kept_union(layer, info.context)]
+            if self.state.token_groups > 1:
+                record.kv_head_kept_tokens = [
+                    self.state.visible_tokens(layer, info.context, kv).tolist()
+                    for kv in range(self.state.token_groups)
+                ]
             record.heads_kept = [int(h) for h in np.flatnonzero(self.state.head_dropped_at > layer)]
             redone, rows = self.requant[layer]
             record.requant_fraction = float(redone / rows) if rows else 0.0

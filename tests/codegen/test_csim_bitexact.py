@@ -176,6 +176,24 @@ CASES: dict[str, dict] = {
             },
         },
     },
+    # per-KV-head selection: a row of token state per (layer, KV head); the KV heads run one
+    # after another, and the head top-k after the last of them
+    "generation-kv-head": {
+        "model": model("gen-kv-head", "llama", 2, 4, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "current",
+                "schedule": "uniform",
+                "granularity": "kv_head",
+                "keep": 0.5,
+                "keep_first": 1,
+            },
+            "head_pruning": {"enabled": True, "keep": 0.75, "skip_first": 0.0},
+            "value_pruning": {"enabled": True, "keep": 0.5},
+        },
+    },
 }
 
 
@@ -335,31 +353,41 @@ def test_technique_changes_the_output(designs, name: str, section: str) -> None:
     assert np.array_equal(run.out, pruned.arrays["out"])
 
 
-@uses("generation-per-layer", "generation-current", "generation-window")
+POLICY_CASES = ("generation-per-layer", "generation-current", "generation-window")
+
+
+@uses(*POLICY_CASES, "generation-kv-head")
 def test_per_layer_policies_keep_a_cache_per_layer(designs) -> None:
-    """Each layer's row of the design's state evicts tokens of its own, down to
-    floor(context * keep_l) at the end; the window policy keeps its sinks and the most
-    recent."""
-    for name in ("generation-per-layer", "generation-current", "generation-window"):
+    """Each layer's row of the design's state (each KV head's, per KV head) evicts tokens of
+    its own, down to floor(context * keep_l) at the end; the window policy keeps its sinks
+    and the most recent."""
+    for name in (*POLICY_CASES, "generation-kv-head"):
         design = designs.get(CASES[name])
         keeps = select_keeps(design, TokenSelect)
         info = design.graph.info
+        groups = info.num_kv_heads if name == "generation-kv-head" else 1
         params = design.files["src/params.h"].decode()
-        assert f"TOKEN_STATE_ROWS = {info.num_layers};" in params
+        assert f"TOKEN_STATE_ROWS = {info.num_layers * groups};" in params
+        assert f"TOKEN_STATE_GROUPS = {groups};" in params
         assert ("TOKEN_BY_RECENCY = true;" in params) == (name == "generation-window")
-        assert ("TOKEN_SCORES_FRESH = true;" in params) == (name == "generation-current")
+        fresh = name in ("generation-current", "generation-kv-head")
+        assert ("TOKEN_SCORES_FRESH = true;" in params) == fresh
         _, run = design.run(1)
-        rows = state_parts(design, run.state)["token_dropped_at"].reshape(info.num_layers, -1)
-        for layer, row in enumerate(rows):
+        dropped = state_parts(design, run.state)["token_dropped_at"]
+        rows = dropped.reshape(info.num_layers * groups, -1)
+        for i, row in enumerate(rows):
+            layer = i // groups
             kept = np.flatnonzero(row > layer)
             assert set(np.unique(row[row <= layer]).tolist()) <= {layer}
             assert len(kept) == keeps[layer], (name, layer)
             if name == "generation-window":
                 recent = keeps[layer] - 2
                 assert kept.tolist() == [0, 1, *range(info.context - recent, info.context)]
-        assert len({tuple(np.flatnonzero(r > i)) for i, r in enumerate(rows)}) > 1 or (
-            name == "generation-window"
-        ), name
+        kept_sets = [tuple(np.flatnonzero(r > i // groups)) for i, r in enumerate(rows)]
+        assert len(set(kept_sets)) > 1 or name == "generation-window", name
+        if groups > 1:  # the KV heads of a layer select apart
+            by_layer = [kept_sets[i : i + groups] for i in range(0, len(kept_sets), groups)]
+            assert any(len(set(layer_sets)) > 1 for layer_sets in by_layer), name
 
 
 @uses("progressive-requant")

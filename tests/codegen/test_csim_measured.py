@@ -109,6 +109,29 @@ SHAPES = {
             },
         },
     },
+    "kv-head-generation": {
+        "model": {
+            "name": "gen-kv-head",
+            "family": "llama",
+            "layers": 2,
+            "heads": 4,
+            "kv_heads": 2,
+            "head_dim": 16,
+        },
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 5},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "current",
+                "schedule": "uniform",
+                "granularity": "kv_head",
+                "keep": 0.5,
+                "keep_first": 1,
+            },
+            "head_pruning": {"enabled": True, "keep": 0.75, "skip_first": 0.0},
+            "value_pruning": {"enabled": True, "keep": 0.5},
+        },
+    },
     "tiled": {
         "model": model("bert", 2, 4, 32),
         "config": {

@@ -1,10 +1,10 @@
 """Property: any small configuration compiles to C++ that equals the simulator bit for bit.
 
 Random models (1-3 layers, grouped or plain heads, head_dim 8/16/32, 4-40 tokens, either
-stage) and random technique settings (token pruning under every policy and schedule, head
-and value pruning with random keeps,
-progressive quantization with random thresholds, random bit widths, top-k parallelism and
-K/V buffer sizes, so some designs walk several key tiles). Each design is one g++ build
+stage) and random technique settings (token pruning under every policy, schedule and
+granularity, head and value pruning with random keeps, progressive quantization with random
+thresholds, random bit widths, top-k parallelism and K/V buffer sizes, so some designs walk
+several key tiles). Each design is one g++ build
 (~5 s), so the example count is small; each example builds two designs in parallel.
 """
 
@@ -60,9 +60,13 @@ def cases(draw: st.DrawFn) -> dict:
     }
     if draw(st.booleans()):
         policies = ["cascade", "current", "window"] + (["per-layer"] if generation else [])
+        policy = draw(st.sampled_from(policies))
+        # a decoder's per-layer policies can keep a cache per KV head
+        own_caches = policy != "cascade" and family != "bert"
         config["token_pruning"] = {
             "enabled": True,
-            "policy": draw(st.sampled_from(policies)),
+            "policy": policy,
+            "granularity": draw(st.sampled_from(["layer", "kv_head"])) if own_caches else "layer",
             "schedule": draw(st.sampled_from(["ramp", "uniform"])),
             "keep": draw(fractions(20, 100)),
             "skip_first": draw(st.sampled_from([0.0, 0.34])),

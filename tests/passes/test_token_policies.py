@@ -79,6 +79,27 @@ def test_a_decoders_policies_keep_a_cache_per_layer(stage: str, policy: str) -> 
     )
 
 
+@pytest.mark.parametrize("stage", ["summarization", "generation"])
+@pytest.mark.parametrize("policy", ["per-layer", "current", "window"])
+def test_per_kv_head_selection_keeps_a_cache_per_layer_and_kv_head(stage: str, policy: str) -> None:
+    g = compiled(True, stage, policy=policy, granularity="kv_head")
+    assert all(op.per_kv_head for op in ops(g, TokenImportance) + ops(g, TokenSelect))
+    assert all(op.own_layer for op in ops(g, TokenSelect)) and gated_loads(g) == []
+    state = token_state(g)
+    assert (state.rows, state.groups) == (3 * 2, 2)
+    assert [state.row(layer, kv) for layer in range(3) for kv in range(2)] == list(range(6))
+    imp = g.plan.importance
+    assert (imp.token_state_rows, imp.token_state_groups, imp.tokens) == (6, 2, 6 * g.info.context)
+
+
+def test_verify_refuses_per_kv_head_selection_without_per_kv_head_scores() -> None:
+    g = compiled(True, "generation", policy="current", granularity="kv_head")
+    node = next(n for n in g.nodes() if isinstance(g.op(n), TokenImportance))
+    g.set_op(node, dataclasses.replace(g.op(node), per_kv_head=False), "test")
+    with pytest.raises(Exception, match="per-KV-head selection needs per-KV-head scores"):
+        verify(g)
+
+
 @pytest.mark.parametrize("policy", ["current", "window"])
 def test_an_encoders_policies_drop_tokens_from_later_layers(policy: str) -> None:
     g = compiled(False, policy=policy)
@@ -108,7 +129,8 @@ def test_verify_refuses_an_own_layer_selection_in_an_encoder() -> None:
         (False, {"policy": "per-layer"}, "'token_pruning.policy' = \"per-layer\""),
         (True, {"policy": "h2o"}, "'token_pruning.policy' = 'h2o' is not one of"),
         (True, {"schedule": "cosine"}, "'token_pruning.schedule' = 'cosine' is not one of"),
-        (True, {"granularity": "kv_head"}, "'token_pruning.granularity' = \"kv_head\""),
+        (True, {"granularity": "kv_head"}, '= "kv_head" needs a per-layer policy'),
+        (False, {"granularity": "kv_head", "policy": "current"}, "KV head and needs a decoder"),
         (True, {"granularity": "head"}, "'token_pruning.granularity' = 'head' is not one of"),
     ],
 )

@@ -109,6 +109,39 @@ def test_per_layer_policies_keep_their_own_caches(smollm2, ids):
     assert any(not later <= earlier for earlier, later in itertools.pairwise(kept))
 
 
+def test_per_kv_head_caches_read_their_own_keys(smollm2, ids):
+    """Each KV head of a layer keeps floor(end / 2) tokens of its own; every decode step reads,
+    per KV head, what that head kept at the previous step plus its own token."""
+    cfg = {
+        "token_pruning": {
+            "enabled": True,
+            "policy": "current",
+            "schedule": "uniform",
+            "granularity": "kv_head",
+            "keep": 0.5,
+        }
+    }
+    result = decode_run(smollm2, ids, cfg).result
+    state, kv_heads = result.pruning_state, smollm2.spec.num_kv_heads
+    end = TOKENS - 1
+    caches = [
+        [tuple(state.visible_tokens(layer, end, kv)) for kv in range(kv_heads)]
+        for layer in range(smollm2.spec.num_layers)
+    ]
+    assert all(len(cache) == end // 2 for layer in caches for cache in layer)
+    assert any(len(set(layer)) > 1 for layer in caches)  # the KV heads chose apart
+    steps = TOKENS - PROMPT - 1
+    reads = sum((e - 1) // 2 + 1 for e in range(PROMPT + 1, PROMPT + 1 + steps)) + (
+        PROMPT - PROMPT // 2
+    )
+    read, total = result.kv_entries
+    assert (read, total) == (
+        reads * kv_heads * smollm2.spec.num_layers,
+        sum(range(PROMPT + 1, PROMPT + 1 + steps)) * kv_heads * smollm2.spec.num_layers,
+    )
+    assert {s.kv_group for s in result.steps} == set(range(kv_heads))
+
+
 def test_compare_reports_every_config_on_the_same_text_and_plots(capsys, smollm2, tmp_path):
     a, b = tmp_path / "dense.toml", tmp_path / "window.toml"
     a.write_text("")

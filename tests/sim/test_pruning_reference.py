@@ -57,6 +57,7 @@ def build(
     keep_first: int = 0,
     keep_recent: int = 0,
     policy: str = "cascade",
+    granularity: str = "layer",
 ) -> tuple[AttnGraph, object]:
     spec = ModelSpec(
         name="ref-gpt" if causal else "ref-bert",
@@ -81,6 +82,7 @@ def build(
             "keep_first": keep_first,
             "keep_recent": keep_recent,
             "policy": policy,
+            "granularity": granularity,
         }
     if head_keep is not None:
         raw["head_pruning"] = {"enabled": True, "keep_per_layer": list(head_keep)}
@@ -92,14 +94,21 @@ def build(
 
 
 def structured_inputs(
-    g: AttnGraph, seed: int, bias_step: float = 0.12, q_noise: float = 0.5, k_noise: float = 0.05
+    g: AttnGraph,
+    seed: int,
+    bias_step: float = 0.12,
+    q_noise: float = 0.5,
+    k_noise: float = 0.05,
+    rank_per_kv_head: bool = False,
 ) -> dict[str, np.ndarray]:
-    """random_inputs reshaped so that importance has large gaps (see the module docstring)."""
+    """random_inputs reshaped so that importance has large gaps (see the module docstring);
+    `rank_per_kv_head`: each KV head ranks the tokens its own way."""
     info = g.info
     base = random_inputs(info, seed)
     rng = np.random.default_rng(seed + 1000)
     # token j's bias rank: a fixed permutation, so importance is not just position order
-    rank = rng.permutation(info.context).astype(np.float64)
+    ranks = 1 + (info.num_kv_heads - 1) * int(rank_per_kv_head)
+    rank = np.stack([rng.permutation(info.context) for _ in range(ranks)]).astype(np.float64)
     magnitudes = np.array([1.0, 1.45, 2.1, 3.0, 4.4, 6.4, 9.3, 13.5])[: info.num_kv_heads]
     qb = 4.0  # every query's component along the shared direction u
     out = {}
@@ -109,7 +118,7 @@ def structured_inputs(
         q = base[f"q{layer}"].astype(np.float64) * q_noise + qb * u
         # score bias of key j: qb * kb_j / sqrt(d) = bias_step * rank_j
         kb = bias_step * rank * math.sqrt(info.head_dim) / qb
-        k = base[f"k{layer}"].astype(np.float64) * k_noise + kb[None, :, None] * u
+        k = base[f"k{layer}"].astype(np.float64) * k_noise + kb[:, :, None] * u
         v = np.clip(base[f"v{layer}"].astype(np.float64), -3.0, 3.0)
         scale = rng.permutation(magnitudes)  # the largest magnitude in every layer
         v *= scale[:, None, None]
@@ -156,6 +165,7 @@ class FloatCascade:
     keep_first: int = 0
     keep_recent: int = 0
     policy: str = "cascade"
+    per_kv_head: bool = False  # each KV head of a layer scores and selects on its own
     gaps: list[float] = field(default_factory=list)
     value_rows: list = field(default_factory=list)  # (layer, head, query, keys, kept, gap)
     tokens_in: list[int] = field(default_factory=list)
@@ -163,10 +173,13 @@ class FloatCascade:
     def run(self) -> FloatCascade:
         context = self.seq + (self.gen if self.stage == "generation" else 0)
         never = self.layers
-        # one row of token state, or (a per-layer policy in generation) one per layer
+        # one row of token state, or (a per-layer policy in generation) one per layer, or
+        # per (layer, KV head)
         own_cache = self.policy != "cascade" and self.stage == "generation"
-        rows = self.layers if own_cache else 1
-        self.row = (lambda layer: layer) if own_cache else (lambda layer: 0)
+        groups = self.kv_heads if self.per_kv_head else 1
+        rows = self.layers * groups if own_cache else 1
+        self.row = (lambda layer, g=0: layer * groups + g) if own_cache else (lambda *_: 0)
+        self.groups = groups
         self.token_dropped = np.full((rows, context), never)
         self.head_dropped = np.full(self.heads, never)
         self.token_imp = np.zeros((rows, context))
@@ -179,30 +192,38 @@ class FloatCascade:
             steps = [((p, p + 1), p + 1, p) for p in range(self.seq, context)]
         for (q0, q1), end, own in steps:
             for layer in range(self.layers):
-                row = self.row(layer)
-                keys = np.array([j for j in range(end) if self.token_dropped[row, j] > layer])
-                if self.policy == "current":
-                    self.token_imp[row] = 0.0
-                queries = keys[(keys >= q0) & (keys < q1)]
                 alive = [h for h in range(self.heads) if self.head_dropped[h] > layer]
-                self.tokens_in[layer] = len(keys)
-                for h in alive:
-                    kv = h // group
-                    q = self.inputs[f"q{layer}"][h, queries].astype(np.float64)
-                    k = self.inputs[f"k{layer}"][kv, keys].astype(np.float64)
-                    v = self.inputs[f"v{layer}"][kv, keys].astype(np.float64)
-                    z = q @ k.T / math.sqrt(self.d)
-                    if self.causal and self.stage == "summarization":
-                        z = np.where(keys[None, :] <= queries[:, None], z, -np.inf)
-                    p = np.exp(z - z.max(axis=1, keepdims=True))
-                    p /= p.sum(axis=1, keepdims=True)
-                    self.token_imp[row, keys] += p.sum(axis=0)
-                    if self.value_keep is not None:
-                        p = self._value_prune(p, layer, h, queries, keys)
-                    self.head_imp[h] += np.abs(p @ v).sum()
-                self._select_tokens(layer, keys, end, own)
+                self.tokens_in[layer] = 0
+                for g in range(groups):
+                    members = [h for h in alive if groups == 1 or h // group == g]
+                    self._run_group(layer, g, members, q0, q1, end, own)
                 self._select_heads(layer, alive)
         return self
+
+    def _run_group(self, layer, g, heads, q0, q1, end, own) -> None:
+        """The layer's heads `heads` over the tokens its state row (layer, KV head g) keeps."""
+        group = self.heads // self.kv_heads
+        row = self.row(layer, g)
+        keys = np.array([j for j in range(end) if self.token_dropped[row, j] > layer])
+        if self.policy == "current":
+            self.token_imp[row] = 0.0
+        queries = keys[(keys >= q0) & (keys < q1)]
+        self.tokens_in[layer] = max(self.tokens_in[layer], len(keys))
+        for h in heads:
+            kv = h // group
+            q = self.inputs[f"q{layer}"][h, queries].astype(np.float64)
+            k = self.inputs[f"k{layer}"][kv, keys].astype(np.float64)
+            v = self.inputs[f"v{layer}"][kv, keys].astype(np.float64)
+            z = q @ k.T / math.sqrt(self.d)
+            if self.causal and self.stage == "summarization":
+                z = np.where(keys[None, :] <= queries[:, None], z, -np.inf)
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            self.token_imp[row, keys] += p.sum(axis=0)
+            if self.value_keep is not None:
+                p = self._value_prune(p, layer, h, queries, keys)
+            self.head_imp[h] += np.abs(p @ v).sum()
+        self._select_tokens(layer, keys, end, own, g)
 
     def _value_prune(self, p, layer, head, queries, keys):
         pruned = np.zeros_like(p)
@@ -228,13 +249,13 @@ class FloatCascade:
             )
         return pruned
 
-    def _select_tokens(self, layer, keys, end, own) -> None:
+    def _select_tokens(self, layer, keys, end, own, g=0) -> None:
         if self.token_fractions is None or self.token_fractions[layer] >= 1.0:
             return
         keep = floor_counts(end, [self.token_fractions[layer]])[0]
         if len(keys) <= keep:
             return
-        row = self.row(layer)
+        row = self.row(layer, g)
         protected = (keys < self.keep_first) | (keys >= end - self.keep_recent)
         if own is not None:
             protected |= keys == own
@@ -265,8 +286,8 @@ class FloatCascade:
             if h not in survivors:
                 self.head_dropped[h] = layer
 
-    def kept_tokens(self, layer: int) -> list[int]:
-        return [int(j) for j in np.flatnonzero(self.token_dropped[self.row(layer)] > layer)]
+    def kept_tokens(self, layer: int, g: int = 0) -> list[int]:
+        return [int(j) for j in np.flatnonzero(self.token_dropped[self.row(layer, g)] > layer)]
 
     def kept_heads(self, layer: int) -> list[int]:
         return [int(h) for h in np.flatnonzero(self.head_dropped > layer)]
@@ -286,6 +307,7 @@ def reference_for(
     keep_first: int = 0,
     keep_recent: int = 0,
     policy: str = "cascade",
+    per_kv_head: bool = False,
 ) -> FloatCascade:
     info = g.info
     heads = None if head_keep is None else floor_counts(info.num_heads, head_keep)
@@ -305,6 +327,7 @@ def reference_for(
         keep_first,
         keep_recent,
         policy,
+        per_kv_head,
     ).run()
 
 
@@ -398,7 +421,7 @@ def test_generation_policies_match_float_reference(
     )
     inputs = structured_inputs(g, seed)
     result = simulate(g, inputs)
-    ref = reference_for(g, inputs, token_keep, None, 0, keep_first, keep_recent, policy)
+    ref = reference_for(g, inputs, token_keep, None, None, keep_first, keep_recent, policy)
     assert_same_selections(result, ref)
     # each layer's cache holds floor(30 * keep_l) after the last step
     assert [len(r.kept_tokens) for r in result.layers] == [24, 18, 15, 12]
@@ -414,6 +437,49 @@ def test_summarization_policies_match_float_reference(policy: str) -> None:
     ref = reference_for(g, inputs, TOKEN_KEEP, None, keep_first=1, policy=policy)
     assert_same_selections(result, ref)
     assert [len(r.kept_tokens) for r in result.layers] == [32, 24, 16, 9]
+
+
+@pytest.mark.parametrize("policy,seed", [("current", 13), ("per-layer", 10)])
+def test_per_kv_head_selection_matches_float_reference(policy: str, seed: int) -> None:
+    """Each KV head of a layer keeps its own tokens (its query heads' scores only), while the
+    head top-k still chooses among every head of the layer."""
+    token_keep = [0.8, 0.6, 0.5, 0.4]
+    head_keep = [1.0, 1.0, 0.75, 0.75]
+    g, _ = build(
+        causal=True,
+        stage="generation",
+        seq=24,
+        gen=6,
+        kv_heads=2,
+        token_keep=token_keep,
+        head_keep=head_keep,
+        keep_first=1,
+        policy=policy,
+        granularity="kv_head",
+    )
+    inputs = structured_inputs(g, seed, rank_per_kv_head=True)
+    result = simulate(g, inputs)
+    ref = reference_for(g, inputs, token_keep, head_keep, None, 1, 0, policy, per_kv_head=True)
+    assert min(ref.gaps) > MIN_GAP, f"near-tie in the float reference: {sorted(ref.gaps)[:3]}"
+    state = result.pruning_state
+    assert state.token_rows == LAYERS * 2
+    for layer, record in enumerate(result.layers):
+        sets = [state.visible_tokens(layer, g.info.context, kv).tolist() for kv in range(2)]
+        assert sets == [ref.kept_tokens(layer, kv) for kv in range(2)], layer
+        assert [len(s) for s in sets] == [[24, 18, 15, 12][layer]] * 2
+        assert record.kept_tokens == sorted(set(sets[0]) | set(sets[1]))
+        assert record.heads_kept == ref.kept_heads(layer), layer
+    # the KV heads really chose apart, and a head was pruned
+    assert any(
+        state.visible_tokens(layer, g.info.context, 0).tolist()
+        != state.visible_tokens(layer, g.info.context, 1).tolist()
+        for layer in range(1, LAYERS)
+    )
+    assert len(result.layers[-1].heads_kept) == 3
+    # every decode step reads each KV head's own keys: kept + 1 of them once the cache is full
+    read, dense = result.kv_entries
+    assert dense == sum(2 * (end + 1) for end in range(24, 30)) * LAYERS
+    assert read == sum(s.keys for s in result.steps if s.kv_heads)
 
 
 def test_policies_choose_differently() -> None:

@@ -6,9 +6,11 @@
 // eliminator, SCAN_LANES entries a cycle); every query row of every live head flows through
 // the row pipeline (rows.h, one DATAFLOW loop, one instance); rows the requant decision
 // deferred flow through it again, a second pass with the full K words; then token importance
-// folds into the state and the top-k engine drops tokens and heads. The pruning state (the layer that dropped each token and
-// head, and their importance) lives on chip for the whole run: the first invocation loads it
-// from DRAM and the last stores it (`control`), not every layer.
+// folds into the state and the top-k engine drops tokens (with per-KV-head selection, all of
+// this once per KV head, over its own tokens and query heads), then heads. The pruning state
+// (the layer that dropped each token and head, and their importance) lives on chip for the
+// whole run: the first invocation loads it from DRAM and the last stores it (`control`), not
+// every layer.
 //
 // Cfg is the generated `model_cfg` of params.h (the hardware plan's parameters).
 #ifndef SPATTEN_LAYER_H
@@ -41,7 +43,8 @@ struct layer_args {
 };
 
 // The token state has TOKEN_STATE_ROWS rows of MAX_CTX entries: one for the cascade, one per
-// layer for a per-layer policy in generation (each layer's own KV cache and scores).
+// layer for a per-layer policy in generation (each layer's own KV cache and scores), or one
+// per (layer, KV head), layer-major, when each KV head selects its own tokens.
 template <class Cfg>
 struct pruning_state {
     index_t token_dropped_at[Cfg::TOKEN_STATE_ROWS][Cfg::MAX_CTX];
@@ -118,10 +121,11 @@ heads:
     SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::NUM_HEADS, 1000 * ARRAYS, Cfg::FETCH_LATENCY));
 }
 
-// The token state row `layer` reads and writes (the cascade's one row, or the layer's own).
+// The token state row that `layer` (its KV head `kv_head` with per-KV-head selection) reads
+// and writes: the cascade's one row, or the layer's (KV head's) own.
 template <class Cfg>
-int token_row(int layer) {
-    return Cfg::TOKEN_STATE_ROWS > 1 ? layer : 0;
+int token_row(int layer, int kv_head) {
+    return Cfg::TOKEN_STATE_ROWS > 1 ? layer * Cfg::TOKEN_STATE_GROUPS + kv_head : 0;
 }
 
 // Tokens a selection after a layer keeps of the `end` so far: max(1, floor(end * num / den)).
@@ -134,11 +138,10 @@ inline int kept_tokens(int end, int num, int den) {
 // each process of the row pipeline that reads it: the row schedule and the K and V fetches);
 // the layer's importance accumulator (by visible index) starts at zero.
 template <class Cfg>
-void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, visible_span &span,
-                    index_t pos[Cfg::MAX_CTX], index_t pos_k[Cfg::MAX_CTX],
+void visible_tokens(const pruning_state<Cfg> &st, const layer_args &a, int row,
+                    visible_span &span, index_t pos[Cfg::MAX_CTX], index_t pos_k[Cfg::MAX_CTX],
                     index_t pos_v[Cfg::MAX_CTX], importance_t local_importance[Cfg::MAX_CTX]) {
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
-    const int row = token_row<Cfg>(a.layer);
     int n = 0;
     int before = 0;
     int below_end = 0;
@@ -271,11 +274,10 @@ rows:
 // expansion, SCAN_LANES a cycle), gathering the candidates of the token top-k on the way. The
 // "current" policy's scores are this invocation's alone (written, not added).
 template <class Cfg>
-void fold_importance(pruning_state<Cfg> &st, const layer_args &a,
+void fold_importance(pruning_state<Cfg> &st, const layer_args &a, int row,
                      const importance_t local_importance[Cfg::MAX_CTX],
                      importance_t imp[Cfg::MAX_CTX], bool protect[Cfg::MAX_CTX]) {
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
-    const int row = token_row<Cfg>(a.layer);
     int n = 0;
 blocks:
     for (int b = 0; b < blocks; b++) {
@@ -303,8 +305,8 @@ blocks:
 // scan.
 template <class Cfg>
 void select_tokens(pruning_state<Cfg> &st, const visible_span &span, const layer_args &a,
-                   const importance_t imp[Cfg::MAX_CTX], const bool protect[Cfg::MAX_CTX],
-                   int keep) {
+                   int row, const importance_t imp[Cfg::MAX_CTX],
+                   const bool protect[Cfg::MAX_CTX], int keep) {
     bool survivors[Cfg::MAX_CTX];
     int cycles = 0;
     if (Cfg::TOKEN_BY_RECENCY) {
@@ -315,7 +317,6 @@ void select_tokens(pruning_state<Cfg> &st, const visible_span &span, const layer
                                                               survivors, cycles);
     }
     const int blocks = (a.end + Cfg::SCAN_LANES - 1) / Cfg::SCAN_LANES;
-    const int row = token_row<Cfg>(a.layer);
     int n = 0;
 drop:
     for (int b = 0; b < blocks; b++) {
@@ -397,43 +398,57 @@ void attention_layer(const beat_t *q SPATTEN_K_PARAMS SPATTEN_V_PARAMS, beat_t *
     ap_uint<8> head_shift[Cfg::NUM_HEADS];
     ap_uint<17> head_weight[Cfg::NUM_HEADS];
     load_head_params<Cfg>(mult, shift, v_weight, head_mult, head_shift, head_weight);
-    visible_span span;
-    visible_tokens<Cfg>(st, a, span, pos, pos_k, pos_v, local_importance);
     bool alive[Cfg::NUM_HEADS];
-    int live[Cfg::NUM_HEADS];
     ap_uint<64> abs_total[Cfg::NUM_HEADS];
-    int n_live = 0;
 heads_alive:
     for (int h = 0; h < Cfg::NUM_HEADS; h++) {
 #pragma HLS UNROLL
         alive[h] = st.head_dropped_at[h] > a.layer;
         abs_total[h] = 0;
-        if (alive[h]) live[n_live++] = h;
-    }
-    const int rows = span.last_row > span.first_row ? span.last_row - span.first_row : 0;
-    int n_jobs = n_live * rows;
-    int n_deferred = 0;
-    requants = 0;
-passes:
-    for (int pass = 0; pass < 2 && n_jobs > 0; pass++) {
-#pragma HLS LOOP_TRIPCOUNT max = 2
-        run_pass<Cfg>(pass == 1, n_jobs, live, jobs, span, pos, pos_k, pos_v, head_mult,
-                      head_shift, local_importance, abs_total, deferred, n_deferred, q,
-                      out SPATTEN_K_ARGS SPATTEN_V_ARGS);
-        if (pass == 0) {
-            requants = n_deferred;
-            n_jobs = n_deferred > 0 ? take_deferred<Cfg>(deferred, n_deferred, jobs) : 0;
-        }
-    }
-    importance_t imp[Cfg::MAX_CTX];
-    bool protect[Cfg::MAX_CTX];
-    if (Cfg::TOKEN_PRUNING) fold_importance<Cfg>(st, a, local_importance, imp, protect);
-    if (Cfg::HEAD_PRUNING) {
-        select_heads<Cfg>(st, alive, abs_total, head_weight, head_keep, a.layer);
     }
     const int token_keep = kept_tokens(a.end, token_keep_num, token_keep_den);
-    if (Cfg::TOKEN_PRUNING && token_keep_num < token_keep_den && span.nk > token_keep) {
-        select_tokens<Cfg>(st, span, a, imp, protect, token_keep);
+    requants = 0;
+    // With per-KV-head selection each KV head's query heads run over its own tokens, one KV
+    // head after another (scan, passes, fold and selection each); otherwise every head runs
+    // over the layer's tokens at once.
+    constexpr int GROUP_HEADS = Cfg::TOKEN_STATE_GROUPS > 1 ? Cfg::GROUP : Cfg::NUM_HEADS;
+kv_groups:
+    for (int g = 0; g < Cfg::TOKEN_STATE_GROUPS; g++) {
+#pragma HLS LOOP_TRIPCOUNT max = Cfg::TOKEN_STATE_GROUPS
+        const int row = token_row<Cfg>(a.layer, g);
+        visible_span span;
+        visible_tokens<Cfg>(st, a, row, span, pos, pos_k, pos_v, local_importance);
+        int live[Cfg::NUM_HEADS];
+        int n_live = 0;
+    group_heads:
+        for (int i = 0; i < GROUP_HEADS; i++) {
+#pragma HLS UNROLL
+            const int h = g * GROUP_HEADS + i;
+            if (alive[h]) live[n_live++] = h;
+        }
+        const int rows = span.last_row > span.first_row ? span.last_row - span.first_row : 0;
+        int n_jobs = n_live * rows;
+        int n_deferred = 0;
+    passes:
+        for (int pass = 0; pass < 2 && n_jobs > 0; pass++) {
+#pragma HLS LOOP_TRIPCOUNT max = 2
+            run_pass<Cfg>(pass == 1, n_jobs, live, jobs, span, pos, pos_k, pos_v, head_mult,
+                          head_shift, local_importance, abs_total, deferred, n_deferred, q,
+                          out SPATTEN_K_ARGS SPATTEN_V_ARGS);
+            if (pass == 0) {
+                requants += n_deferred;
+                n_jobs = n_deferred > 0 ? take_deferred<Cfg>(deferred, n_deferred, jobs) : 0;
+            }
+        }
+        importance_t imp[Cfg::MAX_CTX];
+        bool protect[Cfg::MAX_CTX];
+        if (Cfg::TOKEN_PRUNING) fold_importance<Cfg>(st, a, row, local_importance, imp, protect);
+        if (Cfg::TOKEN_PRUNING && token_keep_num < token_keep_den && span.nk > token_keep) {
+            select_tokens<Cfg>(st, span, a, row, imp, protect, token_keep);
+        }
+    }
+    if (Cfg::HEAD_PRUNING) {
+        select_heads<Cfg>(st, alive, abs_total, head_weight, head_keep, a.layer);
     }
     if (a.control & STORE_STATE) {
         move_state<Cfg>(st, token_dropped_at, token_importance, head_dropped_at,

@@ -23,7 +23,8 @@ struct model_cfg {
     static const bool TOKEN_PRUNING = true;
     static const bool HEAD_PRUNING = true;
     static const bool VALUE_PRUNING = true;
-    static const int TOKEN_STATE_ROWS = 1;  // 1: the cascade; NUM_LAYERS: a KV cache per layer
+    static const int TOKEN_STATE_ROWS = 1;  // 1: the cascade; NUM_LAYERS x TOKEN_STATE_GROUPS: a KV cache per layer (and KV head)
+    static const int TOKEN_STATE_GROUPS = 1;  // rows per layer: 1, or NUM_KV_HEADS (each KV head selects its own tokens)
     static const int TOKEN_STATE = TOKEN_STATE_ROWS * MAX_CTX;  // token-state entries
     static const bool TOKEN_SCORES_FRESH = false;  // scores restart every invocation
     static const bool TOKEN_BY_RECENCY = false;  // keep the most recent (no top-k)
