@@ -1,5 +1,8 @@
 """C-simulation of an emitted project with g++: build the testbench, run it, judge it.
 
+The testbench binary is cached by the bytes of the project's sources (toolchain.py): a rerun
+on the same project, or on new golden data, skips the build.
+
 Paths are never spliced into source text or a shell line: the data directory reaches the
 testbench as its argument, so project paths with spaces, quotes or any unicode work.
 """
@@ -10,13 +13,21 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_lines
-from spatten_hls.compiler.codegen.toolchain import compiler_command, run_compiler
+from spatten_hls.compiler.codegen.toolchain import (
+    build_cached,
+    compiler_command,
+    prune_cache,
+    run_compiler,
+    user_cache_dir,
+)
 from spatten_hls.compiler.errors import CodegenError
 
 STREAM_WARNING = re.compile(r"Hls::stream .*(read while empty|leftover)", re.IGNORECASE)
@@ -55,11 +66,8 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
     if not testbench.is_file():
         raise CodegenError(f"{project}: not a spatten-hls project (no tb/tb_spatten_top.cpp)")
     sources = [*sorted((project / "src").glob("*.cpp")), testbench]
-    with tempfile.TemporaryDirectory(prefix="spatten-csim-") as tmp:
-        binary = Path(tmp) / "csim"
-        command = compiler_command(
-            sources, [project / "src" / "engines", project / "src", project / "tb"], binary
-        )
+    includes = [project / "src" / "engines", project / "src", project / "tb"]
+    with ExitStack() as stack:
         with tqdm(
             total=1,
             desc="build (g++)",
@@ -67,11 +75,10 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
             leave=False,
             bar_format="{desc}: {elapsed}",
         ) as bar:
-            run_compiler(command, f"the testbench of {project}")
+            binary = stack.enter_context(_testbench(project, sources, includes))
             bar.update()
-        output = _run_testbench(
-            [str(binary), str((project / "tb" / "data").resolve())], timeout_s, progress, project
-        )
+        data = str((project / "tb" / "data").resolve())
+        output = _run_testbench([str(binary), data], timeout_s, progress, project)
     warnings = [line for line in output.splitlines() if STREAM_WARNING.search(line)]
     found = SUMMARY.findall(output)
     if not found:
@@ -93,6 +100,23 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
     if measured is None:
         raise CodegenError(f"{project}: the testbench printed no csim counters")
     return CsimResult(passed, failed, output, warnings, layers, checks, measured)
+
+
+@contextmanager
+def _testbench(project: Path, sources: list[Path], includes: list[Path]) -> Iterator[Path]:
+    """The testbench binary: from the user cache (one build per distinct project), or, where
+    the cache cannot be written, built for this run only in a temporary directory."""
+    cache = user_cache_dir() / "csim"
+    try:
+        binary = build_cached(sources, includes, cache, "tb_spatten_top")
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="spatten-csim-") as tmp:
+            binary = Path(tmp) / "csim"
+            run_compiler(compiler_command(sources, includes, binary), f"the testbench of {project}")
+            yield binary
+        return
+    prune_cache(cache)
+    yield binary
 
 
 def _run_testbench(command: list[str], timeout_s: float, progress: bool, project: Path) -> str:

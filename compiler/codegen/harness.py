@@ -17,7 +17,7 @@ import numpy as np
 
 from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_array, measured_size
 from spatten_hls.compiler.codegen.csim import STREAM_WARNING
-from spatten_hls.compiler.codegen.toolchain import build_shared
+from spatten_hls.compiler.codegen.toolchain import build_cached
 from spatten_hls.compiler.codegen.vectors import GoldenVectors
 
 
@@ -39,7 +39,7 @@ class DesignLibrary:
         project = Path(project)
         sources = [*sorted((project / "src").glob("*.cpp")), project / "tb" / "ctypes_api.cpp"]
         includes = [project / "src" / "engines", project / "src", project / "tb"]
-        self.path = build_shared(sources, includes, Path(cache_dir), "spatten_design")
+        self.path = build_cached(sources, includes, Path(cache_dir), "spatten_design", shared=True)
         self._lib = ctypes.CDLL(str(self.path))
         i16 = np.ctypeslib.ndpointer(np.int16, flags="C_CONTIGUOUS")
         i64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")

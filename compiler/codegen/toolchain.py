@@ -1,4 +1,10 @@
-"""g++ toolchain for C-simulation: ap_types headers, strict flags, cached shared libraries.
+"""g++ toolchain for C-simulation: ap_types headers, strict flags, cached builds.
+
+A build is keyed by the bytes of its sources and of every header in its include directories,
+the compiler, its flags and the ap_types directory: a second build of the same project (a
+rerun of `spatten csim`, new golden data) reuses the first. The testbench binaries live in
+`$SPATTEN_CACHE_DIR` (default `$XDG_CACHE_HOME/spatten-hls`, else `~/.cache/spatten-hls`),
+the newest CACHE_KEEP of them.
 
 Headers come from `$XILINX_HLS/include` when set (a real Vitis install), else from the
 Apache-2.0 ap_types shipped inside hls4ml (`pip install --no-deps hls4ml==1.3.0`; located
@@ -76,21 +82,51 @@ def run_compiler(command: list[str], what: str) -> None:
         raise CodegenError(f"g++ failed building {what}: {first}")
 
 
-def build_shared(
-    sources: Sequence[Path], include_dirs: Sequence[Path], cache_dir: Path, name: str
+CACHE_KEEP = 32  # testbench binaries kept in the user cache (the newest)
+
+
+def user_cache_dir() -> Path:
+    """Where builds outlive a run: $SPATTEN_CACHE_DIR, else the XDG cache directory."""
+    explicit = os.environ.get("SPATTEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "spatten-hls"
+
+
+def build_cached(
+    sources: Sequence[Path],
+    include_dirs: Sequence[Path],
+    cache_dir: Path,
+    name: str,
+    shared: bool = False,
 ) -> Path:
-    """Compile `sources` into a shared library, reusing a build of identical sources."""
+    """Compile `sources` into a shared library or an executable in `cache_dir`, reusing a
+    build of identical inputs (see the module docstring)."""
+    headers = sorted((p for d in include_dirs for p in Path(d).rglob("*.h")), key=str)
     digest = hashlib.sha256()
-    for path in [*sources, *sorted(p for d in include_dirs for p in Path(d).rglob("*.h"))]:
+    for path in [*sources, *headers]:
         digest.update(str(path.name).encode())
         digest.update(Path(path).read_bytes())
-    digest.update(" ".join(CXXFLAGS).encode())
-    library = cache_dir / f"{name}-{digest.hexdigest()[:16]}.so"
-    if library.is_file():
-        return library
+    digest.update(" ".join([CXX, *CXXFLAGS, str(ap_types_include()), str(shared)]).encode())
+    built = cache_dir / f"{name}-{digest.hexdigest()[:16]}{'.so' if shared else ''}"
+    if built.is_file():
+        os.utime(built)  # recently used: kept by prune_cache
+        return built
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        partial = Path(tmp) / library.name
-        run_compiler(compiler_command(sources, include_dirs, partial, shared=True), name)
-        os.replace(partial, library)
-    return library
+        partial = Path(tmp) / built.name
+        run_compiler(compiler_command(sources, include_dirs, partial, shared=shared), name)
+        os.replace(partial, built)  # atomic: a concurrent build of the same inputs is alike
+    return built
+
+
+def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
+    """Delete all but the `keep` most recently used builds in `cache_dir`."""
+    builds = sorted(
+        (p for p in cache_dir.glob("*") if p.is_file()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in builds[keep:]:
+        stale.unlink(missing_ok=True)

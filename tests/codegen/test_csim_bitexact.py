@@ -463,7 +463,7 @@ def test_run_csim_passes_and_a_corrupted_golden_file_fails(designs, tmp_path: Pa
     data = bytearray(out_bin.read_bytes())
     data[len(data) // 2 + 1] ^= 0x5A
     out_bin.write_bytes(bytes(data))
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two g++ builds side by side
+    with ThreadPoolExecutor(max_workers=2) as pool:  # side by side: both build (a cache miss)
         result, broken_result = pool.map(run_csim, [design.project, broken])
 
     assert result.ok, result.output

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from spatten_hls.compiler.codegen.tables import tables_header
-from spatten_hls.compiler.codegen.toolchain import build_shared
+from spatten_hls.compiler.codegen.toolchain import build_cached
 from spatten_hls.compiler.resources import templates_dir
 from spatten_hls.kernels import formats, topk
 from spatten_hls.kernels.formats import MASKED, PROB_ONE, SCORE_MAX, probability_code, sym_max
@@ -64,7 +64,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     include = build / "include"
     include.mkdir()
     (include / "spatten_tables.h").write_text(tables_header())
-    path = build_shared([SHIM], [ENGINES, include], build / "cache", "engines_shim")
+    path = build_cached([SHIM], [ENGINES, include], build / "cache", "engines_shim", shared=True)
     library = ctypes.CDLL(str(path))
     for name, (restype, argtypes) in SIGNATURES.items():
         function = getattr(library, name)
