@@ -1,8 +1,9 @@
 """g++ toolchain for C-simulation: ap_types headers, strict flags, cached builds.
 
 A build is keyed by the bytes of its sources and of every header in its include directories,
-the compiler, its flags and the ap_types directory: a second build of the same project (a
-rerun of `spatten csim`, new golden data) reuses the first. The testbench binaries live in
+the compiler, its flags and the ap_types directory (and its headers' sizes and times): a
+second build of the same project (a rerun of `spatten csim`, new golden data) reuses the
+first. The testbench binaries live in
 `$SPATTEN_CACHE_DIR` (default `$XDG_CACHE_HOME/spatten-hls`, else `~/.cache/spatten-hls`),
 the newest CACHE_KEEP of them.
 
@@ -108,7 +109,11 @@ def build_cached(
     for path in [*sources, *headers]:
         digest.update(str(path.name).encode())
         digest.update(Path(path).read_bytes())
-    digest.update(" ".join([CXX, *CXXFLAGS, str(ap_types_include()), str(shared)]).encode())
+    ap_types = ap_types_include()
+    digest.update(" ".join([CXX, *CXXFLAGS, str(ap_types), str(shared)]).encode())
+    for header in sorted(ap_types.iterdir()):  # an updated install in the same place
+        stamp = header.stat()
+        digest.update(f"{header.name} {stamp.st_size} {stamp.st_mtime_ns}".encode())
     built = cache_dir / f"{name}-{digest.hexdigest()[:16]}{'.so' if shared else ''}"
     if built.is_file():
         os.utime(built)  # recently used: kept by prune_cache
@@ -122,11 +127,14 @@ def build_cached(
 
 
 def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
-    """Delete all but the `keep` most recently used builds in `cache_dir`."""
-    builds = sorted(
-        (p for p in cache_dir.glob("*") if p.is_file()),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for stale in builds[keep:]:
+    """Delete all but the `keep` most recently used builds in `cache_dir` (another process
+    may prune the same directory at once: a build already gone is skipped)."""
+    used = []
+    for path in cache_dir.glob("*"):
+        try:
+            if path.is_file():
+                used.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:
+            continue
+    for _, stale in sorted(used, reverse=True)[keep:]:
         stale.unlink(missing_ok=True)

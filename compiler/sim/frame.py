@@ -22,10 +22,10 @@ class PruningState:
     layer's own KV cache), or one per (layer, KV head), layer-major, with per-KV-head
     selection (`token_groups` rows per layer). A token is visible to layer l (its KV head g)
     while l < dropped_at[row][token] (row: 0, or l's own): a token_select after layer l sets
-    it to l. In the cascade the
-    token is then gone from every later layer of this step and from layer l onwards in later
-    steps (layers before l still see it, which keeps per-layer key counts constant across
-    steps as in SpAtten's GPT-2 traces); with a row per layer it leaves layer l's cache only.
+    it to l. In the cascade the token is then gone from every later layer of this step and
+    from layer l onwards in later steps (layers before l still see it, which keeps per-layer
+    key counts constant across steps as in SpAtten's GPT-2 traces); with a row per layer it
+    leaves layer l's cache only.
     Heads follow the cascade rule with head_dropped_at. Importances are integer
     accumulators (docs/numerics.md).
     """

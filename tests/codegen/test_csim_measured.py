@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.perf.cycles import all_layer_cycles
 
 pytestmark = pytest.mark.csim
 
@@ -210,3 +211,20 @@ def test_pruned_tokens_and_heads_cost_no_cycles(designs) -> None:
     assert run.measured.cycles["qk"] == expected
     steps = vectors.result.steps
     assert steps[-1].keys < steps[0].keys and steps[-1].heads < steps[0].heads
+
+
+def test_per_kv_head_selection_scans_each_kv_heads_row(designs) -> None:
+    """The design runs a layer's KV heads one after another: its scan loop (SCAN_LANES state
+    entries a cycle, II 1, depth 2) walks the token state once per KV head and invocation, as
+    C-simulation counts it; the model's loops outside the row pipeline equal the measured
+    ones."""
+    design = designs.get(SHAPES["kv-head-generation"])
+    info, plan = design.graph.info, design.graph.lowered_plan()
+    vectors, run = design.run(0)
+    lanes = plan.importance.scan_lanes
+    ends = range(info.seq_len + 1, info.context + 1)  # one decode step per end
+    per_scan = sum(-(-end // lanes) + 1 for end in ends)  # blocks - 1 + depth 2
+    assert run.measured.cycles["scan"] == info.num_layers * info.num_kv_heads * per_scan
+    layers = all_layer_cycles(vectors.result, plan)
+    for engine in ("state", "scan", "importance", "topk"):
+        assert sum(c.engines[engine] for c in layers) == run.measured.cycles[engine], engine
