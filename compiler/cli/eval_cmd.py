@@ -19,8 +19,6 @@ MAX_SENTENCES = 100_000
 MAX_TOKENS = 1 << 15
 DEFAULT_TOKENS = 256
 DEFAULT_PROMPT = 32
-ENCODERS = ("minilm-l6",)
-DECODERS = ("smollm2-135m",)
 
 
 def add_parser(
@@ -97,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     config_files = args.compare or [args.config]
     configs = [load_config(path) for path in config_files]
     names = [path or "<defaults>" for path in config_files]
-    if args.model in DECODERS or args.model.endswith(".gguf"):
+    from spatten_hls.compiler.realmodels.models import is_decoder
+
+    if is_decoder(args.model):
         results = run_decoder(args, configs)
     else:
         if args.protocol != "decode":
@@ -125,34 +125,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_encoder(args: argparse.Namespace, configs: list) -> list:
-    from spatten_hls.compiler.realmodels import bert, text  # the realmodels extra: import late
+    from spatten_hls.compiler.realmodels import text  # the realmodels extra: import late
     from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
+    from spatten_hls.compiler.realmodels.models import load_real_model
 
-    model = bert.load_bert(None if args.model in ENCODERS else args.model)
-    if args.text_file:
-        sentences = [
-            s
-            for s in text.split_sentences(text.read_text_file(args.text_file))
-            if len(s.split()) >= 2
-        ][: args.sentences]
-        if len(sentences) < 2:
-            raise CompilerError(f"{args.text_file}: fewer than 2 sentences")
-    else:
-        sentences = text.default_sentences(args.sentences)
+    model = load_real_model(args.model)
+    source = text.read_text_file(args.text_file) if args.text_file else None
+    sentences = text.eval_sentences(source, args.sentences, args.text_file)
     return [evaluate_encoder(model, cfg, sentences) for cfg in configs]
 
 
 def run_decoder(args: argparse.Namespace, configs: list) -> list:
-    from spatten_hls.compiler.realmodels import llama, text
-    from spatten_hls.compiler.realmodels.evaluate import dense_decoding, evaluate_decoder
+    from spatten_hls.compiler.realmodels import text
+    from spatten_hls.compiler.realmodels.evaluate import (
+        decoder_ids,
+        dense_decoding,
+        evaluate_decoder,
+    )
+    from spatten_hls.compiler.realmodels.models import load_real_model
 
-    if args.tokens < args.prompt + 2:
+    if args.tokens < args.prompt + 2:  # before the model loads
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")
-    model = llama.load_llama(None if args.model in DECODERS else args.model)
-    source = text.read_text_file(args.text_file) if args.text_file else text.default_text()
-    ids = model.encode(source)[: args.tokens]
-    if len(ids) < args.prompt + 2:
-        raise CompilerError(f"the text holds only {len(ids)} tokens; need > {args.prompt + 1}")
+    model = load_real_model(args.model)
+    source = text.read_text_file(args.text_file) if args.text_file else None
+    ids = decoder_ids(model, source, args.tokens, args.prompt)
     dense = dense_decoding(model, ids, args.prompt)
     return [  # progress None: a bar over the decode steps when stderr is a terminal
         evaluate_decoder(model, cfg, ids, args.prompt, args.protocol, dense, progress=None)

@@ -14,10 +14,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from spatten_hls.compiler import __version__
-from spatten_hls.compiler.cli import codegen_cmd, eval_cmd, ir_cmd, report_cmd, simulate_cmd
+from spatten_hls.compiler.cli import (
+    codegen_cmd,
+    eval_cmd,
+    ir_cmd,
+    report_cmd,
+    simulate_cmd,
+    sweep_cmd,
+)
 from spatten_hls.compiler.errors import CompilerError, printable
 
-COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd)
+COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd, sweep_cmd)
 
 MODEL_HELP = (
     "preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "

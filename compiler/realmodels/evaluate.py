@@ -139,6 +139,17 @@ class DenseDecoding:
     top1: np.ndarray
 
 
+def decoder_ids(model, source: str | None, tokens: int, prompt: int) -> np.ndarray:
+    """The first `tokens` token ids of `source` (default: the default text) that a decoder is
+    evaluated on, `prompt` of them run dense before the scored ones."""
+    from spatten_hls.compiler.realmodels import text
+
+    ids = model.encode(text.default_text() if source is None else source)[:tokens]
+    if len(ids) < prompt + 2:
+        raise CompilerError(f"the text holds only {len(ids)} tokens; need > {prompt + 1}")
+    return ids
+
+
 def dense_decoding(model, ids: np.ndarray, prompt: int) -> DenseDecoding:
     from spatten_hls.compiler.realmodels import llama
 

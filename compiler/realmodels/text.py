@@ -108,3 +108,14 @@ def read_text_file(path: str | Path) -> str:
     if not text.strip():
         raise FrontendError(f"{p}: the text file is empty")
     return text
+
+
+def eval_sentences(source: str | None, count: int, name: str) -> list[str]:
+    """The sentences an encoder is evaluated on: the first `count` of a user's text `source`
+    (`name` in messages) with at least two words, or of the default text."""
+    if source is None:
+        return default_sentences(count)
+    sentences = [s for s in split_sentences(source) if len(s.split()) >= 2][:count]
+    if len(sentences) < 2:
+        raise FrontendError(f"{name}: fewer than 2 sentences")
+    return sentences

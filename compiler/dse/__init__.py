@@ -1,0 +1,1 @@
+"""Design-space exploration: `spatten sweep` and `spatten tune` on Dask."""
