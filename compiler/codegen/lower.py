@@ -67,6 +67,7 @@ class ProjectContext:
     token_by_recency: bool
     head_keep: list[int]
     part: str
+    hbm_channels: int  # pseudo-channels the link config spreads the m_axi bundles over
     clock_mhz: float
     clock_period_ns: str
     qk_keys_per_cycle: int
@@ -143,6 +144,7 @@ def project_context(g: AttnGraph) -> ProjectContext:
         token_by_recency=plan.importance.token_by_recency,
         head_keep=head_keep,
         part=target.part,
+        hbm_channels=target.hbm_channels,
         clock_mhz=target.clock_mhz,
         clock_period_ns=f"{1000.0 / target.clock_mhz:.3f}",
         qk_keys_per_cycle=plan.qk.keys_per_cycle,

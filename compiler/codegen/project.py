@@ -6,6 +6,11 @@ run_hls.tcl, hls_config.cfg, Makefile, README.md, config.toml, ir/ (the final IR
 
 from __future__ import annotations
 
+from spatten_hls.compiler.codegen.connectivity import (
+    VITIS_VERSIONS,
+    hbm_connections,
+    hbm_platform,
+)
 from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import ProjectContext, project_context
 from spatten_hls.compiler.codegen.tables import tables_header
@@ -33,6 +38,12 @@ INTERFACE_BUNDLES = (
     ("requants", "gmem_params"),
 )
 SCALARS = ("layer", "q_begin", "q_end", "end", "step_query", "control")
+# The Vitis releases each generated flow file was written for.
+FLOW_VERSIONS = {
+    "unified": "Vitis 2024.2 to 2025.1",
+    "classic": "Vitis HLS 2023.2 to 2024.2",
+    "link": VITIS_VERSIONS,
+}
 
 
 def project_files(
@@ -46,9 +57,10 @@ def project_files(
     ctx = project_context(g)
     vectors = golden_vectors(g, seed=seed)
     estimate = performance_report(vectors.result, g.lowered_plan(), config_name).to_text()
-    common = {"ctx": ctx, "sources": SOURCES}
+    common = {"ctx": ctx, "sources": SOURCES, "versions": FLOW_VERSIONS}
+    ports = _ports(ctx)
     text = {
-        "src/spatten_top.cpp": render("top.cpp.j2", ports=_ports(ctx), scalars=SCALARS, **common),
+        "src/spatten_top.cpp": render("top.cpp.j2", ports=ports, scalars=SCALARS, **common),
         "src/spatten_top.h": render("top.h.j2", **common),
         "src/params.h": render("params.h.j2", **common),
         "src/engines/spatten_tables.h": tables_header(),
@@ -57,6 +69,7 @@ def project_files(
         "run_hls.tcl": render("run_hls.tcl.j2", **common),
         "hls_config.cfg": render("hls_config.cfg.j2", **common),
         "Makefile": render("Makefile.j2", cxxflags=" ".join(CXXFLAGS), **common),
+        "link.cfg": _link_config(ctx, ports, common),
         "README.md": render("README.md.j2", estimate=estimate, **common),
         "config.toml": config_toml,
         "ir/final.ir.txt": print_ir(g),
@@ -71,6 +84,20 @@ def project_files(
     for name, data in vectors.files().items():
         files[f"tb/data/{name}"] = data
     return files
+
+
+def _link_config(ctx: ProjectContext, ports: list[dict[str, object]], common: dict) -> str:
+    connections, shared = hbm_connections(ports, ctx.hbm_channels)
+    return render(
+        "link.cfg.j2",
+        connections=connections,
+        shared=shared,
+        channels=ctx.hbm_channels,
+        bundles=len({c.bundle for c in connections}),
+        freq_hz=round(ctx.clock_mhz * 1e6),
+        platform=hbm_platform(ctx.part),
+        **{**common, "versions": FLOW_VERSIONS["link"]},
+    )
 
 
 def _ports(ctx: ProjectContext) -> list[dict[str, object]]:

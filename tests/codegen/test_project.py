@@ -40,6 +40,7 @@ TEXT_FILES = (
     "Makefile",
     "run_hls.tcl",
     "hls_config.cfg",
+    "link.cfg",
     "README.md",
     "config.toml",
     "ir/final.ir.txt",
