@@ -43,6 +43,7 @@ FILE_LIMITS: dict[str, int] = {
     "text file": 64 << 20,
     "inputs file": 8 << 30,
     "IR file": 1 << 30,
+    "synthesis report": 256 << 20,
 }
 
 

@@ -21,10 +21,19 @@ from spatten_hls.compiler.cli import (
     report_cmd,
     simulate_cmd,
     sweep_cmd,
+    synth_report_cmd,
 )
 from spatten_hls.compiler.errors import CompilerError, printable
 
-COMMANDS = (ir_cmd, simulate_cmd, codegen_cmd, eval_cmd, report_cmd, sweep_cmd)
+COMMANDS = (
+    ir_cmd,
+    simulate_cmd,
+    codegen_cmd,
+    eval_cmd,
+    report_cmd,
+    synth_report_cmd,
+    sweep_cmd,
+)
 
 MODEL_HELP = (
     "preset name (bert-base, bert-large, gpt2-small, gpt2-medium, minilm-l6, "

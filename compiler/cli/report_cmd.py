@@ -53,7 +53,7 @@ def add_parser(
     p.set_defaults(run=run)
 
 
-def _load_project(directory: Path, config: str | None) -> tuple[AttnGraph, Config]:
+def load_project(directory: Path, config: str | None) -> tuple[AttnGraph, Config]:
     """The final IR and config of a project, checked against each other (either may have
     been edited since `spatten compile` wrote them)."""
     ir_path = directory / "ir" / "final.ir.json"
@@ -82,7 +82,7 @@ def _load_project(directory: Path, config: str | None) -> tuple[AttnGraph, Confi
 def run(args: argparse.Namespace) -> int:
     path = Path(args.model)
     if path.is_dir() and (path / "ir" / "final.ir.json").exists():
-        graph, cfg = _load_project(path, args.config)
+        graph, cfg = load_project(path, args.config)
     else:
         compiled = compile_model(args.model, args.config)
         graph, cfg = compiled.graph, compiled.config

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import project_context
+from spatten_hls.compiler.codegen.project import FLOW_VERSIONS
 from spatten_hls.compiler.config import config_from_dict, load_config
 from spatten_hls.compiler.errors import CodegenError
 
@@ -128,6 +129,7 @@ def context(design_factory):
         ("params.h.j2", "model"),
         ("top.cpp.j2", "top"),
         ("Makefile.j2", "sources"),
+        ("link.cfg.j2", "model"),
     ],
 )
 def test_the_renderer_refuses_a_string_that_is_not_inert(context, template, field) -> None:
@@ -138,7 +140,18 @@ def test_the_renderer_refuses_a_string_that_is_not_inert(context, template, fiel
         "cxxflags": "-O1",
         "ports": [],
         "scalars": (),
+        "versions": FLOW_VERSIONS,
     }
+    if template == "link.cfg.j2":
+        good |= {
+            "versions": FLOW_VERSIONS["link"],
+            "connections": [],
+            "shared": False,
+            "channels": 32,
+            "bundles": 0,
+            "freq_hz": 300_000_000,
+            "platform": "xilinx_u280_gen3x16_xdma_1_202211_1",
+        }
     render(template, **good)
     bad = (
         dict(good, sources=(HOSTILE,))
