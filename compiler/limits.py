@@ -44,6 +44,7 @@ FILE_LIMITS: dict[str, int] = {
     "inputs file": 8 << 30,
     "IR file": 1 << 30,
     "synthesis report": 256 << 20,
+    "project source": 16 << 20,
 }
 
 

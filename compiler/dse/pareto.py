@@ -54,11 +54,8 @@ def pareto_front(records: Sequence[dict[str, Any]], objectives: Sequence[str]) -
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list | dict):
-        return repr(value)
-    return str(value)
+    """A CSV cell: floats at full precision, lists as Python writes them, the rest as text."""
+    return repr(value) if isinstance(value, float | list | dict) else str(value)
 
 
 def front_csv(

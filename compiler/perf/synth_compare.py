@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spatten_hls.compiler.input_files import read_text
 from spatten_hls.compiler.perf.report import Report
 from spatten_hls.compiler.perf.synth_report import SynthReport
 
@@ -27,25 +28,20 @@ _CONSTANT = re.compile(r"static const int (\w+) = (-?\d+);")
 
 def requested_iis(project: Path) -> dict[str, list[int | str]]:
     """label -> the II each loop of that label requests (an int, or the expression)."""
-    constants = {
-        m[1]: int(m[2])
-        for m in _CONSTANT.finditer((project / "src" / "params.h").read_text(encoding="utf-8"))
-    }
+    constants = {m[1]: int(m[2]) for m in _CONSTANT.finditer(_source(project / "src" / "params.h"))}
     out: dict[str, list[int | str]] = {}
     sources = sorted((project / "src").rglob("*.h")) + sorted((project / "src").rglob("*.cpp"))
     for source in sources:
-        for m in _LABELLED_LOOP.finditer(source.read_text(encoding="utf-8")):
+        for m in _LABELLED_LOOP.finditer(_source(source)):
             expr = m[2].strip()
-            name = expr.removeprefix("Cfg::")
-            value: int | str = (
-                int(expr)
-                if expr.isdigit()
-                else constants.get(name, expr)
-                if name.isidentifier()
-                else expr
-            )
+            value = int(expr) if expr.isdigit() else constants.get(expr.removeprefix("Cfg::"), expr)
             out.setdefault(m[1], []).append(value)
     return out
+
+
+def _source(path: Path) -> str:
+    """A generated source of the project (an edited or missing one is one error)."""
+    return read_text(path, "project source")
 
 
 @dataclass(frozen=True)

@@ -198,3 +198,9 @@ def test_a_project_report_beside_the_model(tmp_path, capsys):
     report.write_text(vitis_2022(worst=worst, steps_ii=flag["requested"]))
     assert main(["synth-report", str(project)]) == 0
     assert "no loop's achieved II is above the requested one" in capsys.readouterr().out
+    # a project whose sources were removed: one error line, not a traceback
+    (project / "src" / "params.h").unlink()
+    assert main(["synth-report", str(project)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "params.h: no such project source" in err
+    assert err.count("\n") == 1
