@@ -39,6 +39,12 @@ def add_parser(
     p.add_argument("--force", action="store_true", help="replace a non-empty DIR")
     p.add_argument("--seed", type=seed, default=0, help="seed of the golden vectors' inputs")
     p.add_argument(
+        "--cosim-size",
+        action="store_true",
+        help="golden vectors of a reduced run (one layer, a short sequence, one decode step) "
+        "of the same design, for C/RTL co-simulation",
+    )
+    p.add_argument(
         "--dump-ir-after-all",
         metavar="DIR",
         type=Path,
@@ -65,7 +71,13 @@ def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compiled = compile_model(args.model, args.config, dump_dir=args.dump_ir_after_all)
     cfg = compiled.config
-    files = project_files(compiled.graph, cfg.to_toml(), Path(cfg.source).name, seed=args.seed)
+    files = project_files(
+        compiled.graph,
+        cfg.to_toml(),
+        Path(cfg.source).name,
+        seed=args.seed,
+        cosim_size=args.cosim_size,
+    )
     notes = write_tree(
         files,
         args.output,
@@ -95,10 +107,19 @@ def run_csim_cmd(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(dumps(result.as_dict()))
     else:
+        if result.run is not None:
+            print(run_text(result.run))
         print(measured_text(result.measured), end="")
         print(result.summary())  # the verdict stays the last line
     print(f"csim took {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def run_text(run: dict[str, int]) -> str:
+    """The golden run's extent, e.g. 'golden run: layers 0-11, seq_len 128, steps 1'."""
+    first, last = run["first_layer"], run["first_layer"] + run["layers"] - 1
+    layers = f"layer {first}" if first == last else f"layers {first}-{last}"
+    return f"golden run: {layers}, seq_len {run['seq_len']}, steps {run['steps']}"
 
 
 def measured_text(m: CsimCounters) -> str:

@@ -34,6 +34,7 @@ STREAM_WARNING = re.compile(r"Hls::stream .*(read while empty|leftover)", re.IGN
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
 PROGRESS = re.compile(r"^progress (\d+)/(\d+)$")
 LAYER_CHECK = re.compile(r"^layer \d+: ")
+RUN = re.compile(r"^run layers (\d+)-(\d+), seq_len (\d+), steps (\d+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class CsimResult:
     layers: int = 0  # layer output checks (plus one for the final pruning state)
     checks: list[str] = field(default_factory=list)  # the testbench's per-check lines
     measured: CsimCounters | None = None  # bytes at the ports, cycle estimate (counters.py)
+    run: dict[str, int] | None = None  # the golden run's extent (tb/data/run.bin)
 
     @property
     def ok(self) -> bool:
@@ -52,11 +54,17 @@ class CsimResult:
 
     def as_dict(self) -> dict[str, object]:
         """`spatten csim --json`: the verdict and what the design measured."""
-        return {"passed": self.passed, "failed": self.failed, **self.measured.as_dict()}
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "run": self.run,
+            **self.measured.as_dict(),
+        }
 
     def summary(self) -> str:
         """What was compared and the verdict, e.g. '12 layers + pruning state: 13 passed'."""
-        return f"{self.layers} layers + pruning state: {self.passed} passed, {self.failed} failed"
+        layers = f"{self.layers} layer{'s' if self.layers != 1 else ''}"
+        return f"{layers} + pruning state: {self.passed} passed, {self.failed} failed"
 
 
 def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -> CsimResult:
@@ -99,7 +107,16 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
     measured = counters_from_lines(output.splitlines())
     if measured is None:
         raise CodegenError(f"{project}: the testbench printed no csim counters")
-    return CsimResult(passed, failed, output, warnings, layers, checks, measured)
+    return CsimResult(passed, failed, output, warnings, layers, checks, measured, _run(output))
+
+
+def _run(output: str) -> dict[str, int] | None:
+    """The extent the testbench printed: first_layer, layers, seq_len, steps."""
+    found = RUN.search(output)
+    if found is None:
+        return None
+    first, last, seq_len, steps = (int(x) for x in found.groups())
+    return {"first_layer": first, "layers": last - first + 1, "seq_len": seq_len, "steps": steps}
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from spatten_hls.compiler.codegen.counters import CsimCounters, counters_from_ar
 from spatten_hls.compiler.codegen.csim import STREAM_WARNING
 from spatten_hls.compiler.codegen.toolchain import build_cached
 from spatten_hls.compiler.codegen.vectors import GoldenVectors
+from spatten_hls.compiler.errors import CodegenError
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class DesignLibrary:
         i16 = np.ctypeslib.ndpointer(np.int16, flags="C_CONTIGUOUS")
         i64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
         self._run = self._lib.spatten_run_model
-        self._run.argtypes = [i16, i16, i16, i16, i64, i64, i64, i16, i64, i64, i64]
+        self._run.argtypes = [i64, i16, i16, i16, i16, i64, i64, i64, i16, i64, i64, i64]
         self._run.restype = ctypes.c_int
 
     def run(self, vectors: GoldenVectors) -> DesignRun:
@@ -53,21 +54,27 @@ class DesignLibrary:
         state = np.zeros_like(a["state"])
         requants = np.zeros(a["mult"].shape[0], dtype=np.int64)
         measured = np.zeros(measured_size(), dtype=np.int64)
+        status: list[int] = []
         printed = self._printing(
-            lambda: self._run(
-                a["q"],
-                a["k_msb"],
-                a["k_lsb"],
-                a["v"],
-                a["mult"],
-                a["shift"],
-                a["v_weight"],
-                out,
-                state,
-                requants,
-                measured,
+            lambda: status.append(
+                self._run(
+                    a["run"],
+                    a["q"],
+                    a["k_msb"],
+                    a["k_lsb"],
+                    a["v"],
+                    a["mult"],
+                    a["shift"],
+                    a["v_weight"],
+                    out,
+                    state,
+                    requants,
+                    measured,
+                )
             )
         )
+        if status != [0]:
+            raise CodegenError(f"the design does not run the extent {a['run'].tolist()}")
         self._check_streams(printed)
         return DesignRun(out, state, requants, counters_from_array(measured))
 

@@ -11,6 +11,7 @@ from spatten_hls.compiler.codegen.connectivity import (
     hbm_connections,
     hbm_platform,
 )
+from spatten_hls.compiler.codegen.cosim_run import cosim_extent, describe
 from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import ProjectContext, project_context
 from spatten_hls.compiler.codegen.tables import tables_header
@@ -21,6 +22,7 @@ from spatten_hls.compiler.ir.printer import print_ir
 from spatten_hls.compiler.ir.serialize import to_json
 from spatten_hls.compiler.perf.report import performance_report
 from spatten_hls.compiler.resources import templates_dir
+from spatten_hls.compiler.sim import RunExtent, simulate
 
 SOURCES = ("spatten_top.cpp",)
 # m_axi ports besides the K / V read lanes (k<i>, v<i>: one bundle, an HBM pseudo-channel,
@@ -47,17 +49,30 @@ FLOW_VERSIONS = {
 
 
 def project_files(
-    g: AttnGraph, config_toml: str, config_name: str, seed: int = 0
+    g: AttnGraph, config_toml: str, config_name: str, seed: int = 0, cosim_size: bool = False
 ) -> dict[str, bytes]:
     """Every file of the project, by relative path (deterministic bytes).
 
     Everything comes from the lowered IR and its plan; `config_toml` (the settings as TOML)
     is only recorded in the project, and `config_name` labels the performance estimate.
+    `cosim_size`: the golden vectors cover the reduced run of cosim_run.py instead of the
+    whole stage (the design and the performance estimate stay the whole stage's).
     """
     ctx = project_context(g)
-    vectors = golden_vectors(g, seed=seed)
-    estimate = performance_report(vectors.result, g.lowered_plan(), config_name).to_text()
-    common = {"ctx": ctx, "sources": SOURCES, "versions": FLOW_VERSIONS}
+    plan, whole_extent = g.lowered_plan(), RunExtent.full(g.info)
+    extent = cosim_extent(ctx) if cosim_size else whole_extent
+    vectors = golden_vectors(g, seed=seed, extent=extent)
+    whole = simulate(g, seed=seed, reference=False) if cosim_size else vectors.result
+    report = performance_report(whole, plan, config_name)
+    golden_run = {
+        "words": describe(extent, ctx.stage),
+        "reduced": cosim_size,
+        "invocations": extent.layers * extent.steps,
+        "cycles": round(performance_report(vectors.result, plan).latency_cycles),
+        "whole_invocations": whole_extent.layers * whole_extent.steps,
+        "whole_cycles": round(report.latency_cycles),
+    }
+    common = {"ctx": ctx, "sources": SOURCES, "versions": FLOW_VERSIONS, "golden_run": golden_run}
     ports = _ports(ctx)
     text = {
         "src/spatten_top.cpp": render("top.cpp.j2", ports=ports, scalars=SCALARS, **common),
@@ -70,7 +85,7 @@ def project_files(
         "hls_config.cfg": render("hls_config.cfg.j2", **common),
         "Makefile": render("Makefile.j2", cxxflags=" ".join(CXXFLAGS), **common),
         "link.cfg": _link_config(ctx, ports, common),
-        "README.md": render("README.md.j2", estimate=estimate, **common),
+        "README.md": render("README.md.j2", estimate=report.to_text(), **common),
         "config.toml": config_toml,
         "ir/final.ir.txt": print_ir(g),
         "ir/final.ir.json": to_json(g),

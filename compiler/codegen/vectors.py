@@ -5,7 +5,9 @@ Files (little-endian): q.bin, k_msb.bin, k_lsb.bin, v.bin (int16 codes, [layers]
 kv_heads][context][head_dim]); mult.bin, shift.bin, v_weight.bin (int64, [layers][heads]: the
 host-computed score multipliers and head-importance weights); out.bin (int16, expected output
 codes, like q.bin); state.bin (int64: final token_dropped_at, token_importance,
-head_dropped_at, head_importance). Nothing is quantized here: every number is the simulator's.
+head_dropped_at, head_importance); run.bin (int64: first layer, layers, seq_len, steps: the
+part of the stage the golden run covers, `RunExtent`). Nothing is quantized here: every number
+is the simulator's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spatten_hls.compiler.ir.graph import AttnGraph
-from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim import RunExtent, Simulation
 from spatten_hls.compiler.sim.inputs import Inputs
 from spatten_hls.compiler.sim.quantized import k_planes
 from spatten_hls.compiler.sim.result import SimResult
@@ -33,9 +35,17 @@ class GoldenVectors:
         }
 
 
-def golden_vectors(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0) -> GoldenVectors:
-    """Run the simulator, keeping its codes, and package them and its results."""
-    result = simulate(g, inputs, seed=seed, reference=False, keep_codes=True)
+def golden_vectors(
+    g: AttnGraph, inputs: Inputs | None = None, seed: int = 0, extent: RunExtent | None = None
+) -> GoldenVectors:
+    """Run the simulator over `extent` (default: the whole stage), keeping its codes, and
+    package them and its results."""
+    extent = extent or RunExtent.full(g.info)
+    sim = Simulation(g, inputs, seed, reference=False, keep_codes=True)
+    for layer in range(g.info.num_layers):  # the DRAM images hold every layer, run or not
+        if sim.codes[layer] is None:
+            sim.quantize(layer)
+    result = sim.run(extent=extent)
     lsb_bits = g.lowered_plan().bits.k_lsb
     planes: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "k_msb", "k_lsb", "v")}
     params: dict[str, list[np.ndarray]] = {k: [] for k in ("mult", "shift", "v_weight")}
@@ -62,4 +72,5 @@ def golden_vectors(g: AttnGraph, inputs: Inputs | None = None, seed: int = 0) ->
             state.head_importance,
         ]
     ).astype(np.int64)
+    arrays["run"] = np.array(extent.as_list(), dtype=np.int64)
     return GoldenVectors(arrays, result)

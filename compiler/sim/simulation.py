@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -65,14 +66,16 @@ def simulate(
     reference: bool = True,
     progress: bool = False,
     keep_codes: bool = False,
+    extent: RunExtent | None = None,
 ) -> SimResult:
-    """Simulate every layer of `g` (a typed graph) on `inputs` or seeded random inputs.
+    """Simulate `g` (a typed graph) on `inputs` or seeded random inputs: the whole stage, or
+    the part `extent` names.
 
     `reference=True` also runs the float64 reference on the same surviving rows and heads
     and records the relative error; `progress=True` shows a progress bar once a run passes
     one second; `keep_codes=True` keeps every layer's codes in the result (golden vectors).
     """
-    return Simulation(g, inputs, seed, reference, keep_codes).run(progress)
+    return Simulation(g, inputs, seed, reference, keep_codes).run(progress, extent)
 
 
 class Simulation:
@@ -177,11 +180,14 @@ class Simulation:
         return (codes * self.v_scales[layer][:, None, None]).astype(np.float32)
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, progress: bool = False) -> SimResult:
-        """Every step of the stage, layer after layer; then the result."""
-        steps = run_steps(self.info)
+    def run(self, progress: bool = False, extent: RunExtent | None = None) -> SimResult:
+        """Every step of `extent` (default: the whole stage), layer after layer; the result."""
+        extent = extent or RunExtent.full(self.info)
+        extent.check(self.info)
+        steps = run_steps(self.info, extent)
+        layers = range(extent.first_layer, extent.first_layer + extent.layers)
         bar = tqdm(
-            total=self.info.num_layers * len(steps),
+            total=len(layers) * len(steps),
             desc="simulate",
             unit="layer-step",
             disable=not progress,
@@ -194,9 +200,11 @@ class Simulation:
         with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool, bar:
             self.workers = pool
             for queries, end, step_query in steps:
-                for layer in range(self.info.num_layers):
+                for layer in layers:
                     self.run_layer(layer, queries, end, step_query)
                     bar.update()
+                if layers[-1] != self.info.num_layers - 1:
+                    self.step += 1  # run_layer counts a step at the model's last layer
         self.workers = None
         return self.finish()
 
@@ -364,11 +372,49 @@ def _row_profile(frame: Frame, end: int, group_size: int) -> RowProfile:
     )
 
 
-def run_steps(info: GraphInfo) -> list[tuple[tuple[int, int], int, int | None]]:
+@dataclass(frozen=True)
+class RunExtent:
+    """Which part of the stage a run covers: layers [first_layer, first_layer + layers) at
+    every step; `seq_len` tokens (summarization: the sequence; generation: the prompt, the
+    first decode step at position seq_len) and `steps` decode steps (1 when summarizing). The
+    whole stage is `RunExtent.full`; a shorter one is a reduced run (the co-simulation golden
+    run) of the same design, whose arrays keep their full shapes."""
+
+    first_layer: int
+    layers: int
+    seq_len: int
+    steps: int
+
+    @classmethod
+    def full(cls, info: GraphInfo) -> RunExtent:
+        steps = info.gen_tokens if info.stage == "generation" else 1
+        return cls(0, info.num_layers, info.seq_len, steps)
+
+    def check(self, info: GraphInfo) -> None:
+        generation = info.stage == "generation"
+        limits = (
+            ("first_layer", self.first_layer, 0, info.num_layers - 1),
+            ("layers", self.layers, 1, info.num_layers - self.first_layer),
+            ("seq_len", self.seq_len, 1, info.seq_len),
+            ("steps", self.steps, 1, info.context - self.seq_len if generation else 1),
+        )
+        for name, value, low, high in limits:
+            if not low <= value <= high:
+                raise SimulationError(f"run extent {name} = {value} is outside [{low}, {high}]")
+
+    def as_list(self) -> list[int]:
+        return [self.first_layer, self.layers, self.seq_len, self.steps]
+
+
+def run_steps(
+    info: GraphInfo, extent: RunExtent | None = None
+) -> list[tuple[tuple[int, int], int, int | None]]:
     """Per step: (query position range, sequence length, the step's own token or None)."""
+    extent = extent or RunExtent.full(info)
     if info.stage == "summarization":
-        return [((0, info.seq_len), info.seq_len, None)]
-    return [((p, p + 1), p + 1, p) for p in range(info.seq_len, info.seq_len + info.gen_tokens)]
+        return [((0, extent.seq_len), extent.seq_len, None)]
+    first = extent.seq_len
+    return [((p, p + 1), p + 1, p) for p in range(first, first + extent.steps)]
 
 
 def _score_factor(g: AttnGraph) -> float:

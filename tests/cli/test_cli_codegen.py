@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spatten_hls.compiler.cli.main import main
@@ -239,6 +240,8 @@ def test_csim_passes_and_reports_in_text_and_json(capsys, project: Path) -> None
         )
     assert text.returncode == 0, text.stdout + text.stderr
     lines = text.stdout.strip().splitlines()
+    assert lines[0] == f"golden run: layers 0-{LAYERS - 1}, seq_len 12, steps 1"
+    lines = lines[1:]
     assert lines[0].startswith("DRAM bytes at the ports: ") and "k_msb " in lines[0]
     assert lines[1].startswith("cycles (estimate from the loop nest") and "qk " in lines[1]
     assert lines[2] == f"{LAYERS} layers + pruning state: {LAYERS + 1} passed, 0 failed"
@@ -246,8 +249,9 @@ def test_csim_passes_and_reports_in_text_and_json(capsys, project: Path) -> None
 
     assert as_json.returncode == 0, as_json.stderr
     doc = json.loads(as_json.stdout)
-    assert set(doc) == {"passed", "failed", "dram_bytes", "cycles"}
+    assert set(doc) == {"passed", "failed", "run", "dram_bytes", "cycles"}
     assert (doc["passed"], doc["failed"]) == (LAYERS + 1, 0)
+    assert doc["run"] == {"first_layer": 0, "layers": LAYERS, "seq_len": 12, "steps": 1}
     ports = ("q", "k_msb", "k_lsb", "v", "out", "state", "params")
     assert list(doc["dram_bytes"]) == [*ports, "total"]
     assert doc["dram_bytes"]["total"] == sum(doc["dram_bytes"][p] for p in ports)
@@ -284,6 +288,42 @@ def test_csim_fails_on_a_corrupted_golden_file(capsys, tmp_path: Path, project: 
         out.strip().splitlines()[-1] == f"{LAYERS} layers + pruning state: {LAYERS} passed, "
         "1 failed"
     )
+
+
+@pytest.mark.csim
+def test_a_cosim_size_project_runs_one_layer_of_the_same_design(
+    capsys, tmp_path: Path, project: Path
+) -> None:
+    """`--cosim-size`: the same design (sources byte for byte, so the testbench build is the
+    cached one) with the golden run of one layer; it passes csim bit-exact and moves fewer
+    bytes than the whole stage. A 12-token sequence is shorter than the reduced run's
+    ceiling, so all 12 tokens stay; the generation case in test_cosim_run.py shortens one."""
+    root = project.parent
+    reduced = tmp_path / "cosim"
+    args = ["compile", root / "tiny-gpt2.json", "--config", root / "tiny.toml", "-o", reduced]
+    code, _, _ = run_cli(capsys, *args, "--cosim-size")
+    assert code == 0
+    for source in ("src/spatten_top.cpp", "src/params.h", "tb/tb_spatten_top.cpp", "tb/host.h"):
+        assert (reduced / source).read_bytes() == (project / source).read_bytes(), source
+    assert (reduced / "tb/data/q.bin").stat().st_size == (project / "tb/data/q.bin").stat().st_size
+    readme = (reduced / "README.md").read_text()
+    assert "the reduced run of `spatten compile --cosim-size`" in readme
+    assert "(layer 0, 12 tokens: 1 invocation of `spatten_top`," in readme
+
+    code, out, _ = run_cli(capsys, "csim", reduced, "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert (doc["passed"], doc["failed"]) == (2, 0)  # layer 0 + the pruning state
+    assert doc["run"] == {"first_layer": 0, "layers": 1, "seq_len": 12, "steps": 1}
+    code, out, _ = run_cli(capsys, "csim", project, "--json")
+    whole = json.loads(out)["dram_bytes"]
+    assert 0 < doc["dram_bytes"]["k_msb"] < whole["k_msb"]
+
+    run_bin = reduced / "tb" / "data" / "run.bin"
+    run_bin.write_bytes(np.array([0, LAYERS + 1, 12, 1], dtype="<i8").tobytes())
+    code, out, err = run_cli(capsys, "csim", reduced)
+    assert code == 1
+    assert_one_error(err, "run.bin names a run outside this design's stage")
 
 
 def test_csim_on_a_directory_that_is_no_project(capsys, tmp_path: Path) -> None:

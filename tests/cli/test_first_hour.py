@@ -138,7 +138,8 @@ def test_csim_shows_progress_on_a_terminal_and_says_what_it_compared(model, tmp_
         terminal += chunk
     os.close(leader)
     assert done.returncode == 0
-    measured, estimate, verdict = done.stdout.splitlines()
+    run, measured, estimate, verdict = done.stdout.splitlines()
+    assert run.startswith("golden run: layers 0-1, seq_len ")
     assert measured.startswith("DRAM bytes at the ports: ") and estimate.startswith("cycles (")
     assert verdict == "2 layers + pruning state: 3 passed, 0 failed"
     assert b"build (g++)" in terminal and b"layers" in terminal and b"invocation" in terminal

@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spatten_hls.compiler.codegen.cosim_run import cosim_extent
 from spatten_hls.compiler.codegen.csim import run_csim
+from spatten_hls.compiler.codegen.lower import project_context
+from spatten_hls.compiler.codegen.vectors import golden_vectors
 from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
-from spatten_hls.compiler.sim import simulate
+from spatten_hls.compiler.sim import RunExtent, simulate
 from spatten_hls.compiler.sim.result import PLANES
 
 pytestmark = pytest.mark.csim
@@ -261,6 +264,73 @@ def test_design_matches_simulator(designs, name: str) -> None:
                 f"simulator {vectors.result.dram_bytes[plane]}"
             )
         assert run.measured.dram_bytes["out"] > 0 and run.measured.dram_bytes["state"] > 0
+
+
+def reduced_extents(design) -> list[RunExtent]:
+    """The co-simulation run, the last layer alone on about half the sequence (two decode
+    steps when generating), and layers 1.. on a shorter sequence (every step but one)."""
+    info = design.graph.info
+    generation = info.stage == "generation"
+    later = min(1, info.num_layers - 1)
+    return [
+        cosim_extent(project_context(design.graph)),
+        RunExtent(info.num_layers - 1, 1, info.seq_len // 2 + 1, 2 if generation else 1),
+        RunExtent(
+            later,
+            info.num_layers - later,
+            max(1, info.seq_len - 5),
+            info.gen_tokens + 4 if generation else 1,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_reduced_runs_match_the_simulator(designs, name: str) -> None:
+    """A reduced golden run (`spatten compile --cosim-size`, and any other extent) through the
+    same design: bit-exact in the layers it ran, nothing written in the others, the pruning
+    state and the bytes per plane equal."""
+    design = designs.get(CASES[name])
+    for extent in reduced_extents(design):
+        vectors = golden_vectors(design.graph, seed=4, extent=extent)
+        golden, run = vectors.arrays, design.library.run(vectors)
+        ran = np.zeros(design.graph.info.num_layers, dtype=bool)
+        ran[extent.first_layer : extent.first_layer + extent.layers] = True
+        assert np.all(np.any(golden["out"][ran].reshape(ran.sum(), -1) != 0, axis=1)), extent
+        assert not np.any(golden["out"][~ran]) and not np.any(run.out[~ran]), extent
+        assert np.array_equal(run.out, golden["out"]), (name, extent)
+        assert np.array_equal(run.state, golden["state"]), (name, extent)
+        for plane in PLANES:
+            assert run.measured.dram_bytes[plane] == vectors.result.dram_bytes[plane], (
+                name,
+                extent,
+                plane,
+            )
+
+
+@uses("token-pruning", "generation-kv-head")
+def test_the_cosim_run_goes_through_the_token_selection(designs) -> None:
+    """The reduced run's layer selects tokens: its state drops exactly what the layer's keep
+    fraction says at the reduced sequence length (one decode step: its context)."""
+    for name in ("token-pruning", "generation-kv-head"):
+        design = designs.get(CASES[name])
+        info = design.graph.info
+        extent = cosim_extent(project_context(design.graph))
+        vectors = golden_vectors(design.graph, seed=0, extent=extent)
+        run = design.library.run(vectors)
+        assert np.array_equal(run.state, vectors.arrays["state"])
+        layer = extent.first_layer
+        context = extent.seq_len + (1 if info.stage == "generation" else 0)
+        selects = [
+            op
+            for op in (design.graph.op(n) for n in design.graph.nx_graph.nodes)
+            if isinstance(op, TokenSelect) and op.layer == layer
+        ]
+        kept = selects[0].kept(context)
+        record = vectors.result.layers[layer]
+        caches = record.kv_head_kept_tokens or [record.kept_tokens]
+        seen = [[t for t in tokens if t < context] for tokens in caches]  # later: never seen
+        assert kept < context
+        assert [len(tokens) for tokens in seen] == [kept] * len(caches), name
 
 
 def select_keeps(design, kind: type) -> dict[int, int]:

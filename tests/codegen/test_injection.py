@@ -203,4 +203,4 @@ def test_csim_works_in_a_path_with_spaces_quotes_and_unicode(
     odd = tmp_path / 'my "proj" ü $(x) \\ `y`'
     shutil.copytree(hostile_project, odd)
     assert main(["csim", str(odd)]) == 0, capsys.readouterr()
-    assert capsys.readouterr().out.strip().endswith("1 layers + pruning state: 2 passed, 0 failed")
+    assert capsys.readouterr().out.strip().endswith("1 layer + pruning state: 2 passed, 0 failed")

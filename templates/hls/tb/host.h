@@ -1,9 +1,11 @@
 // Host side of the design (testbench and ctypes harness, not synthesized): packs the raw code
 // arrays into the DRAM images the design reads (engines/fetch.h, engines/pack.h), runs the
-// schedule of invocations that the simulator runs (compiler/sim/simulation.py run_steps):
-// summarization is one step over positions [0, SEQ_LEN); generation is one step per position
-// p in [SEQ_LEN, MAX_CTX), each layer after layer. The first invocation loads the pruning
-// state and the last stores it. Every K lane gets the same K image, every V lane the V image.
+// schedule of invocations that the simulator runs (compiler/sim/simulation.py run_steps) over
+// the golden run's extent (RunExtent: first layer, layers, seq_len, steps; the whole stage or a
+// reduced co-simulation run of the same design): summarization is one step over positions
+// [0, seq_len); generation is one step per position p in [seq_len, seq_len + steps), each the
+// extent's layers one after another. The first invocation loads the pruning state and the last
+// stores it. Every K lane gets the same K image, every V lane the V image.
 #ifndef SPATTEN_HOST_H
 #define SPATTEN_HOST_H
 
@@ -51,15 +53,29 @@ static const long OUT_IMAGE = Q_ROWS * C::OUT_BEATS;
 
 }  // namespace spatten_host
 
-// Every invocation of the schedule. Inputs: int16 codes q [L][H][C][D], k_msb / k_lsb / v
+// Whether `run` (first layer, layers, seq_len, steps) is an extent of this design's stage.
+static bool spatten_run_fits(const int64_t *run) {
+    typedef model_cfg C;
+    const int64_t first = run[0], layers = run[1], seq_len = run[2], steps = run[3];
+    const int64_t most_steps = GENERATION ? C::MAX_CTX - seq_len : 1;
+    return first >= 0 && first < C::NUM_LAYERS && layers >= 1 &&
+           layers <= C::NUM_LAYERS - first && seq_len >= 1 && seq_len <= SEQ_LEN && steps >= 1 &&
+           steps <= most_steps;
+}
+
+// Every invocation of the schedule over the extent `run` (4 int64; returns 1, running
+// nothing, when it does not fit the design). Inputs: int16 codes q [L][H][C][D], k_msb / k_lsb / v
 // [L][KV][C][D]; int64 mult, shift, v_weight [L][H]. Outputs: out like q, the final state
 // (token_dropped_at, token_importance, head_dropped_at, head_importance), requants [L], and
 // `measured` (spatten::N_MEASURED entries: bytes per port, engine cycles, total; csim.h).
-extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const int16_t *k_lsb,
+extern "C" int spatten_run_model(const int64_t *run, const int16_t *q, const int16_t *k_msb, const int16_t *k_lsb,
                                  const int16_t *v, const int64_t *mult, const int64_t *shift,
                                  const int64_t *v_weight, int16_t *out, int64_t *state,
                                  int64_t *requants, int64_t *measured) {
     using namespace spatten_host;
+    if (!spatten_run_fits(run)) return 1;
+    const int first_layer = (int)run[0], layers = (int)run[1], seq_len = (int)run[2];
+    const int steps = (int)run[3];
     constexpr int LSB_BITS = C::K_LSB_BITS > 0 ? C::K_LSB_BITS : 1;
     constexpr int LSB_BEATS = C::K_LSB_BEATS > 0 ? C::K_LSB_BEATS : 1;
     std::vector<beat_t> dq(Q_IMAGE * C::NUM_LAYERS), dk(K_IMAGE * C::NUM_LAYERS);
@@ -100,16 +116,16 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
     }
     spatten::csim_reset();
     const bool generating = GENERATION;
-    const int first = generating ? SEQ_LEN : 0;
-    const int steps = generating ? C::MAX_CTX - SEQ_LEN : 1;
+    const int first = generating ? seq_len : 0;
+    const int last_layer = first_layer + layers - 1;
     for (int s = 0; s < steps; s++) {
         const int q_begin = first + s;
-        const int q_end = generating ? q_begin + 1 : SEQ_LEN;
-        const int end = generating ? q_begin + 1 : SEQ_LEN;
+        const int q_end = generating ? q_begin + 1 : seq_len;
+        const int end = generating ? q_begin + 1 : seq_len;
         const int step_query = generating ? q_begin : -1;
-        for (int l = 0; l < C::NUM_LAYERS; l++) {
-            const bool first_call = s == 0 && l == 0;
-            const bool last_call = s == steps - 1 && l == C::NUM_LAYERS - 1;
+        for (int l = first_layer; l <= last_layer; l++) {
+            const bool first_call = s == 0 && l == first_layer;
+            const bool last_call = s == steps - 1 && l == last_layer;
             const int control = (first_call ? spatten::LOAD_STATE : 0) |
                                 (last_call ? spatten::STORE_STATE : 0);
             const beat_t *k_image = &dk[l * K_IMAGE];
@@ -124,7 +140,7 @@ extern "C" int spatten_run_model(const int16_t *q, const int16_t *k_msb, const i
 #undef SPATTEN_HOST_K
 #undef SPATTEN_HOST_V
             requants[l] += rq;
-            if (spatten_progress) spatten_progress(s * C::NUM_LAYERS + l + 1, steps * C::NUM_LAYERS);
+            if (spatten_progress) spatten_progress(s * layers + l - first_layer + 1, steps * layers);
         }
     }
     for (int l = 0; l < C::NUM_LAYERS; l++) {

@@ -1,6 +1,7 @@
 // C-simulation testbench of the golden-small design: runs every invocation of the
-// schedule on the golden inputs (written by the bit-accurate simulator) and compares output
-// codes and the final pruning state exactly. The data directory (docs/hls.md, "Where the
+// schedule over the golden run's extent (run.bin: the whole stage, or the reduced run of
+// `spatten compile --cosim-size`) on the golden inputs (written by the bit-accurate simulator)
+// and compares the output codes of the layers it ran and the final pruning state exactly. The data directory (docs/hls.md, "Where the
 // testbench finds its data") is the first argument; without one, the first of: data/ beside
 // this source file as the compiler saw it (__FILE__: Vitis compiles and runs csim in
 // <solution>/csim/build with relative source paths, make in the project directory), data/ in
@@ -69,15 +70,23 @@ int main(int argc, char **argv) {
     int64_t *state = new int64_t[n_state], *golden_state = new int64_t[n_state];
     int64_t requants[C::NUM_LAYERS] = {0};
     int64_t measured[spatten::N_MEASURED] = {0};
-    bool ok = load(dir, "q.bin", q, n_q * 2) && load(dir, "k_msb.bin", k_msb, n_kv * 2) &&
+    int64_t run[4] = {0};  // first layer, layers, seq_len, steps
+    bool ok = load(dir, "run.bin", run, sizeof run) && load(dir, "q.bin", q, n_q * 2) &&
+              load(dir, "k_msb.bin", k_msb, n_kv * 2) &&
               load(dir, "k_lsb.bin", k_lsb, n_kv * 2) && load(dir, "v.bin", v, n_kv * 2) &&
               load(dir, "mult.bin", mult, n_lh * 8) && load(dir, "shift.bin", shift, n_lh * 8) &&
               load(dir, "v_weight.bin", weight, n_lh * 8) &&
               load(dir, "out.bin", golden, n_q * 2) &&
               load(dir, "state.bin", golden_state, n_state * 8);
     if (!ok) return 2;
+    std::printf("run layers %lld-%lld, seq_len %lld, steps %lld\n", (long long)run[0],
+                (long long)(run[0] + run[1] - 1), (long long)run[2], (long long)run[3]);
     spatten_progress = print_progress;
-    spatten_run_model(q, k_msb, k_lsb, v, mult, shift, weight, out, state, requants, measured);
+    if (spatten_run_model(run, q, k_msb, k_lsb, v, mult, shift, weight, out, state, requants,
+                          measured) != 0) {
+        std::printf("error: %s/run.bin names a run outside this design's stage\n", dir.c_str());
+        return 2;
+    }
     int at = 0;
     for (int p = 0; p < spatten::N_PORTS; p++)
         std::printf("bytes %s %lld\n", spatten::PORT_NAMES[p], (long long)measured[at++]);
@@ -86,7 +95,7 @@ int main(int argc, char **argv) {
     std::printf("cycles total %lld\n", (long long)measured[at]);
     long passed = 0, failed = 0;
     const long per_layer = (long)C::NUM_HEADS * C::MAX_CTX * C::HEAD_DIM;
-    for (int l = 0; l < C::NUM_LAYERS; l++) {
+    for (int l = (int)run[0]; l < run[0] + run[1]; l++) {
         long bad = 0;
         for (long i = 0; i < per_layer; i++) bad += out[l * per_layer + i] != golden[l * per_layer + i];
         if (bad) std::printf("layer %d: %ld of %ld output codes differ\n", l, bad, per_layer);
