@@ -91,6 +91,106 @@ def test_a_real_vivado_hls_2020_1_report():
     assert r.loops == ()
 
 
+# Real reports of six more releases (tests/data/csynth/README.md: sources and licences): the
+# figures as the XML states them. Per file: version, part, top, pipeline type, clocks
+# (target, estimated), latency (best, worst), interval (min, max), resources used.
+REAL = {
+    "vivadohls_2019.1_mul_matrix.xml": (
+        ("2019.1", "xc7z020-clg400-1", "mul_matrix", "none"),
+        (10.0, 8.75),
+        (8421409, 8421409),
+        (8421410, 8421410),
+        {"BRAM_18K": 2, "DSP": 192, "FF": 23310, "LUT": 21419, "URAM": 0},  # as DSP48E
+    ),
+    "vivadohls_2019.1.3_heterocl_stages_dataflow.xml": (
+        ("2019.1.3", "xc7z020-clg484-1", "test", "dataflow"),
+        (10.0, 6.186),
+        (3137, 3137),
+        (3138, 3138),
+        {"BRAM_18K": 0, "DSP": 0, "FF": 299, "LUT": 912, "URAM": 0},
+    ),
+    "vitishls_2021.1_axi_stream_to_master_dataflow_undef.xml": (
+        ("2021.1", "xcvu9p-flga2104-2-i", "example", "dataflow"),
+        (5.0, 3.65),
+        (None, None),  # undef: the stream's length is data
+        (None, None),
+        {"BRAM_18K": 8, "DSP": 0, "FF": 1664, "LUT": 2053, "URAM": 0},
+    ),
+    "vitishls_2021.2.1_fir_loop.xml": (
+        ("2021.2.1", "xczu7ev-ffvc1156-2-e", "fir", "no"),
+        (10.0, 1.996),
+        (70, 70),
+        (71, 71),
+        {"BRAM_18K": 0, "DSP": 3, "FF": 340, "LUT": 363, "URAM": 0},
+    ),
+    "vitishls_2023.1_basic_output.xml": (
+        ("2023.1", "xc7z030-sbg485-1", "basic_output", "no"),
+        (10.0, 0.0),
+        (0, 0),
+        (1, 1),
+        {"BRAM_18K": 0, "DSP": 0, "FF": 0, "LUT": 0, "URAM": 0},
+    ),
+    "vitishls_2023.2_streamhls_dataflow.xml": (
+        ("2023.2", "xcu55c-fsvh2892-2L-e", "streamhls", "dataflow"),
+        (5.0, 3.65),
+        (165, 165),
+        (91, 91),
+        {"BRAM_18K": 30, "DSP": 48, "FF": 10567, "LUT": 6800, "URAM": 0},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL))
+def test_real_reports_of_several_releases(name: str) -> None:
+    identity, clocks, latency, interval, used = REAL[name]
+    r = load_synth_report(DATA / name)
+    assert (r.version, r.part, r.top, r.pipeline_type) == identity
+    assert (r.target_clock_ns, r.estimated_clock_ns) == clocks
+    assert (r.latency_best, r.latency_worst) == latency
+    assert (r.interval_min, r.interval_max) == interval
+    assert r.used == used
+    assert set(r.available) == set(used) and all(
+        v and v > 0 for k, v in r.available.items() if k != "URAM"
+    )
+
+
+def test_the_loops_of_dataflow_processes_and_pipelined_modules() -> None:
+    """Vitis puts each dataflow process and each pipelined loop in a module of its own:
+    the loops are found there, with the module named."""
+
+    def loops(name: str) -> list[tuple]:
+        r = load_synth_report(DATA / name)
+        return [(x.module, x.name, x.trip_count, x.latency, x.ii, x.depth) for x in r.loops]
+
+    assert loops("vitishls_2023.2_streamhls_dataflow.xml") == [
+        ("fetch_from_hbm", "VITIS_LOOP_16_1", 16, 88, 1, 74),
+        ("process_kernel", "VITIS_LOOP_28_1", 16, 19, 1, 5),
+        ("write_to_output_Pipeline_VITIS_LOOP_44_1", "VITIS_LOOP_44_1", 16, 17, 1, 3),
+    ]
+    assert loops("vitishls_2021.1_axi_stream_to_master_dataflow_undef.xml") == [
+        ("getinstream", "VITIS_LOOP_38_1", None, None, 1, 2),
+        ("streamtoparallelwithburst_Pipeline_VITIS_LOOP_24_2", "VITIS_LOOP_24_2", None, 2, 1, 3),
+        ("streamtoparallelwithburst", "VITIS_LOOP_22_1", None, None, None, 2),
+    ]
+    assert loops("vitishls_2021.2.1_fir_loop.xml") == [("fir_Pipeline_loop", "loop", 57, 60, 1, 5)]
+    mul = loops("vivadohls_2019.1_mul_matrix.xml")
+    assert mul[0] == ("mul_matrix", "i_cycle", 32, 8421408, None, None)
+    assert {x[1:] for x in mul[1:]} == {
+        ("j_cycle", 2048, 4110, 2, 17),
+        ("j_cycle", 2048, 4105, 2, 12),
+    }
+
+
+@pytest.mark.parametrize("name", list(REAL))
+def test_a_truncated_real_report_is_one_error_line(tmp_path, capsys, name: str) -> None:
+    data = (DATA / name).read_bytes()
+    cut = tmp_path / "csynth.xml"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    assert main(["synth-report", str(cut)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cut}"), err
+
+
 def test_the_vitis_module_layout_with_undefined_latencies():
     r = parse_csynth(vitis_2022(steps_ii=2).encode(), "r.xml")
     assert r.version == "2022.2" and r.latency_best == 1000
