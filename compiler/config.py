@@ -41,6 +41,7 @@ class TokenPruningSection:
     skip_first: float = 0.15
     keep_first: int = 0
     keep_recent: int = 0
+    decay_shift: int = 0  # per-layer scores: each step first loses score >> decay_shift
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "model.gen_tokens": (1, limits.MAX_GEN_TOKENS),
     "token_pruning.keep_first": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
     "token_pruning.keep_recent": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
+    "token_pruning.decay_shift": (0, 16),
     "quantization.q_bits": (2, 16),
     "quantization.k_msb_bits": (1, 15),
     "quantization.k_lsb_bits": (0, 14),
@@ -296,6 +298,12 @@ def _check_section(name: str, section: Any, source: str) -> None:
             f"{source}: 'token_pruning.granularity' = \"kv_head\" needs a per-layer policy "
             f'("per-layer", "current" or "window"): the cascade carries a selection to later '
             f"layers, whose KV heads are other heads"
+        )
+    if name == "token_pruning" and section.decay_shift and section.policy != "per-layer":
+        raise ConfigError(
+            f"{source}: 'token_pruning.decay_shift' = {section.decay_shift} needs "
+            f"'token_pruning.policy' = \"per-layer\": only its scores accumulate over the steps "
+            f'(policy is "{section.policy}")'
         )
     if name == "quantization":
         if section.k_bits > 16 or section.k_bits < 2:

@@ -65,6 +65,7 @@ class ProjectContext:
     token_state_groups: int  # state rows per layer: 1, or its KV heads
     token_scores_fresh: bool
     token_by_recency: bool
+    token_decay_shift: int
     head_keep: list[int]
     part: str
     hbm_channels: int  # pseudo-channels the link config spreads the m_axi bundles over
@@ -141,6 +142,7 @@ def project_context(g: AttnGraph) -> ProjectContext:
         token_state_rows=plan.importance.token_state_rows,
         token_state_groups=plan.importance.token_state_groups,
         token_scores_fresh=plan.importance.token_scores_fresh,
+        token_decay_shift=plan.importance.token_decay_shift,
         token_by_recency=plan.importance.token_by_recency,
         head_keep=head_keep,
         part=target.part,

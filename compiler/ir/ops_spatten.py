@@ -33,7 +33,9 @@ class TokenImportance(Op):
 
     With `chained`, the last operand is the previous accumulation (an earlier layer's): the
     cascade's one score. `fresh`: the scores start from zero at every invocation (the
-    "current" policy selects by this step's attention only).
+    "current" policy selects by this step's attention only). `decay_shift` s > 0: before this
+    invocation adds, every score it sees loses floor(score / 2^s) (a per-layer score that
+    forgets old steps, an exponential moving average in integers).
     """
 
     KIND: ClassVar[str] = "token_importance"
@@ -43,6 +45,7 @@ class TokenImportance(Op):
     chained: bool
     fresh: bool = False
     per_kv_head: bool = False
+    decay_shift: int = 0
 
     def arity(self, connected: int) -> int:
         return len(self.heads) + int(self.chained)
@@ -60,6 +63,10 @@ class TokenImportance(Op):
             problems.append("chained operand must be an earlier token_importance")
         if self.chained and self.fresh:
             problems.append("fresh scores cannot chain an earlier accumulation")
+        if self.decay_shift and (self.chained or self.fresh):
+            problems.append("only a layer's own accumulated scores decay")
+        if not 0 <= self.decay_shift <= 16:
+            problems.append(f"decay_shift {self.decay_shift} is outside [0, 16]")
         return problems
 
 

@@ -119,6 +119,7 @@ class ImportancePlan:
     token_state_groups: int = 1  # rows per layer: 1, or KV heads (a KV cache per KV head)
     token_scores_fresh: bool = False  # the "current" policy: scores restart every invocation
     token_by_recency: bool = False  # the "window" policy: no top-k, the most recent kept
+    token_decay_shift: int = 0  # per-layer scores lose score >> shift before each step adds
 
 
 @dataclass(frozen=True)

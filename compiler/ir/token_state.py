@@ -20,6 +20,7 @@ class TokenState:
     groups: int  # rows per layer: 1, or the KV heads with per-KV-head selection
     fresh: bool  # scores restart at every invocation (the "current" policy)
     by_recency: bool  # selections keep the most recent tokens (the "window" policy)
+    decay_shift: int = 0  # accumulated scores lose score >> decay_shift at each invocation
 
     def row(self, layer: int, kv_head: int = 0) -> int:
         """The state row that `layer` (its KV head `kv_head`) reads and its selection writes."""
@@ -35,4 +36,7 @@ def token_state(g: AttnGraph) -> TokenState:
         groups=groups,
         fresh=any(op.fresh for op in ops if isinstance(op, TokenImportance)),
         by_recency=any(op.by_recency for op in selects),
+        decay_shift=max(
+            (op.decay_shift for op in ops if isinstance(op, TokenImportance)), default=0
+        ),
     )

@@ -73,6 +73,7 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
                 chained=chained,
                 fresh=t.policy == "current",
                 per_kv_head=per_kv_head,
+                decay_shift=t.decay_shift if own_layer else 0,
             ),
             select=lambda layer: TokenSelect(
                 layer=layer,

@@ -162,6 +162,7 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
             token_state_groups=tokens.groups,
             token_scores_fresh=tokens.fresh,
             token_by_recency=tokens.by_recency,
+            token_decay_shift=tokens.decay_shift,
         ),
         target=TargetPlan(
             part=hw.part,

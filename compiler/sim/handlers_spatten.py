@@ -96,6 +96,8 @@ def _token_importance(
     importance = f.token_row()[1]
     if op.fresh:  # this invocation's attention only
         importance[f.k_rows] = 0
+    elif op.decay_shift:  # older steps count for less
+        importance[f.k_rows] -= importance[f.k_rows] >> op.decay_shift
     for probs in args[: len(op.heads)]:
         if probs is not None:  # None: a pruned head
             add_column_sums(importance, f.k_rows, probs)

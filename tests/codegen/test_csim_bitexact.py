@@ -10,6 +10,7 @@ The real testbench binary (`run_csim`) runs once, and once more on a corrupted g
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,6 +153,23 @@ CASES: dict[str, dict] = {
                 "keep_recent": 2,
             },
             "value_pruning": {"enabled": True, "keep": 0.5},
+        },
+    },
+    # per-layer scores that decay (score -= score >> 2 before each step adds), per KV head
+    "generation-per-layer-decay": {
+        "model": model("gen-decay", "llama", 2, 4, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 6},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "per-layer",
+                "schedule": "uniform",
+                "granularity": "kv_head",
+                "keep": 0.5,
+                "keep_first": 1,
+                "keep_recent": 1,
+                "decay_shift": 2,
+            },
         },
     },
     "generation-current": {
@@ -427,6 +445,31 @@ POLICY_CASES = ("generation-per-layer", "generation-current", "generation-window
 
 
 @uses(*POLICY_CASES, "generation-kv-head")
+@uses("generation-per-layer-decay")
+def test_decaying_scores_are_in_the_design(designs) -> None:
+    """The design's own constant, and a decay that acts: the same design's golden run with the
+    decay taken out of the graph keeps other tokens (so a design that ignored the constant
+    could not match the decayed golden run checked in test_design_matches_simulator)."""
+    design = designs.get(CASES["generation-per-layer-decay"])
+    assert b"TOKEN_DECAY_SHIFT = 2;" in design.files["src/params.h"]
+    undecayed = without_decay(design.graph)
+    ours = golden_vectors(design.graph, seed=1).arrays["state"]
+    plain = golden_vectors(undecayed, seed=1).arrays["state"]
+    assert not np.array_equal(ours, plain)
+    _, run = design.run(1)
+    assert np.array_equal(run.state, ours)
+
+
+def without_decay(graph):
+    """A copy of `graph` whose token importance ops do not decay."""
+    copy = graph.copy()
+    for node in copy.nx_graph.nodes:
+        op = copy.op(node)
+        if getattr(op, "decay_shift", 0):
+            copy.nx_graph.nodes[node]["op"] = dataclasses.replace(op, decay_shift=0)
+    return copy
+
+
 def test_per_layer_policies_keep_a_cache_per_layer(designs) -> None:
     """Each layer's row of the design's state (each KV head's, per KV head) evicts tokens of
     its own, down to floor(context * keep_l) at the end; the window policy keeps its sinks

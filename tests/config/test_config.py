@@ -31,6 +31,7 @@ keep_per_layer = [1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6, 0.6, 0.5, 0.5]
 skip_first = 0.2
 keep_first = 1
 keep_recent = 4
+decay_shift = 5
 
 [head_pruning]
 enabled = true
@@ -159,6 +160,7 @@ def test_full_file_loads_every_key(tmp_path):
             "skip_first": 0.2,
             "keep_first": 1,
             "keep_recent": 4,
+            "decay_shift": 5,
         },
         "head_pruning": {
             "enabled": True,
@@ -466,3 +468,13 @@ def test_defaults_fit_every_preset():
     for name, spec in PRESETS.items():
         check_against_model(Config(), spec)  # must not raise
         assert Config().model.seq_len <= spec.max_positions, name
+
+
+def test_decay_shift_needs_the_per_layer_policy() -> None:
+    section = {"enabled": True, "policy": "current", "decay_shift": 3}
+    with pytest.raises(ConfigError, match=r"'token_pruning.decay_shift' = 3 needs .*per-layer"):
+        config_from_dict({"token_pruning": section}, source="c.toml")
+    section["policy"] = "per-layer"
+    assert config_from_dict({"token_pruning": section}).token_pruning.decay_shift == 3
+    with pytest.raises(ConfigError, match="decay_shift"):
+        config_from_dict({"token_pruning": {**section, "decay_shift": 17}})

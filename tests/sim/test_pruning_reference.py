@@ -58,6 +58,7 @@ def build(
     keep_recent: int = 0,
     policy: str = "cascade",
     granularity: str = "layer",
+    decay_shift: int = 0,
 ) -> tuple[AttnGraph, object]:
     spec = ModelSpec(
         name="ref-gpt" if causal else "ref-bert",
@@ -83,6 +84,7 @@ def build(
             "keep_recent": keep_recent,
             "policy": policy,
             "granularity": granularity,
+            "decay_shift": decay_shift,
         }
     if head_keep is not None:
         raw["head_pruning"] = {"enabled": True, "keep_per_layer": list(head_keep)}
@@ -166,6 +168,7 @@ class FloatCascade:
     keep_recent: int = 0
     policy: str = "cascade"
     per_kv_head: bool = False  # each KV head of a layer scores and selects on its own
+    decay_shift: int = 0  # per-layer scores: each invocation first keeps 1 - 2^-s of them
     gaps: list[float] = field(default_factory=list)
     value_rows: list = field(default_factory=list)  # (layer, head, query, keys, kept, gap)
     tokens_in: list[int] = field(default_factory=list)
@@ -207,6 +210,8 @@ class FloatCascade:
         keys = np.array([j for j in range(end) if self.token_dropped[row, j] > layer])
         if self.policy == "current":
             self.token_imp[row] = 0.0
+        elif self.decay_shift:
+            self.token_imp[row] *= 1.0 - 2.0**-self.decay_shift
         queries = keys[(keys >= q0) & (keys < q1)]
         self.tokens_in[layer] = max(self.tokens_in[layer], len(keys))
         for h in heads:
@@ -308,6 +313,7 @@ def reference_for(
     keep_recent: int = 0,
     policy: str = "cascade",
     per_kv_head: bool = False,
+    decay_shift: int = 0,
 ) -> FloatCascade:
     info = g.info
     heads = None if head_keep is None else floor_counts(info.num_heads, head_keep)
@@ -328,6 +334,7 @@ def reference_for(
         keep_recent,
         policy,
         per_kv_head,
+        decay_shift,
     ).run()
 
 
@@ -393,19 +400,23 @@ def test_generation_matches_float_reference(seed: int) -> None:
     assert [len(r.heads_kept) for r in result.layers] == [4, 3, 3, 2]
 
 
-# the per-layer policies: each layer's own KV cache in generation, its own scores
+# the per-layer policies: each layer's own KV cache in generation, its own scores (the last
+# column: per-layer scores that decay, score -= score >> s before each step adds; the float
+# reference multiplies by 1 - 2^-s)
 POLICY_CASES = [
-    ("per-layer", 3, 0, 0),
-    ("current", 5, 0, 0),
-    ("window", 3, 2, 0),
-    ("per-layer", 4, 1, 2),
-    ("current", 4, 2, 1),
+    ("per-layer", 3, 0, 0, 0),
+    ("current", 5, 0, 0, 0),
+    ("window", 3, 2, 0, 0),
+    ("per-layer", 4, 1, 2, 0),
+    ("current", 4, 2, 1, 0),
+    ("per-layer", 10, 1, 0, 1),
+    ("per-layer", 4, 1, 0, 2),
 ]
 
 
-@pytest.mark.parametrize("policy,seed,keep_first,keep_recent", POLICY_CASES)
+@pytest.mark.parametrize("policy,seed,keep_first,keep_recent,decay_shift", POLICY_CASES)
 def test_generation_policies_match_float_reference(
-    policy: str, seed: int, keep_first: int, keep_recent: int
+    policy: str, seed: int, keep_first: int, keep_recent: int, decay_shift: int
 ) -> None:
     token_keep = [0.8, 0.6, 0.5, 0.4]
     g, _ = build(
@@ -418,10 +429,13 @@ def test_generation_policies_match_float_reference(
         keep_first=keep_first,
         keep_recent=keep_recent,
         policy=policy,
+        decay_shift=decay_shift,
     )
     inputs = structured_inputs(g, seed)
     result = simulate(g, inputs)
-    ref = reference_for(g, inputs, token_keep, None, None, keep_first, keep_recent, policy)
+    ref = reference_for(
+        g, inputs, token_keep, None, None, keep_first, keep_recent, policy, decay_shift=decay_shift
+    )
     assert_same_selections(result, ref)
     # each layer's cache holds floor(30 * keep_l) after the last step
     assert [len(r.kept_tokens) for r in result.layers] == [24, 18, 15, 12]
@@ -484,6 +498,26 @@ def test_per_kv_head_selection_matches_float_reference(policy: str, seed: int) -
     kept = [floor_counts(end, token_keep) for end in range(25, 30)]
     per_layer = [25 + sum(k[layer] + 1 for k in kept) for layer in range(LAYERS)]
     assert read == 2 * sum(per_layer)
+
+
+def test_decay_changes_which_tokens_a_layer_keeps() -> None:
+    """Scores of old steps fade: with a strong decay the caches differ from plain
+    accumulation on the same inputs (the newest attention weighs more)."""
+    kept = {}
+    for shift in (0, 1):
+        g, _ = build(
+            causal=True,
+            stage="generation",
+            seq=24,
+            gen=8,
+            token_keep=[0.5] * LAYERS,
+            head_keep=None,
+            policy="per-layer",
+            decay_shift=shift,
+        )
+        result = simulate(g, random_inputs(g.info, 7), reference=False)
+        kept[shift] = [tuple(r.kept_tokens) for r in result.layers]
+    assert kept[0] != kept[1]
 
 
 def test_policies_choose_differently() -> None:

@@ -272,7 +272,9 @@ rows:
 
 // After the rows: token importance folds into the state in position order (the scan's
 // expansion, SCAN_LANES a cycle), gathering the candidates of the token top-k on the way. The
-// "current" policy's scores are this invocation's alone (written, not added).
+// "current" policy's scores are this invocation's alone (written, not added); with
+// TOKEN_DECAY_SHIFT s > 0 a per-layer score first loses score >> s (a shift and a subtract
+// per lane, inside the same pipelined loop).
 template <class Cfg>
 void fold_importance(pruning_state<Cfg> &st, const layer_args &a, int row,
                      const importance_t local_importance[Cfg::MAX_CTX],
@@ -288,8 +290,12 @@ blocks:
 #pragma HLS UNROLL
             const int t = b * Cfg::SCAN_LANES + l;
             if (t < a.end && st.token_dropped_at[row][t] > a.layer) {
-                st.token_importance[row][t] = local_importance[n] +
-                    (Cfg::TOKEN_SCORES_FRESH ? importance_t(0) : st.token_importance[row][t]);
+                const importance_t old = st.token_importance[row][t];
+                const importance_t kept =
+                    Cfg::TOKEN_DECAY_SHIFT > 0 ? importance_t(old - (old >> Cfg::TOKEN_DECAY_SHIFT))
+                                               : old;
+                st.token_importance[row][t] =
+                    local_importance[n] + (Cfg::TOKEN_SCORES_FRESH ? importance_t(0) : kept);
                 imp[n] = st.token_importance[row][t];
                 protect[n] =
                     t < Cfg::KEEP_FIRST || t >= a.end - Cfg::KEEP_RECENT || t == a.step_query;

@@ -28,6 +28,7 @@ struct model_cfg {
     static const int TOKEN_STATE = TOKEN_STATE_ROWS * MAX_CTX;  // token-state entries
     static const bool TOKEN_SCORES_FRESH = false;  // scores restart every invocation
     static const bool TOKEN_BY_RECENCY = false;  // keep the most recent (no top-k)
+    static const int TOKEN_DECAY_SHIFT = 0;  // scores lose score >> shift a step (0: none)
     static const int KEEP_FIRST = 1;
     static const int KEEP_RECENT = 2;
     static const int VALUE_KEEP_NUM = 1;
