@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from spatten_hls.compiler.cli.argtypes import seed
+from spatten_hls.compiler.codegen.cosim_run import layer_span
 from spatten_hls.compiler.codegen.counters import CsimCounters
 from spatten_hls.compiler.codegen.csim import run_csim
 from spatten_hls.compiler.codegen.project import project_files
 from spatten_hls.compiler.driver import compile_model
 from spatten_hls.compiler.jsonfmt import dumps
 from spatten_hls.compiler.output_dir import write_tree
+from spatten_hls.compiler.sim import RunExtent
 
 
 def add_parser(
@@ -115,11 +117,9 @@ def run_csim_cmd(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def run_text(run: dict[str, int]) -> str:
+def run_text(run: RunExtent) -> str:
     """The golden run's extent, e.g. 'golden run: layers 0-11, seq_len 128, steps 1'."""
-    first, last = run["first_layer"], run["first_layer"] + run["layers"] - 1
-    layers = f"layer {first}" if first == last else f"layers {first}-{last}"
-    return f"golden run: {layers}, seq_len {run['seq_len']}, steps {run['steps']}"
+    return f"golden run: {layer_span(run)}, seq_len {run.seq_len}, steps {run.steps}"
 
 
 def measured_text(m: CsimCounters) -> str:

@@ -27,14 +27,15 @@ def cosim_extent(ctx: ProjectContext) -> RunExtent:
     return RunExtent(first_layer=layer, layers=1, seq_len=tokens, steps=1)
 
 
+def layer_span(extent: RunExtent) -> str:
+    """'layer 2' or 'layers 0-11'."""
+    first, last = extent.first_layer, extent.first_layer + extent.layers - 1
+    return f"layer {first}" if first == last else f"layers {first}-{last}"
+
+
 def describe(extent: RunExtent, stage: str) -> str:
     """The extent in words, e.g. 'layer 2, a 32-token prompt, 1 decode step'."""
-    last = extent.first_layer + extent.layers - 1
-    layers = (
-        f"layer {extent.first_layer}"
-        if extent.layers == 1
-        else f"layers {extent.first_layer}-{last}"
-    )
+    layers = layer_span(extent)
     if stage == "generation":
         steps = f"{extent.steps} decode step{'s' if extent.steps != 1 else ''}"
         return f"{layers}, a {extent.seq_len}-token prompt, {steps}"

@@ -9,6 +9,7 @@ testbench as its argument, so project paths with spaces, quotes or any unicode w
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from spatten_hls.compiler.codegen.toolchain import (
     user_cache_dir,
 )
 from spatten_hls.compiler.errors import CodegenError
+from spatten_hls.compiler.sim import RunExtent
 
 STREAM_WARNING = re.compile(r"Hls::stream .*(read while empty|leftover)", re.IGNORECASE)
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
@@ -46,7 +48,7 @@ class CsimResult:
     layers: int = 0  # layer output checks (plus one for the final pruning state)
     checks: list[str] = field(default_factory=list)  # the testbench's per-check lines
     measured: CsimCounters | None = None  # bytes at the ports, cycle estimate (counters.py)
-    run: dict[str, int] | None = None  # the golden run's extent (tb/data/run.bin)
+    run: RunExtent | None = None  # the golden run's extent (tb/data/run.bin)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +59,7 @@ class CsimResult:
         return {
             "passed": self.passed,
             "failed": self.failed,
-            "run": self.run,
+            "run": dataclasses.asdict(self.run) if self.run else None,
             **self.measured.as_dict(),
         }
 
@@ -110,13 +112,13 @@ def run_csim(project: Path, timeout_s: float = 3600.0, progress: bool = False) -
     return CsimResult(passed, failed, output, warnings, layers, checks, measured, _run(output))
 
 
-def _run(output: str) -> dict[str, int] | None:
-    """The extent the testbench printed: first_layer, layers, seq_len, steps."""
+def _run(output: str) -> RunExtent | None:
+    """The extent the testbench printed."""
     found = RUN.search(output)
     if found is None:
         return None
     first, last, seq_len, steps = (int(x) for x in found.groups())
-    return {"first_layer": first, "layers": last - first + 1, "seq_len": seq_len, "steps": steps}
+    return RunExtent(first, last - first + 1, seq_len, steps)
 
 
 @contextmanager

@@ -64,11 +64,13 @@ static bool spatten_run_fits(const int64_t *run) {
 }
 
 // Every invocation of the schedule over the extent `run` (4 int64; returns 1, running
-// nothing, when it does not fit the design). Inputs: int16 codes q [L][H][C][D], k_msb / k_lsb / v
+// nothing, when it does not fit the design). Inputs: int16 codes q [L][H][C][D], k_msb /
+// k_lsb / v
 // [L][KV][C][D]; int64 mult, shift, v_weight [L][H]. Outputs: out like q, the final state
 // (token_dropped_at, token_importance, head_dropped_at, head_importance), requants [L], and
 // `measured` (spatten::N_MEASURED entries: bytes per port, engine cycles, total; csim.h).
-extern "C" int spatten_run_model(const int64_t *run, const int16_t *q, const int16_t *k_msb, const int16_t *k_lsb,
+extern "C" int spatten_run_model(const int64_t *run, const int16_t *q, const int16_t *k_msb,
+                                 const int16_t *k_lsb,
                                  const int16_t *v, const int64_t *mult, const int64_t *shift,
                                  const int64_t *v_weight, int16_t *out, int64_t *state,
                                  int64_t *requants, int64_t *measured) {

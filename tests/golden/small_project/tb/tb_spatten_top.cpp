@@ -1,7 +1,8 @@
 // C-simulation testbench of the golden-small design: runs every invocation of the
 // schedule over the golden run's extent (run.bin: the whole stage, or the reduced run of
 // `spatten compile --cosim-size`) on the golden inputs (written by the bit-accurate simulator)
-// and compares the output codes of the layers it ran and the final pruning state exactly. The data directory (docs/hls.md, "Where the
+// and compares the output codes of the layers it ran and the final pruning state exactly. The
+// data directory (docs/hls.md, "Where the
 // testbench finds its data") is the first argument; without one, the first of: data/ beside
 // this source file as the compiler saw it (__FILE__: Vitis compiles and runs csim in
 // <solution>/csim/build with relative source paths, make in the project directory), data/ in
