@@ -61,6 +61,12 @@ class FetcherPlan:
     beat_millicycles: int  # >= 1000: a lane moves a beat a cycle unless its channel is slower
     latency: int  # cycles to a burst's first beat (depth of the fetch loops)
 
+    def resident(self, keys: int) -> bool:
+        """Whether an invocation's `keys` visible keys fit the K/V buffers: then a KV head's
+        rows are fetched once and kept for all its query rows (rows.h's `row_item.resident`);
+        otherwise every query row streams its keys a tile at a time."""
+        return keys <= self.tile_tokens
+
 
 @dataclass(frozen=True)
 class DotPlan:

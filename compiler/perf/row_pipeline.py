@@ -13,8 +13,8 @@ head's first row as they arrive (`k_lanes` a step, `plan.qk_stream_ii` cycles ea
 them for the others; prob·V likewise multiplies the V rows of a KV head's first row as they
 arrive (`v_lanes` a step, `plan.pv_stream_ii` cycles each) and keeps them, and a later row
 stores the V rows that arrive for it (a step every `v_beats` cycles) before it multiplies.
-Tiled, every row streams: Q·K scores its tiles and prob·V multiplies its kept rows as they
-arrive.
+When the invocation's visible keys do not fit the buffers (`FetcherPlan.resident`), every
+row streams: Q·K scores its tiles and prob·V multiplies its kept rows as they arrive.
 """
 
 from __future__ import annotations
@@ -135,11 +135,11 @@ def _k_planes(plan: HardwarePlan, rows: RowPass) -> list[int]:
 
 
 def _fetch_k_and_q(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
-    """One tile: a KV head's K rows when its first row arrives; tiled: every row's visible
+    """Resident: a KV head's K rows when its first row arrives; streamed: every row's visible
     keys a tile at a time. The Q row of every row."""
     f = plan.fetcher
     for beats in _k_planes(plan, rows):
-        if f.tiles == 1:
+        if f.resident(rows.keys):
             per = fetch_cycles(f, np.where(rows.kv_first, rows.keys, 0), beats, f.k_lanes)
         else:
             per = _tiled(
@@ -152,12 +152,12 @@ def _fetch_k_and_q(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
 
 def _qk(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> None:
     """Q·K over the visible keys: from the buffer, or as the K rows arrive (the first row of a
-    KV head scores all of the head's rows; tiled, every row its tiles)."""
+    KV head scores all of the head's rows; streamed, every row its tiles)."""
     f, qk = plan.fetcher, plan.qk
     streamed = lambda n: loop_cycles(  # noqa: E731
         ceil_div(n, f.k_lanes), 1000 * plan.qk_stream_ii, qk.depth
     )
-    if f.tiles > 1:
+    if not f.resident(rows.keys):
         cycles = _tiled(rows.visible, f.tile_tokens, streamed)
     else:
         buffered = loop_cycles(ceil_div(rows.visible, qk.keys_per_cycle), 1000, qk.depth)
@@ -191,17 +191,17 @@ def _select(plan: HardwarePlan, rows: RowPass, charge: _Charges) -> np.ndarray:
 
 
 def _prob_v(plan: HardwarePlan, rows: RowPass, kept: np.ndarray, charge: _Charges) -> None:
-    """V fetch, prob·V and the write back of the rows not deferred. One tile: the pass's V
+    """V fetch, prob·V and the write back of the rows not deferred. Resident: the pass's V
     rows spread over the rows by what each asks for (the requests including rows already on
     chip); the first row of a KV head multiplies its kept rows as they arrive (all of them
-    come), a later row stores its share and multiplies from the buffer. Tiled: each row's kept
-    rows TILE at a time, multiplied as they arrive."""
+    come), a later row stores its share and multiplies from the buffer. Streamed: each row's
+    kept rows TILE at a time, multiplied as they arrive."""
     f, pv = plan.fetcher, plan.pv
     done = ~rows.deferred
     streamed = lambda n: loop_cycles(  # noqa: E731
         ceil_div(n, f.v_lanes), 1000 * plan.pv_stream_ii, pv.depth
     )
-    if f.tiles == 1:
+    if f.resident(rows.keys):
         weight = np.where(done, rows.requests, 0).astype(np.float64)
         share = np.zeros(len(kept), np.int64)
         if weight.sum():

@@ -7,14 +7,16 @@ The rules are those of the design's fetcher (engines/fetch.h) and row pipeline
   coded_row_bytes); a graph without a plan counts bit-packed bytes instead;
 * Q: one row per (query row, live head), and again for each row the requant decision deferred
   (the second pass refetches it);
-* K with all keys on chip (one tile): the MSB plane of every visible key once per live KV head,
-  the LSB plane too without progressive quantization; the second pass fetches both planes
-  again for each KV head with a deferred row;
-* K tiled (more keys than the buffer): every row fetches its visible keys' rows, so the MSB
-  plane per (row, visible key), the LSB plane likewise without progressive quantization or in
-  the second pass;
-* V with one tile: each pass fetches a KV head's V rows on demand, each row once (the union of
-  the rows its query rows keep); tiled: every row fetches the V rows it keeps.
+* resident K (the invocation's visible keys fit the buffer, `plan.fetcher.tile_tokens`; a
+  design of one tile always, a tiled one whenever pruning leaves few enough keys): the MSB
+  plane of every visible key once per live KV head, the LSB plane too without progressive
+  quantization; the second pass fetches both planes again for each KV head with a deferred
+  row;
+* streamed K (more visible keys than the buffer): every row fetches its visible keys' rows,
+  so the MSB plane per (row, visible key), the LSB plane likewise without progressive
+  quantization or in the second pass;
+* V resident: each pass fetches a KV head's V rows on demand, each row once (the union of the
+  rows its query rows keep); streamed: every row fetches the V rows it keeps.
 """
 
 from __future__ import annotations
@@ -23,21 +25,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spatten_hls.compiler.ir.plan import BitWidths, HardwarePlan, row_beats
+from spatten_hls.compiler.ir.plan import BitWidths, FetcherPlan, HardwarePlan, row_beats
 from spatten_hls.compiler.sim.dram import DramCounter, row_bytes
 from spatten_hls.compiler.sim.frame import Frame
 
 
 @dataclass(frozen=True)
 class PortRows:
-    """Bytes one row of each plane costs at the ports, and whether K/V are tiled."""
+    """Bytes one row of each plane costs at the ports, and the fetcher that decides whether
+    an invocation's keys stay on chip."""
 
     q: int
     k_msb: int
     k_lsb: int
     v: int
-    tiled: bool
+    fetcher: FetcherPlan | None  # None: no plan, every invocation resident
     progressive: bool
+
+    def streamed(self, keys: int) -> bool:
+        """Whether an invocation with `keys` visible keys walks them per row."""
+        return self.fetcher is not None and not self.fetcher.resident(keys)
 
     @classmethod
     def of(cls, plan: HardwarePlan | None, bits: BitWidths, head_dim: int) -> PortRows:
@@ -46,7 +53,7 @@ class PortRows:
             coded_row_bytes(plan, bits.k_msb, head_dim),
             coded_row_bytes(plan, bits.k_lsb, head_dim),
             coded_row_bytes(plan, bits.v, head_dim),
-            plan is not None and plan.fetcher.tiles > 1,
+            None if plan is None else plan.fetcher,
             bits.progressive,
         )
 
@@ -71,7 +78,7 @@ def frame_traffic(frame: Frame, rows: PortRows, group_size: int) -> DramCounter:
     second_rows = sum(len(r) for r in deferred.values())
     lsb_first = 0 if rows.progressive else 1
     traffic = DramCounter(q=(first_rows + second_rows) * rows.q)
-    if rows.tiled:
+    if rows.streamed(nk):
         first_keys = int(frame.visible.sum()) * len(heads)
         second_keys = sum(int(frame.visible[r].sum()) for r in deferred.values())
         traffic.k_msb = (first_keys + second_keys) * rows.k_msb

@@ -133,6 +133,39 @@ SHAPES = {
             "value_pruning": {"enabled": True, "keep": 0.5},
         },
     },
+    # a 16-row buffer under a context of up to 22 keys: the dense decode steps past 16 keys
+    # stream K and V per query row; the per-layer budget of half the context fits the buffer
+    "tiled-gqa-generation": {
+        "model": model("llama", 2, 6, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 8},
+            "hardware": {"max_tokens": 16},
+        },
+    },
+    "tiled-gqa-generation-pruned": {
+        "model": model("llama", 2, 6, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 14, "stage": "generation", "gen_tokens": 8},
+            "hardware": {"max_tokens": 16},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "per-layer",
+                "schedule": "uniform",
+                "keep": 0.5,
+                "keep_first": 1,
+            },
+        },
+    },
+    # summarization of 24 tokens on 16-row buffers: layer 0 streams, the cascade leaves the
+    # later layers 12 tokens, which stay on chip
+    "tiled-summarization-pruned": {
+        "model": model("bert", 3, 4, 16),
+        "config": {
+            "model": {"seq_len": 24},
+            "hardware": {"max_tokens": 16},
+            "token_pruning": {"enabled": True, "keep_per_layer": [0.5, 0.5, 0.5]},
+        },
+    },
     "tiled": {
         "model": model("bert", 2, 4, 32),
         "config": {
@@ -228,3 +261,36 @@ def test_per_kv_head_selection_scans_each_kv_heads_row(designs) -> None:
     layers = all_layer_cycles(vectors.result, plan)
     for engine in ("state", "scan", "importance", "topk"):
         assert sum(c.engines[engine] for c in layers) == run.measured.cycles[engine], engine
+
+
+@pytest.mark.parametrize(
+    "shape", ["tiled-gqa-generation", "tiled-gqa-generation-pruned", "tiled-summarization-pruned"]
+)
+def test_a_tiled_design_keeps_the_keys_that_fit_on_chip(designs, shape: str) -> None:
+    """The K buffer holds 16 rows. An invocation that sees more keys streams them per query
+    row (in a decode step the 3 query heads of a GQA group each fetch them); one that sees at
+    most 16 - every decode step once the per-layer budget halves the context, the layers
+    after the cascade's first cut - fetches each KV head's K rows once and keeps them for its
+    rows. The measured K bytes are that rule, invocation by invocation."""
+    design = designs.get(SHAPES[shape])
+    plan = design.graph.lowered_plan()
+    f = plan.fetcher
+    assert f.tiles == 2 and f.tile_tokens == 16
+    vectors, run = design.run(1)
+    assert np.array_equal(run.out, vectors.arrays["out"])
+    beats = f.k_msb_beats + f.k_lsb_beats  # no progressive quantization: both planes
+    expected, resident = 0, []
+    for s in vectors.result.steps:
+        fits = s.keys <= f.tile_tokens
+        resident.append(fits)
+        expected += (s.kv_heads if fits else s.heads * s.query_rows) * s.keys * beats * 32
+    measured = run.measured.dram_bytes["k_msb"] + run.measured.dram_bytes["k_lsb"]
+    assert measured == expected
+    layers = design.graph.info.num_layers
+    if shape == "tiled-gqa-generation-pruned":
+        assert all(resident)  # the first step's 15 keys, then half the context
+    elif shape == "tiled-gqa-generation":
+        assert sum(resident) == 2 * layers  # contexts 15 and 16 of 15..22
+        assert measured > sum(s.kv_heads * s.keys * beats * 32 for s in vectors.result.steps)
+    else:
+        assert resident == [False] + [True] * (layers - 1)  # streamed, then on chip

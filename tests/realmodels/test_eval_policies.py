@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from spatten_hls.compiler.cli.main import main
 from spatten_hls.compiler.config import config_from_dict
 
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT, TOKENS = 20, 40
 SENTENCES = [
     "The interpreter reads a program one statement at a time.",
@@ -196,3 +198,32 @@ def test_encoder_reports_both_poolings_and_key_reads(minilm):
     per_layer = np.array(drop.tokens_per_layer)
     assert drop.kv_read_fraction == pytest.approx(per_layer.sum() / (6 * per_layer[0]), rel=1e-3)
     assert drop.kv_read_fraction < 1.0
+
+
+def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
+    """examples/minilm_selection_bound.py: its float token dropping at the shipped budget
+    reads what the simulator reads under examples/configs/minilm-tokens.toml and lands on its
+    cosine (12-bit against float32), and at every budget the layer's own attention keeps the
+    embedding at least as close as attention received in earlier layers."""
+    import importlib.util
+
+    from spatten_hls.compiler.config import load_config
+    from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
+
+    path = ROOT / "examples" / "minilm_selection_bound.py"
+    spec = importlib.util.spec_from_file_location("minilm_selection_bound", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    rows = {(b, r): (mean, low, f) for b, r, mean, low, f in study.study(minilm, SENTENCES)}
+    shipped = evaluate_encoder(
+        minilm, load_config(ROOT / "examples" / "configs" / "minilm-tokens.toml"), SENTENCES
+    )
+    mean, _, fraction = rows[("90% in the last layer (minilm-tokens)", "token dropping (cascade)")]
+    assert fraction == pytest.approx(shipped.kv_read_fraction, abs=1e-12)
+    assert fraction < 1
+    assert abs(mean - shipped.mean_cosine) < 2e-3
+    for budget in study.BUDGETS:
+        own = rows[(budget, "keys by own attention (bound)")]
+        earlier = rows[(budget, "keys by earlier layers")]
+        assert own[2] == earlier[2]  # the same reads
+        assert own[0] >= earlier[0]

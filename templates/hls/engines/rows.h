@@ -50,6 +50,7 @@ struct row_item {
     int visible;      // keys it attends to: j + 1 (causal) or all of them
     int keys;         // visible keys of the layer: a KV head's K rows
     bool new_kv;      // the first row of its KV head in this pass
+    bool resident;    // the KV head's K and V rows fit the buffers: fetched once, kept
     bool with_lsb;    // full K words: the second pass, or no progressive quantization
     bool deferred;    // (from the softmax on) the requant decision sent it to the second pass
     int topk_engine;  // the value top-k threshold engine of the row
@@ -75,7 +76,7 @@ struct deferral {
 };
 
 // The V rows the select process asks the V fetch for: visible indices list[0 .. n) of KV head
-// kv (with one tile the kept rows not on chip yet, tiled all the kept rows in order).
+// kv (resident: the kept rows not on chip yet; streamed: all the kept rows, in order).
 template <class Cfg>
 struct v_request {
     int kv;
@@ -122,6 +123,7 @@ void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS],
     it.t = (int)pos[it.j];
     it.visible = Cfg::CAUSAL ? it.j + 1 : span.nk;
     it.keys = span.nk;
+    it.resident = Cfg::MAX_TILES == 1 || span.nk <= Cfg::TILE;
     it.with_lsb = second || !Cfg::PROGRESSIVE;
     it.deferred = false;
     it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
@@ -134,13 +136,14 @@ void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS],
 }
 
 // K fetch (its own process): a KV head's K rows when its first row arrives (the LSB plane too
-// when the rows use full words); with more than one tile, every row's visible keys a tile at
-// a time. The rows stream to Q·K, a FIFO per lane and plane.
+// when the rows use full words), when they fit the buffer; when they do not (more visible
+// keys than TILE in this invocation), every row's visible keys a tile at a time. The rows
+// stream to Q·K, a FIFO per lane and plane.
 template <class Cfg>
 void stage_fetch_k(const row_item &it, const index_t pos[Cfg::MAX_CTX],
                    hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
                    hls::stream<code_row<Cfg> > lsb[Cfg::K_LANES] SPATTEN_K_PARAMS) {
-    const bool resident = Cfg::MAX_TILES == 1;
+    const bool resident = it.resident;
     if (resident && !it.new_kv) return;
     const bool full = it.with_lsb && Cfg::K_LSB_BITS > 0;
     const int keys = resident ? it.keys : it.visible;
@@ -244,9 +247,9 @@ steps:
     SPATTEN_CYCLES(E_QK, loop_cycles(steps, 1000 * Cfg::QK_STREAM_II, Cfg::QK_DEPTH));
 }
 
-// Q·K of a row over its visible keys, and their max (the softmax's reference). With one
-// tile, the first row of a KV head scores the K rows as they arrive and keeps them; the
-// others read the buffer. With more, every row scores its tiles as they arrive.
+// Q·K of a row over its visible keys, and their max (the softmax's reference). When the KV
+// head's keys fit the buffer, its first row scores the K rows as they arrive and keeps them;
+// the others read the buffer. When they do not, every row scores its tiles as they arrive.
 template <class Cfg>
 void stage_qk(const code_t q_row[Cfg::HEAD_DIM], const row_item &in,
               hls::stream<code_row<Cfg> > msb[Cfg::K_LANES],
@@ -264,19 +267,19 @@ void stage_qk(const code_t q_row[Cfg::HEAD_DIM], const row_item &in,
     const mult_t m = mult[in.head];
     const int sh = (int)shift[in.head];
     top = score_t(MASKED);
-    if (Cfg::MAX_TILES == 1) {
-        if (in.new_kv) {
-            qk_streamed<Cfg>(q_row, msb, lsb, in.with_lsb, true, 0, in.keys, in.visible, m, sh,
-                             k, k_lsb, s, top);
-        } else {
-            qk_scores<Cfg>(q_row, k, k_lsb, in.with_lsb, in.visible, m, sh, s, top);
-        }
+    if (in.resident && !in.new_kv) {
+        qk_scores<Cfg>(q_row, k, k_lsb, in.with_lsb, in.visible, m, sh, s, top);
     } else {
+        // one call site of the streamed scoring (one array in the RTL): the first row of a
+        // resident KV head takes all its K rows in one tile and keeps them, a streamed row
+        // its visible keys a tile at a time
+        const bool fill = in.resident;
+        const int n = fill ? in.keys : in.visible;
     tiles:
-        for (int first = 0; first < in.visible; first += Cfg::TILE) {
+        for (int first = 0; first < n; first += Cfg::TILE) {
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
-            const int count = in.visible - first < Cfg::TILE ? in.visible - first : Cfg::TILE;
-            qk_streamed<Cfg>(q_row, msb, lsb, in.with_lsb, false, first, count, in.visible, m,
+            const int count = n - first < Cfg::TILE ? n - first : Cfg::TILE;
+            qk_streamed<Cfg>(q_row, msb, lsb, in.with_lsb, fill, first, count, in.visible, m,
                              sh, k, k_lsb, s, top);
         }
     }
@@ -380,9 +383,9 @@ void stage_threshold(const prob_t p[Cfg::MAX_CTX], const row_item &in,
 
 // The select pass, SOFTMAX_LANES keys a cycle: token importance (into the layer's accumulator
 // by visible index), the value top-k filter (survivors compacted in key order) and the V
-// requests. With one tile the V rows of a KV head stay on chip for its rows: a request asks
-// for the kept rows not on chip yet (the tags; the prefix below v_upto arrived in order). With
-// more, every kept row is fetched for its row.
+// requests. When the KV head's keys fit the buffers its V rows stay on chip for its rows: a
+// request asks for the kept rows not on chip yet (the tags; the prefix below v_upto arrived
+// in order). When they do not, every kept row is fetched for its row.
 template <class Cfg>
 void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in,
                   const value_threshold &threshold,
@@ -392,7 +395,7 @@ void stage_select(const prob_t p[Cfg::MAX_CTX], const row_item &in,
     static ap_uint<32> epoch = 0;
     static int v_upto = 0;
 #pragma HLS ARRAY_PARTITION variable = v_tag cyclic factor = Cfg::SOFTMAX_LANES
-    const bool resident = Cfg::MAX_TILES == 1;
+    const bool resident = in.resident;
     value_threshold t = threshold;  // the filter consumes the copies of theta
     out = in;
     want.kv = in.kv;
@@ -424,7 +427,8 @@ blocks:
                     sel.kept_index[n_kept] = j;
                     sel.kept_p[n_kept] = p[j];
                     n_kept++;
-                    if (!resident || (j >= upto && v_tag[j] != epoch)) {
+                    // (j < TILE holds when resident; stated so the tag read is in bounds)
+                    if (!resident || (j < Cfg::TILE && j >= upto && v_tag[j] != epoch)) {
                         want.list[n_fetch++] = j;
                         if (resident) v_tag[j] = epoch;
                     }
@@ -533,10 +537,11 @@ steps:
     SPATTEN_CYCLES(E_PV, loop_cycles(steps, 1000 * Cfg::PV_STREAM_II, Cfg::PV_DEPTH));
 }
 
-// prob·V and requantization of a row. With one tile, the first row of a KV head multiplies
-// its kept V rows as they arrive (none is on chip yet, so all of them come, in order) and
-// keeps them; a later row stores the rows that arrived for it, then multiplies from the
-// buffer. Tiled, the kept rows are multiplied as they arrive. Adds the row's sum |out| to its
+// prob·V and requantization of a row. Resident (the KV head's keys fit the buffers), the
+// first row of a KV head multiplies its kept V rows as they arrive (none is on chip yet, so
+// all of them come, in order) and keeps them; a later row stores the rows that arrived for
+// it, then multiplies from the buffer. Otherwise the kept rows are multiplied as they
+// arrive. Adds the row's sum |out| to its
 // head's importance.
 template <class Cfg>
 void stage_pv(const row_selection<Cfg> &sel, const row_item &in,
@@ -555,17 +560,17 @@ zero:
 #pragma HLS UNROLL
         acc[d] = 0;
     }
-    if (Cfg::MAX_TILES == 1 && in.new_kv) {
-        pv_streamed<Cfg>(sel, rows, true, 0, sel.n_kept, v, acc);
-    } else if (Cfg::MAX_TILES == 1) {
+    if (in.resident && !in.new_kv) {
         pv_store<Cfg>(rows, sel.n_fetch, v);
         pv_rows<Cfg>(sel, v, acc);
     } else {
+        // one call site of the streamed prob·V: the first row of a resident KV head takes its
+        // kept rows in one tile and keeps them, a streamed row TILE at a time
     chunks:
         for (int lo = 0; lo < sel.n_kept; lo += Cfg::TILE) {
 #pragma HLS LOOP_TRIPCOUNT max = Cfg::MAX_TILES
             const int count = sel.n_kept - lo < Cfg::TILE ? sel.n_kept - lo : Cfg::TILE;
-            pv_streamed<Cfg>(sel, rows, false, lo, count, v, acc);
+            pv_streamed<Cfg>(sel, rows, in.resident, lo, count, v, acc);
         }
     }
     requantize_row<Cfg::HEAD_DIM>(acc, Cfg::V_BITS, out_row);
