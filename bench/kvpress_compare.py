@@ -11,14 +11,17 @@ In one process, on the same token ids (the simulator's tokenizer), SmolLM2-135M 
 (dequantized by transformers, offline with `gguf_file=`):
 
   - kvpress: StreamingLLMPress, TOVAPress, SnapKVPress, ObservedAttentionPress, float32 torch;
-  - ours: the window, current and cascade policies, and current per KV head
-    (`granularity = "kv_head"`, each KV head selecting by its own query heads' attention, as
-    kvpress's presses select per KV head), 12-bit dense-design widths (per-layer scores equal
-    current's here: one summarization is one invocation of every layer);
+  - ours: the window, current and cascade policies, current per KV head (`granularity =
+    "kv_head"`, each KV head selecting by its own query heads' attention, as kvpress's
+    presses select per KV head), and current scored by the prompt's last query only
+    (`observation_window = 1`, TOVA's score) or, per KV head, by its last 32 (SnapKV's
+    observation window), 12-bit dense-design widths (per-layer scores equal current's here:
+    one summarization is one invocation of every layer);
 
 and prints perplexity and its change against each side's own dense model, the KV entries
-the continuation reads, and whether StreamingLLMPress's kept set (read off its cache) equals
-our window policy's.
+the continuation reads, and how many layers keep exactly the set of the press they mirror
+(read off its cache): our window policy StreamingLLMPress's, our last-query score
+TOVAPress's.
 
 Not in CI (torch, transformers < 5.3 and kvpress 0.5.5 are heavy): install them beside the
 project, e.g. `pip install torch "transformers<5.3" kvpress==0.5.5`, then
@@ -89,18 +92,30 @@ def kept_positions(compressed, dense) -> list[list[int]]:
     return out
 
 
+OURS = {  # name: the [token_pruning] table besides enabled, schedule and keep
+    "window": {"policy": "window", "keep_first": SINKS},
+    "current": {"policy": "current", "keep_first": SINKS},
+    "current per KV head": {"policy": "current", "keep_first": SINKS, "granularity": "kv_head"},
+    "current, last query (TOVA's score)": {"policy": "current", "observation_window": 1},
+    "current per KV head, last 32 queries": {
+        "policy": "current",
+        "keep_first": SINKS,
+        "granularity": "kv_head",
+        "observation_window": 32,
+    },
+    "cascade": {"policy": "cascade", "keep_first": SINKS},
+}
+
+
 def our_runs(model, ids: np.ndarray, prompt: int, keep: float, dense_ppl: float) -> dict:
     """Each policy under the prefill protocol, its table row printed as it finishes."""
     runs = {}
-    variants = [("window", "layer"), ("current", "layer"), ("current", "kv_head")]
-    for policy, granularity in [*variants, ("cascade", "layer")]:
-        tokens = {"enabled": True, "policy": policy, "schedule": "uniform", "keep": keep}
-        tokens |= {"keep_first": SINKS, "granularity": granularity}
+    for name, section in OURS.items():
+        tokens = {"enabled": True, "schedule": "uniform", "keep": keep, **section}
         run = decode_spatten(
             model, ids, prompt, config_from_dict({"token_pruning": tokens}), "prefill"
         )
         ppl = math.exp(run.nll.mean())
-        name = policy + (" per KV head" if granularity == "kv_head" else "")
         print(
             f"| spatten-hls {name} | {ppl:.4f} | {ppl / dense_ppl - 1:+.2%} | "
             f"{run.result.kv_read_fraction:.3f} |",
@@ -146,23 +161,28 @@ def main() -> None:
         "kvpress SnapKVPress": SnapKVPress(compression_ratio=ratio),
         "kvpress ObservedAttentionPress": ObservedAttentionPress(compression_ratio=ratio),
     }
-    streaming_set, streaming_ppl = None, None
+    sets, ppls = {}, {}
     for name, press in presses.items():
         nll, keys = hf_score(model, ids, prompt, press)
-        ppl = math.exp(nll.mean())
-        if streaming_set is None:
-            streaming_set, streaming_ppl = kept_positions(keys, dense_keys), ppl
-        print(f"| {name} | {ppl:.4f} | {ppl / ppl_hf - 1:+.2%} | {reads:.3f} |", flush=True)
+        ppls[name] = math.exp(nll.mean())
+        sets[name] = kept_positions(keys, dense_keys)
+        print(f"| {name} | {ppls[name]:.4f} | {ppls[name] / ppl_hf - 1:+.2%} | {reads:.3f} |")
     runs = our_runs(ours, ids, prompt, args.keep, ppl_ours)
-    window = runs["window"].result
-    ours_set = [[t for t in r.kept_tokens if t < prompt] for r in window.layers]
-    same = ours_set == streaming_set
-    print(f"window policy keeps StreamingLLMPress's set in every layer: {same}")
-    window_ppl = math.exp(runs["window"].nll.mean())
-    print(
-        f"window / StreamingLLMPress perplexity: {window_ppl / streaming_ppl:.4f} "
-        f"(dense ours / dense transformers: {ppl_ours / ppl_hf:.4f})"
-    )
+    for policy, press in (
+        ("window", "kvpress StreamingLLMPress"),
+        ("current, last query (TOVA's score)", "kvpress TOVAPress"),
+    ):
+        layers = runs[policy].result.layers
+        kept = [[t for t in r.kept_tokens if t < prompt] for r in layers]
+        same = sum(a == b for a, b in zip(kept, sets[press], strict=True))
+        shared = sum(len(set(a) & set(b)) for a, b in zip(kept, sets[press], strict=True))
+        ppl = math.exp(runs[policy].nll.mean())
+        print(
+            f"{policy}: {press}'s set in {same} of {len(layers)} layers "
+            f"({shared / sum(map(len, sets[press])):.1%} of its entries), perplexity ratio "
+            f"{ppl / ppls[press]:.4f}"
+        )
+    print(f"dense ours / dense transformers: {ppl_ours / ppl_hf:.4f}")
 
 
 if __name__ == "__main__":

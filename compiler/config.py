@@ -42,6 +42,7 @@ class TokenPruningSection:
     keep_first: int = 0
     keep_recent: int = 0
     decay_shift: int = 0  # per-layer scores: each step first loses score >> decay_shift
+    observation_window: int = 0  # only the last N query rows of an invocation score (0: all)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "token_pruning.keep_first": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
     "token_pruning.keep_recent": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
     "token_pruning.decay_shift": (0, 16),
+    "token_pruning.observation_window": (0, limits.MAX_SEQ_LEN + limits.MAX_GEN_TOKENS),
     "quantization.q_bits": (2, 16),
     "quantization.k_msb_bits": (1, 15),
     "quantization.k_lsb_bits": (0, 14),
@@ -304,6 +306,12 @@ def _check_section(name: str, section: Any, source: str) -> None:
             f"{source}: 'token_pruning.decay_shift' = {section.decay_shift} needs "
             f"'token_pruning.policy' = \"per-layer\": only its scores accumulate over the steps "
             f'(policy is "{section.policy}")'
+        )
+    if name == "token_pruning" and section.observation_window and section.policy == "window":
+        raise ConfigError(
+            f"{source}: 'token_pruning.observation_window' = {section.observation_window} "
+            f'needs a policy that scores tokens ("cascade", "per-layer" or "current"); '
+            f'"window" keeps the most recent ones'
         )
     if name == "quantization":
         if section.k_bits > 16 or section.k_bits < 2:

@@ -66,6 +66,7 @@ class ProjectContext:
     token_scores_fresh: bool
     token_by_recency: bool
     token_decay_shift: int
+    token_observation_window: int
     head_keep: list[int]
     part: str
     hbm_channels: int  # pseudo-channels the link config spreads the m_axi bundles over
@@ -143,6 +144,7 @@ def project_context(g: AttnGraph) -> ProjectContext:
         token_state_groups=plan.importance.token_state_groups,
         token_scores_fresh=plan.importance.token_scores_fresh,
         token_decay_shift=plan.importance.token_decay_shift,
+        token_observation_window=plan.importance.token_observation_window,
         token_by_recency=plan.importance.token_by_recency,
         head_keep=head_keep,
         part=target.part,

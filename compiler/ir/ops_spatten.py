@@ -35,7 +35,10 @@ class TokenImportance(Op):
     cascade's one score. `fresh`: the scores start from zero at every invocation (the
     "current" policy selects by this step's attention only). `decay_shift` s > 0: before this
     invocation adds, every score it sees loses floor(score / 2^s) (a per-layer score that
-    forgets old steps, an exponential moving average in integers).
+    forgets old steps, an exponential moving average in integers). `observation_window` N > 0:
+    only the query rows at the last N positions of the sequence so far (end - N .. end - 1)
+    add their attention (SnapKV's observation window; N = 1 is TOVA's last query); a decode
+    step's one query always does.
     """
 
     KIND: ClassVar[str] = "token_importance"
@@ -46,6 +49,7 @@ class TokenImportance(Op):
     fresh: bool = False
     per_kv_head: bool = False
     decay_shift: int = 0
+    observation_window: int = 0
 
     def arity(self, connected: int) -> int:
         return len(self.heads) + int(self.chained)
@@ -67,6 +71,8 @@ class TokenImportance(Op):
             problems.append("only a layer's own accumulated scores decay")
         if not 0 <= self.decay_shift <= 16:
             problems.append(f"decay_shift {self.decay_shift} is outside [0, 16]")
+        if self.observation_window < 0:
+            problems.append(f"observation_window {self.observation_window} is negative")
         return problems
 
 

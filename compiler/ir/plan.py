@@ -126,6 +126,7 @@ class ImportancePlan:
     token_scores_fresh: bool = False  # the "current" policy: scores restart every invocation
     token_by_recency: bool = False  # the "window" policy: no top-k, the most recent kept
     token_decay_shift: int = 0  # per-layer scores lose score >> shift before each step adds
+    token_observation_window: int = 0  # only the last N query rows add to the scores (0: all)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ class TokenState:
     fresh: bool  # scores restart at every invocation (the "current" policy)
     by_recency: bool  # selections keep the most recent tokens (the "window" policy)
     decay_shift: int = 0  # accumulated scores lose score >> decay_shift at each invocation
+    observation_window: int = 0  # only the last N query rows of an invocation score (0: all)
 
     def row(self, layer: int, kv_head: int = 0) -> int:
         """The state row that `layer` (its KV head `kv_head`) reads and its selection writes."""
@@ -38,5 +39,8 @@ def token_state(g: AttnGraph) -> TokenState:
         by_recency=any(op.by_recency for op in selects),
         decay_shift=max(
             (op.decay_shift for op in ops if isinstance(op, TokenImportance)), default=0
+        ),
+        observation_window=max(
+            (op.observation_window for op in ops if isinstance(op, TokenImportance)), default=0
         ),
     )

@@ -74,6 +74,7 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
                 fresh=t.policy == "current",
                 per_kv_head=per_kv_head,
                 decay_shift=t.decay_shift if own_layer else 0,
+                observation_window=t.observation_window,
             ),
             select=lambda layer: TokenSelect(
                 layer=layer,

@@ -163,6 +163,7 @@ def lower_to_engines(g: AttnGraph, cfg: Config) -> AttnGraph:
             token_scores_fresh=tokens.fresh,
             token_by_recency=tokens.by_recency,
             token_decay_shift=tokens.decay_shift,
+            token_observation_window=tokens.observation_window,
         ),
         target=TargetPlan(
             part=hw.part,

@@ -98,9 +98,12 @@ def _token_importance(
         importance[f.k_rows] = 0
     elif op.decay_shift:  # older steps count for less
         importance[f.k_rows] -= importance[f.k_rows] >> op.decay_shift
+    observed = slice(None)  # the query rows that score: all, or the observation window's
+    if op.observation_window:
+        observed = f.q_rows >= f.seq_end - op.observation_window
     for probs in args[: len(op.heads)]:
         if probs is not None:  # None: a pruned head
-            add_column_sums(importance, f.k_rows, probs)
+            add_column_sums(importance, f.k_rows, np.ascontiguousarray(probs[observed]))
 
 
 def _token_select(f: Frame, op: TokenSelect, args: list, ins: list, out: TensorType) -> None:

@@ -172,6 +172,23 @@ CASES: dict[str, dict] = {
             },
         },
     },
+    # a decoder's prompt (the prefill): each KV head of each layer keeps its own tokens,
+    # scored by the queries of the last 6 positions only (the observation window)
+    "prefill-observation-window": {
+        "model": model("prefill-window", "llama", 2, 4, 16, kv_heads=2),
+        "config": {
+            "model": {"seq_len": 20},
+            "token_pruning": {
+                "enabled": True,
+                "policy": "current",
+                "schedule": "uniform",
+                "granularity": "kv_head",
+                "keep": 0.5,
+                "keep_first": 1,
+                "observation_window": 6,
+            },
+        },
+    },
     "generation-current": {
         "model": model("gen-current", "gpt2", 2, 4, 16),
         "config": {
@@ -452,7 +469,7 @@ def test_decaying_scores_are_in_the_design(designs) -> None:
     could not match the decayed golden run checked in test_design_matches_simulator)."""
     design = designs.get(CASES["generation-per-layer-decay"])
     assert b"TOKEN_DECAY_SHIFT = 2;" in design.files["src/params.h"]
-    undecayed = without_decay(design.graph)
+    undecayed = without(design.graph, "decay_shift")
     ours = golden_vectors(design.graph, seed=1).arrays["state"]
     plain = golden_vectors(undecayed, seed=1).arrays["state"]
     assert not np.array_equal(ours, plain)
@@ -460,13 +477,27 @@ def test_decaying_scores_are_in_the_design(designs) -> None:
     assert np.array_equal(run.state, ours)
 
 
-def without_decay(graph):
-    """A copy of `graph` whose token importance ops do not decay."""
+@uses("prefill-observation-window")
+def test_the_observation_window_is_in_the_design(designs) -> None:
+    """The design's own constant, and a window that acts: scored by every query row, the same
+    prompt keeps other tokens."""
+    design = designs.get(CASES["prefill-observation-window"])
+    assert b"TOKEN_OBSERVATION_WINDOW = 6;" in design.files["src/params.h"]
+    ours = golden_vectors(design.graph, seed=1).arrays["state"]
+    every_row = golden_vectors(without(design.graph, "observation_window"), seed=1)
+    assert not np.array_equal(ours, every_row.arrays["state"])
+    _, run = design.run(1)
+    assert np.array_equal(run.state, ours)
+
+
+def without(graph, attribute: str):
+    """A copy of `graph` whose token importance ops have `attribute` 0 (no decay, every
+    query row scoring)."""
     copy = graph.copy()
     for node in copy.nx_graph.nodes:
         op = copy.op(node)
-        if getattr(op, "decay_shift", 0):
-            copy.nx_graph.nodes[node]["op"] = dataclasses.replace(op, decay_shift=0)
+        if getattr(op, attribute, 0):
+            copy.nx_graph.nodes[node]["op"] = dataclasses.replace(op, **{attribute: 0})
     return copy
 
 

@@ -72,6 +72,8 @@ def cases(draw: st.DrawFn) -> dict:
             "skip_first": draw(st.sampled_from([0.0, 0.34])),
             "keep_first": draw(st.integers(0, 3)),
             "keep_recent": draw(st.integers(0, 3)),
+            # only the query rows of the last N positions score (0: all of them)
+            "observation_window": 0 if policy == "window" else draw(st.integers(0, 6)),
         }
     if draw(st.booleans()):
         config["head_pruning"] = {

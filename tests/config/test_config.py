@@ -32,6 +32,7 @@ skip_first = 0.2
 keep_first = 1
 keep_recent = 4
 decay_shift = 5
+observation_window = 32
 
 [head_pruning]
 enabled = true
@@ -161,6 +162,7 @@ def test_full_file_loads_every_key(tmp_path):
             "keep_first": 1,
             "keep_recent": 4,
             "decay_shift": 5,
+            "observation_window": 32,
         },
         "head_pruning": {
             "enabled": True,
@@ -478,3 +480,16 @@ def test_decay_shift_needs_the_per_layer_policy() -> None:
     assert config_from_dict({"token_pruning": section}).token_pruning.decay_shift == 3
     with pytest.raises(ConfigError, match="decay_shift"):
         config_from_dict({"token_pruning": {**section, "decay_shift": 17}})
+
+
+def test_the_observation_window_needs_a_policy_that_scores() -> None:
+    section = {"enabled": True, "policy": "window", "observation_window": 8}
+    with pytest.raises(ConfigError, match=r"'token_pruning.observation_window' = 8 needs"):
+        config_from_dict({"token_pruning": section}, source="c.toml")
+    for policy in ("cascade", "per-layer", "current"):
+        cfg = config_from_dict({"token_pruning": {**section, "policy": policy}})
+        assert cfg.token_pruning.observation_window == 8
+    with pytest.raises(ConfigError, match="observation_window"):
+        config_from_dict(
+            {"token_pruning": {**section, "policy": "current", "observation_window": -1}}
+        )

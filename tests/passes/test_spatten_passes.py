@@ -112,7 +112,7 @@ TOKEN_PRUNED = """\
 %l0.h1.softmax = softmax(%l0.h1.mask) {head=1, layer=0} : ufixed<17,16>[4,4]  # test:tiny/layer0/head1
 %l0.h1.pv = matmul_pv(%l0.h1.softmax, %l0.kv0.load_v) {head=1, kv_head=0, layer=0} : fixed<12,0>[4,4]  # test:tiny/layer0/head1
 %l0.concat = head_concat(%l0.h0.pv, %l0.h1.pv) {heads=[0, 1], layer=0} : fixed<12,0>[4,8]  # test:tiny/layer0
-%l0.token_importance = token_importance(%l0.h0.softmax, %l0.h1.softmax) {chained=false, decay_shift=0, fresh=false, heads=[0, 1], layer=0, per_kv_head=false} : ufixed<64,16>[4]  # test:tiny/layer0 | insert-token-pruning
+%l0.token_importance = token_importance(%l0.h0.softmax, %l0.h1.softmax) {chained=false, decay_shift=0, fresh=false, heads=[0, 1], layer=0, observation_window=0, per_kv_head=false} : ufixed<64,16>[4]  # test:tiny/layer0 | insert-token-pruning
 %l0.token_select = token_select(%l0.token_importance) {by_recency=false, keep=0.75, keep_first=0, keep_recent=0, layer=0, own_layer=false, per_kv_head=false} : ufixed<1,0>[4]  # test:tiny/layer0 | insert-token-pruning
 %l1.kv0.load_k = load_k(%l0.token_select) {bits=12, gates=[tokens], head_dim=4, kv_head=0, layer=1, msb_bits=8, tokens=4} : fixed<12,0>[4,4]  # test:tiny/layer1/kv_head0 | assign-quant-types | insert-token-pruning
 %l1.kv0.load_v = load_v(%l0.token_select) {bits=12, gates=[tokens], head_dim=4, kv_head=0, layer=1, tokens=4} : fixed<12,0>[4,4]  # test:tiny/layer1/kv_head0 | assign-quant-types | insert-token-pruning
@@ -129,7 +129,7 @@ TOKEN_PRUNED = """\
 %l1.h1.softmax = softmax(%l1.h1.mask) {head=1, layer=1} : ufixed<17,16>[4,4]  # test:tiny/layer1/head1
 %l1.h1.pv = matmul_pv(%l1.h1.softmax, %l1.kv0.load_v) {head=1, kv_head=0, layer=1} : fixed<12,0>[4,4]  # test:tiny/layer1/head1
 %l1.concat = head_concat(%l1.h0.pv, %l1.h1.pv) {heads=[0, 1], layer=1} : fixed<12,0>[4,8]  # test:tiny/layer1
-%l1.token_importance = token_importance(%l1.h0.softmax, %l1.h1.softmax, %l0.token_importance) {chained=true, decay_shift=0, fresh=false, heads=[0, 1], layer=1, per_kv_head=false} : ufixed<64,16>[4]  # test:tiny/layer1 | insert-token-pruning
+%l1.token_importance = token_importance(%l1.h0.softmax, %l1.h1.softmax, %l0.token_importance) {chained=true, decay_shift=0, fresh=false, heads=[0, 1], layer=1, observation_window=0, per_kv_head=false} : ufixed<64,16>[4]  # test:tiny/layer1 | insert-token-pruning
 %l1.token_select = token_select(%l1.token_importance) {by_recency=false, keep=0.25, keep_first=0, keep_recent=0, layer=1, own_layer=false, per_kv_head=false} : ufixed<1,0>[4]  # test:tiny/layer1 | insert-token-pruning
 """  # noqa: E501
 

@@ -227,3 +227,35 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
         earlier = rows[(budget, "keys by earlier layers")]
         assert own[2] == earlier[2]  # the same reads
         assert own[0] >= earlier[0]
+
+
+def test_prefill_scored_by_the_last_query_is_tovas_selection(smollm2, ids):
+    """`observation_window = 1` under the prefill: each layer keeps the prompt tokens the
+    prompt's last query attends to most, summed over the query heads (TOVA's score), which a
+    float32 run of the same prompt picks too (up to near-ties of the 12-bit scores); scored
+    by every prompt query the layers keep other tokens."""
+    from spatten_hls.compiler.realmodels.attention import dense_attention
+    from spatten_hls.compiler.realmodels.llama import forward
+
+    tova = {"enabled": True, "policy": "current", "schedule": "uniform", "keep": 0.5}
+    last = decode_run(smollm2, ids, {"token_pruning": {**tova, "observation_window": 1}}, "prefill")
+    every = decode_run(smollm2, ids, {"token_pruning": tova}, "prefill")
+    kept = PROMPT // 2
+    float_sets = []
+
+    def last_query_scores(call):
+        q, k = call.q[:, -1], call.k  # [heads, d], [kv_heads, n, d]
+        k = np.repeat(k, call.group_size, axis=0)
+        s = np.einsum("hd,hnd->hn", q.astype(np.float64), k) / np.sqrt(q.shape[-1])
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        float_sets.append(set(np.argsort(-p.sum(axis=0), kind="stable")[:kept].tolist()))
+        return dense_attention(call)
+
+    forward(smollm2, ids[:PROMPT], last_query_scores)
+    ours = [{t for t in r.kept_tokens if t < PROMPT} for r in last.result.layers]
+    assert all(len(s) == kept for s in ours)
+    shared = sum(len(a & b) for a, b in zip(ours, float_sets, strict=True))
+    assert shared >= 0.97 * kept * len(ours)  # all 300 entries when written
+    assert sum(a == b for a, b in zip(ours, float_sets, strict=True)) >= 3 * len(ours) // 4
+    assert ours != [{t for t in r.kept_tokens if t < PROMPT} for r in every.result.layers]

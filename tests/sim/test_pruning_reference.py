@@ -59,6 +59,7 @@ def build(
     policy: str = "cascade",
     granularity: str = "layer",
     decay_shift: int = 0,
+    observation_window: int = 0,
 ) -> tuple[AttnGraph, object]:
     spec = ModelSpec(
         name="ref-gpt" if causal else "ref-bert",
@@ -85,6 +86,7 @@ def build(
             "policy": policy,
             "granularity": granularity,
             "decay_shift": decay_shift,
+            "observation_window": observation_window,
         }
     if head_keep is not None:
         raw["head_pruning"] = {"enabled": True, "keep_per_layer": list(head_keep)}
@@ -169,6 +171,7 @@ class FloatCascade:
     policy: str = "cascade"
     per_kv_head: bool = False  # each KV head of a layer scores and selects on its own
     decay_shift: int = 0  # per-layer scores: each invocation first keeps 1 - 2^-s of them
+    observation_window: int = 0  # only queries at positions >= end - N score (0: all)
     gaps: list[float] = field(default_factory=list)
     value_rows: list = field(default_factory=list)  # (layer, head, query, keys, kept, gap)
     tokens_in: list[int] = field(default_factory=list)
@@ -176,9 +179,9 @@ class FloatCascade:
     def run(self) -> FloatCascade:
         context = self.seq + (self.gen if self.stage == "generation" else 0)
         never = self.layers
-        # one row of token state, or (a per-layer policy in generation) one per layer, or
+        # one row of token state, or (a per-layer policy of a decoder) one per layer, or
         # per (layer, KV head)
-        own_cache = self.policy != "cascade" and self.stage == "generation"
+        own_cache = self.policy != "cascade" and self.causal
         groups = self.kv_heads if self.per_kv_head else 1
         rows = self.layers * groups if own_cache else 1
         self.row = (lambda layer, g=0: layer * groups + g) if own_cache else (lambda *_: 0)
@@ -224,7 +227,8 @@ class FloatCascade:
                 z = np.where(keys[None, :] <= queries[:, None], z, -np.inf)
             p = np.exp(z - z.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
-            self.token_imp[row, keys] += p.sum(axis=0)
+            observed = queries >= end - self.observation_window if self.observation_window else ...
+            self.token_imp[row, keys] += p[observed].sum(axis=0)
             if self.value_keep is not None:
                 p = self._value_prune(p, layer, h, queries, keys)
             self.head_imp[h] += np.abs(p @ v).sum()
@@ -314,6 +318,7 @@ def reference_for(
     policy: str = "cascade",
     per_kv_head: bool = False,
     decay_shift: int = 0,
+    observation_window: int = 0,
 ) -> FloatCascade:
     info = g.info
     heads = None if head_keep is None else floor_counts(info.num_heads, head_keep)
@@ -335,6 +340,7 @@ def reference_for(
         policy,
         per_kv_head,
         decay_shift,
+        observation_window,
     ).run()
 
 
@@ -498,6 +504,77 @@ def test_per_kv_head_selection_matches_float_reference(policy: str, seed: int) -
     kept = [floor_counts(end, token_keep) for end in range(25, 30)]
     per_layer = [25 + sum(k[layer] + 1 for k in kept) for layer in range(LAYERS)]
     assert read == 2 * sum(per_layer)
+
+
+# a decoder's prompt (the prefill): each layer keeps its own cache, scored by every query or
+# by the queries of the last positions only (SnapKV's observation window, TOVA's last query)
+PREFILL_CASES = [
+    ("current", "layer", 0, 1),
+    ("current", "layer", 8, 1),
+    ("per-layer", "layer", 1, 2),
+    ("cascade", "layer", 8, 1),
+    ("current", "kv_head", 8, 2),
+]
+
+
+@pytest.mark.parametrize("policy,granularity,window,seed", PREFILL_CASES)
+def test_prefill_observation_window_matches_float_reference(
+    policy: str, granularity: str, window: int, seed: int
+) -> None:
+    kv_heads = 2 if granularity == "kv_head" else HEADS
+    g, _ = build(
+        causal=True,
+        kv_heads=kv_heads,
+        head_keep=None,
+        keep_first=1,
+        policy=policy,
+        granularity=granularity,
+        observation_window=window,
+    )
+    inputs = structured_inputs(g, seed, rank_per_kv_head=granularity == "kv_head")
+    result = simulate(g, inputs)
+    ref = reference_for(
+        g,
+        inputs,
+        TOKEN_KEEP,
+        None,
+        keep_first=1,
+        policy=policy,
+        per_kv_head=granularity == "kv_head",
+        observation_window=window,
+    )
+    if granularity == "layer":
+        assert_same_selections(result, ref)
+    else:  # each KV head's own cache, read off the state rows
+        assert min(ref.gaps) > MIN_GAP, f"near-tie in the float reference: {sorted(ref.gaps)}"
+        state = result.pruning_state
+        for layer in range(LAYERS):
+            sets = [state.visible_tokens(layer, SEQ, kv).tolist() for kv in range(kv_heads)]
+            assert sets == [ref.kept_tokens(layer, kv) for kv in range(kv_heads)], layer
+    assert [len(r.kept_tokens) for r in result.layers][1:] != [SEQ] * (LAYERS - 1)
+
+
+def test_the_observation_window_changes_the_prefill_selection() -> None:
+    """Scored by the last 4 queries the layers keep other tokens than scored by all 32; a
+    decode step's one query is its own window (the selection is unchanged)."""
+    kept = {}
+    for stage in ("summarization", "generation"):
+        for window in (0, 4):
+            g, _ = build(
+                causal=True,
+                stage=stage,
+                head_keep=None,
+                policy="current",
+                observation_window=window,
+                seq=24,
+                gen=4,
+                token_keep=[0.5] * LAYERS,
+            )
+            result = simulate(g, structured_inputs(g, 3), reference=False)
+            kept[stage, window] = [tuple(r.kept_tokens) for r in result.layers]
+    assert kept["summarization", 0] != kept["summarization", 4]
+    assert kept["generation", 0] == kept["generation", 4]
+    assert all(len(k) == 12 for k in kept["summarization", 4])  # half of the 24
 
 
 def test_decay_changes_which_tokens_a_layer_keeps() -> None:

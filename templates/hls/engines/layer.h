@@ -167,6 +167,8 @@ blocks:
     span.nk = n;
     span.first_row = before;
     span.last_row = below_end;
+    const int window = Cfg::TOKEN_OBSERVATION_WINDOW;
+    span.observe_from = window > 0 ? a.end - window : 0;
     SPATTEN_CYCLES(E_SCAN, loop_cycles(blocks, 1000, 2));
 }
 

@@ -51,6 +51,7 @@ struct row_item {
     int keys;         // visible keys of the layer: a KV head's K rows
     bool new_kv;      // the first row of its KV head in this pass
     bool resident;    // the KV head's K and V rows fit the buffers: fetched once, kept
+    bool observed;    // its attention adds to the token scores (the observation window)
     bool with_lsb;    // full K words: the second pass, or no progressive quantization
     bool deferred;    // (from the softmax on) the requant decision sent it to the second pass
     int topk_engine;  // the value top-k threshold engine of the row
@@ -61,6 +62,7 @@ struct visible_span {
     int nk;
     int first_row;  // query rows: visible indices [first_row, last_row)
     int last_row;
+    int observe_from;  // rows at positions from here on add to the token scores
 };
 
 // A row of a pass's job list: the head and the query's visible index.
@@ -124,6 +126,7 @@ void issue_row(bool second, int r, const int live[Cfg::NUM_HEADS],
     it.visible = Cfg::CAUSAL ? it.j + 1 : span.nk;
     it.keys = span.nk;
     it.resident = Cfg::MAX_TILES == 1 || span.nk <= Cfg::TILE;
+    it.observed = it.t >= span.observe_from;
     it.with_lsb = second || !Cfg::PROGRESSIVE;
     it.deferred = false;
     it.topk_engine = r % Cfg::VALUE_TOPK_ENGINES;
@@ -422,7 +425,7 @@ blocks:
 #pragma HLS UNROLL
             const int j = b * Cfg::SOFTMAX_LANES + l;
             if (j < visible) {
-                if (Cfg::TOKEN_PRUNING) local_importance[j] += p[j];
+                if (Cfg::TOKEN_PRUNING && in.observed) local_importance[j] += p[j];
                 if (value_keep(p[j], t)) {
                     sel.kept_index[n_kept] = j;
                     sel.kept_p[n_kept] = p[j];

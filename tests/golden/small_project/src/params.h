@@ -29,6 +29,7 @@ struct model_cfg {
     static const bool TOKEN_SCORES_FRESH = false;  // scores restart every invocation
     static const bool TOKEN_BY_RECENCY = false;  // keep the most recent (no top-k)
     static const int TOKEN_DECAY_SHIFT = 0;  // scores lose score >> shift a step (0: none)
+    static const int TOKEN_OBSERVATION_WINDOW = 0;  // only the last N query rows score (0: all)
     static const int KEEP_FIRST = 1;
     static const int KEEP_RECENT = 2;
     static const int VALUE_KEEP_NUM = 1;

@@ -4,13 +4,13 @@
 #include "spatten_top.h"
 
 // engine fetcher <- %l0.h0.load_q (+19 more); beat_millicycles: 1000; burst_bits: 256; k_lanes: 16; k_lsb_beats: 1; k_msb_beats: 1; latency: 64; q_beats: 1; tile_tokens: 8; tiles: 2; v_beats: 1; v_lanes: 16
-// engine head_accumulator <- %l0.head_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_by_recency: false; token_decay_shift: 0; token_pruning: true; token_scores_fresh: false; token_state_groups: 1; token_state_rows: 1; tokens: 12
+// engine head_accumulator <- %l0.head_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_by_recency: false; token_decay_shift: 0; token_observation_window: 0; token_pruning: true; token_scores_fresh: false; token_state_groups: 1; token_state_rows: 1; tokens: 12
 // engine head_topk <- %l0.head_select (+1 more); comparators: 16; round_overhead: 3
 // engine pv <- %l0.h0.pv (+7 more); banks: 32; depth: 9; keys_per_cycle: 32; multipliers: 512
 // engine qk <- %l0.h0.qk (+15 more); banks: 32; depth: 8; keys_per_cycle: 32; multipliers: 512
 // engine requant <- %l0.h0.requant (+7 more); enabled: true; threshold_code: 19661
 // engine softmax <- %l0.h0.mask (+15 more); exp_depth: 9; exp_hi_entries: 16; exp_lo_entries: 1024; lanes: 32; norm_depth: 6; recip_entries: 2048
-// engine token_accumulator <- %l0.token_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_by_recency: false; token_decay_shift: 0; token_pruning: true; token_scores_fresh: false; token_state_groups: 1; token_state_rows: 1; tokens: 12
+// engine token_accumulator <- %l0.token_importance (+1 more); head_bits: 64; head_pruning: true; heads: 4; scan_lanes: 16; token_bits: 64; token_by_recency: false; token_decay_shift: 0; token_observation_window: 0; token_pruning: true; token_scores_fresh: false; token_state_groups: 1; token_state_rows: 1; tokens: 12
 // engine token_topk <- %l0.token_select (+1 more); comparators: 16; round_overhead: 3
 // engine value_topk <- %l0.h0.value_topk (+7 more); comparators: 16; enabled: true; engines: 2; keep_den: 2; keep_num: 1
 // engine writeback <- %l0.concat (+1 more)
