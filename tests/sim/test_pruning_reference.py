@@ -227,7 +227,9 @@ class FloatCascade:
                 z = np.where(keys[None, :] <= queries[:, None], z, -np.inf)
             p = np.exp(z - z.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
-            observed = queries >= end - self.observation_window if self.observation_window else ...
+            observed = np.ones(len(queries), dtype=bool)  # the query rows that score
+            if self.observation_window:
+                observed = queries >= end - self.observation_window
             self.token_imp[row, keys] += p[observed].sum(axis=0)
             if self.value_keep is not None:
                 p = self._value_prune(p, layer, h, queries, keys)
