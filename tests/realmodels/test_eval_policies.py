@@ -224,9 +224,35 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
     assert abs(mean - shipped.mean_cosine) < 2e-3
     for budget in study.BUDGETS:
         own = rows[(budget, "keys by own attention (bound)")]
-        earlier = rows[(budget, "keys by earlier layers")]
-        assert own[2] == earlier[2]  # the same reads
-        assert own[0] >= earlier[0]
+        for rule in ("keys by earlier layers", "keys by the previous layer"):
+            assert own[2] == rows[(budget, rule)][2]  # the same reads
+            assert own[0] >= rows[(budget, rule)][0]
+
+
+def test_a_budget_of_the_padded_length_prunes_only_the_longest_sentences(minilm):
+    """examples/minilm_selection_bound.py's second table: the kept count is a fraction of
+    each sentence's length, or of the padded batch length, and the reads follow from it."""
+    import importlib.util
+
+    path = ROOT / "examples" / "minilm_selection_bound.py"
+    spec = importlib.util.spec_from_file_location("minilm_selection_bound", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    lengths = minilm.tokenize(SENTENCES).lengths
+    columns = int(lengths.max())
+    layers = minilm.config.num_layers
+
+    def reads(after: int, keep: float, length: np.ndarray) -> float:
+        kept = np.minimum(lengths, (length * keep).astype(int))
+        kept_reads = lengths * (after + 1) + kept * (layers - after - 1)
+        return float(kept_reads.sum() / (lengths.sum() * layers))
+
+    rows = {(b, n): (mean, f) for b, n, mean, _, f in study.padded_study(minilm, SENTENCES)}
+    for budget, (after, keep) in study.PADDED_BUDGETS.items():
+        own, padded = rows[(budget, "own")], rows[(budget, f"padded ({columns})")]
+        assert own[1] == pytest.approx(reads(after, keep, lengths), abs=1e-12)
+        assert padded[1] == pytest.approx(reads(after, keep, np.full_like(lengths, columns)))
+        assert padded[1] > own[1] and padded[0] > own[0]
 
 
 def test_prefill_scored_by_the_last_query_is_tovas_selection(smollm2, ids):
