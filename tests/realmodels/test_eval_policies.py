@@ -294,3 +294,33 @@ def test_prefill_scored_by_the_last_query_is_tovas_selection(smollm2, ids):
     assert shared >= 0.97 * kept * len(ours)  # all 300 entries when written
     assert sum(a == b for a, b in zip(ours, float_sets, strict=True)) >= 3 * len(ours) // 4
     assert ours != [{t for t in r.kept_tokens if t < PROMPT} for r in every.result.layers]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"policy": "per-layer"}, {"policy": "per-layer", "decay_shift": 2}, {"policy": "current"}],
+)
+def test_the_float_eviction_example_keeps_what_the_simulator_keeps(smollm2, ids, policy):
+    """examples/float_kv_eviction.py, a float32 implementation of the decode-time policies
+    independent of the simulator: the same budget reads exactly the simulator's KV entries,
+    and its caches hold nearly the same tokens (12-bit scores break near-ties differently)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "float_kv_eviction.py"
+    spec = importlib.util.spec_from_file_location("float_kv_eviction", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    section = {"enabled": True, "schedule": "uniform", "keep": 0.5, "keep_first": 2}
+    cfg = {"token_pruning": {**section, "keep_recent": 4, **policy}}
+    ppl, reads, hook = example.float_run(smollm2, ids, PROMPT, config_from_dict(cfg).token_pruning)
+    run = decode_run(smollm2, ids, cfg)
+    assert reads == pytest.approx(run.result.kv_read_fraction, abs=1e-12)
+    assert reads < 0.8
+    same = total = 0
+    for layer, record in enumerate(run.result.layers):
+        simulated, modelled = set(record.kept_tokens), set(hook.kept[layer])
+        assert len(simulated) == len(modelled)
+        same += len(simulated & modelled)
+        total += len(simulated)
+    assert same / total >= 0.97
+    assert abs(np.log(ppl) - run.nll.mean()) < 0.01  # float32 against 12-bit
