@@ -16,11 +16,13 @@ arithmetic adds, also past the lengths the configs were chosen at:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
 
 from spatten_hls.compiler.config import TokenPruningSection, load_config
+from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.ir.types import as_ratio
 from spatten_hls.compiler.realmodels import llama, text
 from spatten_hls.compiler.realmodels.attention import AttentionCall
@@ -109,10 +111,14 @@ def main() -> None:
     parser.add_argument("--text-file", default=None)
     parser.add_argument("--no-simulator", action="store_true")
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    model = llama.load_llama()
-    source = text.read_text_file(args.text_file) if args.text_file else None
-    ids = decoder_ids(model, source, args.tokens, args.prompt)
+    try:
+        cfg = load_config(args.config)
+        FloatEviction(cfg.token_pruning, args.prompt)  # refuses what it does not model
+        model = llama.load_llama()
+        source = text.read_text_file(args.text_file) if args.text_file else None
+        ids = decoder_ids(model, source, args.tokens, args.prompt)
+    except (CompilerError, ValueError) as e:
+        sys.exit(f"error: {args.config}: {e}" if isinstance(e, ValueError) else f"error: {e}")
     dense = dense_decoding(model, ids, args.prompt)
     ppl_dense = float(np.exp(dense.nll.mean()))
     print(f"SmolLM2-135M, {args.config}, {len(ids)} tokens, prompt {args.prompt}\n")

@@ -6,6 +6,7 @@ examples/policy_comparison.py on longer text.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -24,6 +25,14 @@ SENTENCES = [
     "Exceptions propagate up the call stack until a handler catches them.",
     "Modules are loaded once and cached for later imports.",
 ]
+
+
+def load_example(name: str):
+    """A script of examples/ as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def window(**extra) -> dict:
@@ -204,18 +213,12 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
     """examples/minilm_selection_bound.py: its float token dropping at the shipped budget
     reads what the simulator reads under examples/configs/minilm-tokens.toml and lands on its
     cosine (12-bit against float32), and at every budget the layer's own attention keeps the
-    embedding at least as close as attention received in earlier layers."""
-    import importlib.util
-
+    embedding at least as close as the scores known before the keys are fetched."""
     from spatten_hls.compiler.config import load_config
+    from spatten_hls.compiler.realmodels import text
     from spatten_hls.compiler.realmodels.evaluate import evaluate_encoder
 
-    path = ROOT / "examples" / "minilm_selection_bound.py"
-    spec = importlib.util.spec_from_file_location("minilm_selection_bound", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
-    from spatten_hls.compiler.realmodels import text
-
+    study = load_example("minilm_selection_bound")
     calibration = text.default_sentences(8)
     rows = {
         (b, r): (mean, low, f) for b, r, mean, low, f in study.study(minilm, SENTENCES, calibration)
@@ -241,12 +244,7 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
 def test_a_budget_of_the_padded_length_prunes_only_the_longest_sentences(minilm):
     """examples/minilm_selection_bound.py's second table: the kept count is a fraction of
     each sentence's length, or of the padded batch length, and the reads follow from it."""
-    import importlib.util
-
-    path = ROOT / "examples" / "minilm_selection_bound.py"
-    spec = importlib.util.spec_from_file_location("minilm_selection_bound", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = load_example("minilm_selection_bound")
     lengths = minilm.tokenize(SENTENCES).lengths
     columns = int(lengths.max())
     layers = minilm.config.num_layers
@@ -304,12 +302,7 @@ def test_the_float_eviction_example_keeps_what_the_simulator_keeps(smollm2, ids,
     """examples/float_kv_eviction.py, a float32 implementation of the decode-time policies
     independent of the simulator: the same budget reads exactly the simulator's KV entries,
     and its caches hold nearly the same tokens (12-bit scores break near-ties differently)."""
-    import importlib.util
-
-    path = ROOT / "examples" / "float_kv_eviction.py"
-    spec = importlib.util.spec_from_file_location("float_kv_eviction", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("float_kv_eviction")
     section = {"enabled": True, "schedule": "uniform", "keep": 0.5, "keep_first": 2}
     cfg = {"token_pruning": {**section, "keep_recent": 4, **policy}}
     ppl, reads, hook = example.float_run(smollm2, ids, PROMPT, config_from_dict(cfg).token_pruning)
