@@ -236,6 +236,7 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
             "keys by earlier layers",
             "keys by the previous layer",
             "keys by a fitted mix of earlier heads",
+            "keys by a fitted mix of earlier heads, per head",
         ):
             assert own[2] == rows[(budget, rule)][2]  # the same reads
             assert own[0] >= rows[(budget, rule)][0]
