@@ -81,7 +81,8 @@ def add_parser(
         "--prompt",
         type=int_in(1, MAX_TOKENS),
         default=DEFAULT_PROMPT,
-        help=f"decoders: prompt tokens run dense before decoding (default {DEFAULT_PROMPT})",
+        help=f"decoders: prompt tokens, dense before decoding, or the summarization under "
+        f"--protocol prefill (default {DEFAULT_PROMPT})",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)

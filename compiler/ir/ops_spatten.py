@@ -107,7 +107,8 @@ class TokenSelect(Op):
         return as_ratio(self.keep)
 
     def kept(self, end: int) -> int:
-        """Tokens kept when the sequence so far holds `end` (the protected ones aside)."""
+        """Tokens kept when the sequence so far holds `end`, the protected ones among them
+        (the selection keeps every protected token when they outnumber this)."""
         ratio = self.keep_ratio
         return max(1, end * ratio.numerator // ratio.denominator)
 

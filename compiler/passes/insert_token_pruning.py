@@ -45,8 +45,9 @@ def insert_token_pruning(g: AttnGraph, cfg: Config) -> AttnGraph:
     Effect (only with `token_pruning.enabled`): every layer gets a token_importance node that
     adds the column sums of all its heads' probabilities to its scores (`cascade`: to the
     importance carried from the previous layer and earlier steps). Each layer keeping less than
-    all gets a token_select keeping max(1, floor(end * keep)) tokens of the `end` so far (plus
-    `keep_first` / `keep_recent` protected ones; in generation also the step's own token).
+    all gets a token_select keeping max(1, floor(end * keep)) tokens of the `end` so far, the
+    `keep_first` / `keep_recent` protected ones (in generation also the step's own token)
+    among them, or every protected token when they outnumber that.
     Cascade (and every encoder): the K, V and Q loads of every later layer are gated by the
     latest token_select. Per-layer policies of a decoder gate nothing: a selection evicts from
     its own layer's KV cache (`own_layer`); with `granularity = "kv_head"` each KV head of the
