@@ -116,7 +116,7 @@ def main() -> None:
         FloatEviction(cfg.token_pruning, args.prompt)  # refuses what it does not model
         model = llama.load_llama()
         source = text.read_text_file(args.text_file) if args.text_file else None
-        ids = decoder_ids(model, source, args.tokens, args.prompt)
+        ids = decoder_ids(model, source, args.tokens, args.prompt, args.text_file)
     except (CompilerError, ValueError) as e:
         sys.exit(f"error: {args.config}: {e}" if isinstance(e, ValueError) else f"error: {e}")
     dense = dense_decoding(model, ids, args.prompt)

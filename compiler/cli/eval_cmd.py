@@ -91,6 +91,8 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     require("realmodels", "spatten eval")
     if args.plot is not None:  # a missing matplotlib or a bad path fails before the models run
+        if args.plot.suffix.lower() != ".png":
+            raise CompilerError(f"--plot {args.plot}: the plot is a PNG; name the file .png")
         require("plot", "--plot")
         output_file(args.plot)
     config_files = args.compare or [args.config]
@@ -131,6 +133,7 @@ def run_encoder(args: argparse.Namespace, configs: list) -> list:
     from spatten_hls.compiler.realmodels.models import load_real_model
 
     model = load_real_model(args.model)
+    check_configs(configs, model.spec)
     source = text.read_text_file(args.text_file) if args.text_file else None
     sentences = text.eval_sentences(source, args.sentences, args.text_file)
     return [evaluate_encoder(model, cfg, sentences) for cfg in configs]
@@ -148,13 +151,29 @@ def run_decoder(args: argparse.Namespace, configs: list) -> list:
     if args.tokens < args.prompt + 2:  # before the model loads
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")
     model = load_real_model(args.model)
+    check_configs(configs, model.spec)
+    if args.tokens > model.spec.max_positions:
+        raise CompilerError(
+            f"--tokens {args.tokens} exceeds {model.spec.name}'s context of "
+            f"{model.spec.max_positions} tokens"
+        )
     source = text.read_text_file(args.text_file) if args.text_file else None
-    ids = decoder_ids(model, source, args.tokens, args.prompt)
+    ids = decoder_ids(model, source, args.tokens, args.prompt, args.text_file)
     dense = dense_decoding(model, ids, args.prompt)
     return [  # progress None: a bar over the decode steps when stderr is a terminal
         evaluate_decoder(model, cfg, ids, args.prompt, args.protocol, dense, progress=None)
         for cfg in configs
     ]
+
+
+def check_configs(configs: list, spec) -> None:
+    """Each configuration as `compile` and `report` check it against the model, so a file is
+    valid or not for every command alike (the evaluation itself takes its lengths from the
+    text, not from `[model] seq_len`, `gen_tokens` or `stage`)."""
+    from spatten_hls.compiler.frontend.builder import check_against_model
+
+    for cfg in configs:
+        check_against_model(cfg, spec)
 
 
 def _heading(r) -> str:

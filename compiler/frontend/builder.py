@@ -126,6 +126,12 @@ def check_against_model(cfg: Config, model: ModelSpec) -> None:
             f"needs a decoder, but {model.name} ({model.family}) is an encoder (an encoder's "
             f'layer scores its own attention with "current")'
         )
+    if cfg.model.pooling_pruned != "drop" and model.causal:
+        raise ConfigError(
+            f"{src}: 'model.pooling_pruned' = \"{cfg.model.pooling_pruned}\" is how an "
+            f"encoder's mean pool treats pruned tokens, but {model.name} ({model.family}) is "
+            f"a decoder"
+        )
     if cfg.token_pruning.granularity == "kv_head" and not model.causal:
         raise ConfigError(
             f"{src}: 'token_pruning.granularity' = \"kv_head\" keeps a KV cache per KV head "

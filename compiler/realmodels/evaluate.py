@@ -139,14 +139,20 @@ class DenseDecoding:
     top1: np.ndarray
 
 
-def decoder_ids(model, source: str | None, tokens: int, prompt: int) -> np.ndarray:
-    """The first `tokens` token ids of `source` (default: the default text) that a decoder is
-    evaluated on, `prompt` of them run dense before the scored ones."""
+def decoder_ids(
+    model, source: str | None, tokens: int, prompt: int, name: str | None = None
+) -> np.ndarray:
+    """The first `tokens` token ids of `source` (default: the default text; `name` in
+    messages) that a decoder is evaluated on, `prompt` of them run dense before the scored
+    ones."""
     from spatten_hls.compiler.realmodels import text
 
-    ids = model.encode(text.default_text() if source is None else source)[:tokens]
+    ids = text.leading_ids(model.encode, text.default_text() if source is None else source, tokens)
     if len(ids) < prompt + 2:
-        raise CompilerError(f"the text holds only {len(ids)} tokens; need > {prompt + 1}")
+        raise CompilerError(
+            f"{name or 'the default text'}: the text holds only {len(ids)} tokens; "
+            f"need > {prompt + 1}"
+        )
     return ids
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import pydoc_data.topics
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from spatten_hls.compiler.errors import FrontendError
 from spatten_hls.compiler.input_files import read_text
@@ -94,7 +96,7 @@ def default_sentences(
             out.append(sentence)
             if len(out) == count:
                 return out
-    raise ValueError(
+    raise FrontendError(
         f"the default text holds only {len(out)} sentences of {min_words}.."
         f"{max_words} words, {count} requested"
     )
@@ -114,8 +116,40 @@ def eval_sentences(source: str | None, count: int, name: str) -> list[str]:
     """The sentences an encoder is evaluated on: the first `count` of a user's text `source`
     (`name` in messages) with at least two words, or of the default text."""
     if source is None:
-        return default_sentences(count)
+        try:
+            return default_sentences(count)
+        except FrontendError as e:
+            raise FrontendError(f"--sentences {count}: {e}") from None
     sentences = [s for s in split_sentences(source) if len(s.split()) >= 2][:count]
     if len(sentences) < 2:
         raise FrontendError(f"{name}: fewer than 2 sentences")
     return sentences
+
+
+# where whitespace follows a non-space character: a byte-level BPE pre-tokenizer never joins
+# the two sides (no pre-token runs from a non-space character into whitespace), so a prefix
+# cut there tokenizes as the whole text does up to the cut
+_WORD_END = re.compile(r"\S(?=[ \t\n])")
+PREFIX_CHARS = 4096  # the first prefix tokenized; at least 16 characters a token wanted
+
+
+def leading_ids(encode: Callable[[str], np.ndarray], source: str, tokens: int) -> np.ndarray:
+    """The first `tokens` ids of `encode(source)`, tokenizing only a prefix of `source` that
+    holds them (doubled until it does), so a long text costs time and memory in proportion to
+    the tokens wanted, not to its length."""
+    chars = max(PREFIX_CHARS, 16 * tokens)
+    while chars < len(source):
+        cut = word_end_before(source, chars)
+        if cut:
+            ids = encode(source[:cut])
+            if len(ids) >= tokens:
+                return ids[:tokens]
+        chars *= 2
+    return encode(source)[:tokens]
+
+
+def word_end_before(source: str, chars: int) -> int | None:
+    """The last cut at or before `chars` (within 4096 characters of it) where whitespace
+    follows a non-space character, or None."""
+    ends = [m.end() for m in _WORD_END.finditer(source, max(0, chars - 4096), chars)]
+    return ends[-1] if ends else None

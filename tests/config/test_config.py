@@ -221,7 +221,9 @@ def test_full_file_covers_every_schema_key():
 def test_full_file_passes_model_checks(tmp_path):
     # 12 layers (both keep_per_layer lists), a decoder for generation, 200 + 16 <= 1024
     cfg = load_config(write(tmp_path, FULL_TOML))
-    check_against_model(cfg, PRESETS["gpt2-small"])
+    # every key but the encoders' pooling of pruned tokens, which a decoder refuses (below)
+    model = dataclasses.replace(cfg.model, pooling_pruned="drop")
+    check_against_model(dataclasses.replace(cfg, model=model), PRESETS["gpt2-small"])
 
 
 def test_config_error_is_a_compiler_error():
@@ -337,6 +339,16 @@ MALFORMED = [
     ),
     ("seq-len-absurd", "[model]\nseq_len = 1000000000\n", ["'model.seq_len'", "[1, 32768]"]),
     ("keep-tiny", "[value_pruning]\nkeep = 1e-300\n", ["'value_pruning.keep'", "1e-300"]),
+    (
+        "keep-seven-places",
+        "[token_pruning]\nkeep = 0.1234567\n",
+        ["'token_pruning.keep'", "0.1234567", "six decimal places"],
+    ),
+    (
+        "keep-per-layer-seven-places",
+        "[token_pruning]\nkeep_per_layer = [1.0, 0.0000015]\n",
+        ["'token_pruning.keep_per_layer", "six decimal places"],
+    ),
     (
         "int-beyond-float",
         "[hardware]\nclock_mhz = 9" + "9" * 400 + "\n",
@@ -493,3 +505,12 @@ def test_the_observation_window_needs_a_policy_that_scores() -> None:
         config_from_dict(
             {"token_pruning": {**section, "policy": "current", "observation_window": -1}}
         )
+
+
+def test_pooling_of_pruned_tokens_is_an_encoder_setting(tmp_path):
+    path = write(tmp_path, '[model]\npooling_pruned = "carry"\n')
+    cfg = load_config(path)
+    check_against_model(cfg, PRESETS["bert-base"])
+    with pytest.raises(ConfigError) as info:
+        check_against_model(cfg, PRESETS["gpt2-small"])
+    assert_names(str(info.value), str(path), "'model.pooling_pruned'", "decoder")

@@ -152,3 +152,79 @@ def test_eval_cli_bad_model_inputs(capsys, minilm, tmp_path):
         assert main(["eval", model, "--sentences", "2"]) == 1, model
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def one_error_line(capsys, *fragments: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def test_eval_checks_a_config_against_the_model_as_compile_does(capsys, minilm, tmp_path):
+    """A config that `compile` and `report` refuse for the model is refused by eval too, with
+    the file and key named (also within --compare)."""
+    too_long = tmp_path / "too_long.toml"
+    too_long.write_text("[model]\nseq_len = 600\n")
+    generation = tmp_path / "generation.toml"
+    generation.write_text('[model]\nstage = "generation"\n')
+    assert main(["eval", "minilm-l6", "--sentences", "4", "--config", str(too_long)]) == 1
+    one_error_line(capsys, str(too_long), "'model.seq_len' = 600", "512")
+    assert main(["eval", "minilm-l6", "--sentences", "4", "--compare", str(too_long)]) == 1
+    one_error_line(capsys, str(too_long))
+    fine = tmp_path / "fine.toml"
+    fine.write_text("")
+    argv = ["eval", "minilm-l6", "--sentences", "4", "--compare", str(fine), str(generation)]
+    assert main(argv) == 1
+    one_error_line(capsys, str(generation), "'model.stage'")
+
+
+def test_eval_names_the_flag_a_too_large_count_comes_from(capsys, minilm, smollm2, tmp_path):
+    assert main(["eval", "minilm-l6", "--sentences", "100000"]) == 1
+    one_error_line(capsys, "--sentences 100000", "requested")
+    assert main(["eval", "smollm2-135m", "--tokens", "8193", "--prompt", "8"]) == 1
+    one_error_line(capsys, "--tokens 8193", "8192")
+    short = tmp_path / "short.txt"
+    short.write_text("Hello world.\n")
+    argv = ["eval", "smollm2-135m", "--tokens", "40", "--prompt", "8", "--text-file", str(short)]
+    assert main(argv) == 1
+    one_error_line(capsys, str(short), "holds only")
+    plot = tmp_path / "p.svg"
+    assert main(["eval", "minilm-l6", "--sentences", "4", "--plot", str(plot)]) == 1
+    one_error_line(capsys, "--plot", ".png")
+    assert not plot.exists()
+
+
+@pytest.mark.parametrize("tokens", [3, 40, 300, 2048])
+def test_decoder_ids_tokenize_a_prefix_as_the_whole_text(smollm2, tokens):
+    """A decoder's ids come from a prefix of the text cut where whitespace follows a word,
+    which tokenizes as the whole text does up to the cut, including odd spacing and digits;
+    at most about 16 characters a token (or the first 4096) are read past the ids."""
+    from spatten_hls.compiler.realmodels import text
+
+    source = text.default_text()
+    odd = "  ".join(source.split(" ")).replace(". ", ".\n\n 12345 \t")
+    for s in (source, odd):
+        whole = smollm2.encode(s)[:tokens]
+        calls: list[int] = []
+
+        def encode(part: str, calls: list[int] = calls) -> np.ndarray:
+            calls.append(len(part))
+            return smollm2.encode(part)
+
+        assert np.array_equal(text.leading_ids(encode, s, tokens), whole)
+        assert max(calls) <= max(text.PREFIX_CHARS, 16 * tokens) * 2 < len(s)
+
+
+def test_a_word_end_cut_tokenizes_as_the_whole_text(smollm2):
+    """Cut where whitespace follows a word, the text's prefix tokenizes to a prefix of the
+    whole text's ids: the byte-level pre-tokenizer never joins the two sides."""
+    from spatten_hls.compiler.realmodels import text
+
+    source = "  ".join(text.default_text()[:6000].split(" ")).replace(". ", ".\n\n 12345 \t")
+    whole = smollm2.encode(source)
+    for chars in range(7, 3000, 61):
+        cut = text.word_end_before(source, chars)
+        assert cut is not None and cut <= chars and source[cut].isspace()
+        ids = smollm2.encode(source[:cut])
+        assert np.array_equal(ids, whole[: len(ids)]), chars

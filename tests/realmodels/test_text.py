@@ -21,7 +21,7 @@ def test_default_sentences():
     assert sentences == default_sentences(32)
     assert len(set(sentences)) == 32
     assert all(6 <= len(s.split()) <= 40 and s[-1] in ".!?:)" for s in sentences)
-    with pytest.raises(ValueError, match="requested"):
+    with pytest.raises(FrontendError, match="requested"):
         default_sentences(10**6)
 
 
