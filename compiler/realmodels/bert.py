@@ -296,7 +296,11 @@ def load_bert(
     if root.name == "config.json":
         root = root.parent
     if not root.is_dir():
-        raise FrontendError(f"{root}: no such model directory")
+        problem = "not a model directory" if root.exists() else "no such model directory"
+        raise FrontendError(
+            f"{root}: {problem} (a real model is minilm-l6, smollm2-135m, a Hugging Face BERT "
+            f"directory or a LLaMA .gguf; the other presets are shapes without weights)"
+        )
     root = root.resolve()
     stamp = tuple(
         x

@@ -118,6 +118,9 @@ def test_bert_tokenizer_and_directory(bert_dir, tmp_path):
     (bert_dir / "tokenizer.json").unlink()
     _raises(lambda _: bert.load_bert(bert_dir), bert_dir / "tokenizer.json", "no such file")
     _raises(bert.load_bert, tmp_path / "nowhere", "no such model directory")
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"")
+    _raises(bert.load_bert, a_file, "not a model directory")
 
 
 # --- GGUF ----------------------------------------------------------------------------------
