@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -285,8 +284,6 @@ def _check_float(key: str, value: float, source: str, fraction: bool = False) ->
     if fraction or key in _FRACTIONS:
         if not MIN_FRACTION <= value <= 1.0:
             raise ConfigError(f"{source}: '{key}' = {value} must lie in [{MIN_FRACTION:g}, 1]")
-        if Fraction(repr(value)).denominator > 10**6:  # would be read as a nearby decimal
-            raise ConfigError(f"{source}: '{key}' = {value} has more than six decimal places")
     elif key in _SKIP_FRACTIONS:
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: '{key}' = {value} must lie in [0, 1)")
