@@ -78,9 +78,16 @@ def _fidelity(model_arg: str, cfg, options: dict, text: str | None) -> dict[str,
     model = models.load_real_model(model_arg)
     name = options["text_file"] or "the default text"
     if not models.is_decoder(model_arg):
-        sentences = texts.eval_sentences(text, options["sentences"], name)
+        sentences = texts.eval_sentences(text, options["sentences"], name, "'eval.sentences' =")
         return evaluate.evaluate_encoder(model, cfg, sentences).as_dict()
-    ids, dense = _dense_decoding(model_arg, _digest(text), options["tokens"], options["prompt"])
+    if options["tokens"] > model.spec.max_positions:
+        raise CompilerError(
+            f"'eval.tokens' = {options['tokens']} exceeds {model.spec.name}'s context of "
+            f"{model.spec.max_positions} tokens"
+        )
+    ids, dense = _dense_decoding(
+        model_arg, _digest(text), options["tokens"], options["prompt"], options["text_file"]
+    )
     fidelity = evaluate.evaluate_decoder(
         model, cfg, ids, options["prompt"], options["protocol"], dense, progress=False
     )
@@ -97,10 +104,11 @@ def _digest(text: str | None) -> str:
 
 
 @lru_cache(maxsize=4)
-def _dense_decoding(model_arg: str, text_key: str, tokens: int, prompt: int):
-    """The evaluated ids and the dense model's run on them: once per worker and text."""
+def _dense_decoding(model_arg: str, text_key: str, tokens: int, prompt: int, name: str | None):
+    """The evaluated ids and the dense model's run on them: once per worker and text (`name`,
+    its file, in messages)."""
     from spatten_hls.compiler.realmodels import evaluate, models
 
     model = models.load_real_model(model_arg)
-    ids = evaluate.decoder_ids(model, _TEXTS[text_key], tokens, prompt)
+    ids = evaluate.decoder_ids(model, _TEXTS[text_key], tokens, prompt, name)
     return ids, evaluate.dense_decoding(model, ids, prompt)

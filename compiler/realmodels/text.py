@@ -112,14 +112,17 @@ def read_text_file(path: str | Path) -> str:
     return text
 
 
-def eval_sentences(source: str | None, count: int, name: str) -> list[str]:
+def eval_sentences(
+    source: str | None, count: int, name: str, count_name: str = "--sentences"
+) -> list[str]:
     """The sentences an encoder is evaluated on: the first `count` of a user's text `source`
-    (`name` in messages) with at least two words, or of the default text."""
+    (`name` in messages) with at least two words, or of the default text (`count_name`, the
+    flag or key `count` came from, in messages)."""
     if source is None:
         try:
             return default_sentences(count)
         except FrontendError as e:
-            raise FrontendError(f"--sentences {count}: {e}") from None
+            raise FrontendError(f"{count_name} {count}: {e}") from None
     sentences = [s for s in split_sentences(source) if len(s.split()) >= 2][:count]
     if len(sentences) < 2:
         raise FrontendError(f"{name}: fewer than 2 sentences")
@@ -149,7 +152,14 @@ def leading_ids(encode: Callable[[str], np.ndarray], source: str, tokens: int) -
 
 
 def word_end_before(source: str, chars: int) -> int | None:
-    """The last cut at or before `chars` (within 4096 characters of it) where whitespace
-    follows a non-space character, or None."""
-    ends = [m.end() for m in _WORD_END.finditer(source, max(0, chars - 4096), chars)]
-    return ends[-1] if ends else None
+    """The last cut before `chars` where an ASCII space, tab or newline follows a non-space
+    character, or None. Searched backwards a window at a time; consecutive windows overlap by
+    one character, because a match at a window's last character cannot see past it."""
+    end = min(chars, len(source))
+    while end > 1:
+        start = max(0, end - 4096)
+        ends = [m.end() for m in _WORD_END.finditer(source, start, end)]
+        if ends:
+            return ends[-1]
+        end = start + 1 if start else 0
+    return None

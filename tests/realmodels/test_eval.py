@@ -199,7 +199,7 @@ def test_eval_names_the_flag_a_too_large_count_comes_from(capsys, minilm, smollm
 def test_decoder_ids_tokenize_a_prefix_as_the_whole_text(smollm2, tokens):
     """A decoder's ids come from a prefix of the text cut where whitespace follows a word,
     which tokenizes as the whole text does up to the cut, including odd spacing and digits;
-    at most about 16 characters a token (or the first 4096) are read past the ids."""
+    prose is read to at most twice 16 characters a token (or twice the first 4096)."""
     from spatten_hls.compiler.realmodels import text
 
     source = text.default_text()

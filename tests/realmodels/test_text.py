@@ -54,3 +54,23 @@ def test_read_text_file_errors(tmp_path, content, message):
 def test_read_text_file_directory(tmp_path):
     with pytest.raises(FrontendError, match="directory"):
         read_text_file(tmp_path)
+
+
+def test_a_word_end_is_found_however_far_back_it_lies():
+    from spatten_hls.compiler.realmodels.text import word_end_before
+
+    source = "a b" + "x" * 10_000 + " y"
+    assert word_end_before(source, 10_003) == 1  # past two search windows
+    assert word_end_before(source, len(source)) == 10_003
+    assert word_end_before("x" * 9000, 9000) is None
+    assert word_end_before("a\u00a0b" * 3, 18) is None  # only ASCII space, tab, newline cut
+    assert word_end_before("ab\tc", 5) == 2 and word_end_before("ab\tc", 2) is None
+
+
+def test_a_sweep_names_its_key_for_too_many_default_sentences():
+    from spatten_hls.compiler.realmodels.text import eval_sentences
+
+    with pytest.raises(FrontendError, match=r"^'eval.sentences' = 1000: .* 1000 requested"):
+        eval_sentences(None, 1000, "the default text", "'eval.sentences' =")
+    with pytest.raises(FrontendError, match=r"^--sentences 1000: "):
+        eval_sentences(None, 1000, "the default text")
