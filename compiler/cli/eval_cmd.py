@@ -152,11 +152,6 @@ def run_decoder(args: argparse.Namespace, configs: list) -> list:
         raise CompilerError(f"--tokens {args.tokens} must exceed --prompt {args.prompt} by 2+")
     model = load_real_model(args.model)
     check_configs(configs, model.spec)
-    if args.tokens > model.spec.max_positions:
-        raise CompilerError(
-            f"--tokens {args.tokens} exceeds {model.spec.name}'s context of "
-            f"{model.spec.max_positions} tokens"
-        )
     source = text.read_text_file(args.text_file) if args.text_file else None
     ids = decoder_ids(model, source, args.tokens, args.prompt, args.text_file)
     dense = dense_decoding(model, ids, args.prompt)

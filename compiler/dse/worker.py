@@ -80,11 +80,6 @@ def _fidelity(model_arg: str, cfg, options: dict, text: str | None) -> dict[str,
     if not models.is_decoder(model_arg):
         sentences = texts.eval_sentences(text, options["sentences"], name, "'eval.sentences' =")
         return evaluate.evaluate_encoder(model, cfg, sentences).as_dict()
-    if options["tokens"] > model.spec.max_positions:
-        raise CompilerError(
-            f"'eval.tokens' = {options['tokens']} exceeds {model.spec.name}'s context of "
-            f"{model.spec.max_positions} tokens"
-        )
     ids, dense = _dense_decoding(
         model_arg, _digest(text), options["tokens"], options["prompt"], options["text_file"]
     )
@@ -110,5 +105,5 @@ def _dense_decoding(model_arg: str, text_key: str, tokens: int, prompt: int, nam
     from spatten_hls.compiler.realmodels import evaluate, models
 
     model = models.load_real_model(model_arg)
-    ids = evaluate.decoder_ids(model, _TEXTS[text_key], tokens, prompt, name)
+    ids = evaluate.decoder_ids(model, _TEXTS[text_key], tokens, prompt, name, "'eval.tokens' =")
     return ids, evaluate.dense_decoding(model, ids, prompt)

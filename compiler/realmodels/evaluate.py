@@ -140,12 +140,23 @@ class DenseDecoding:
 
 
 def decoder_ids(
-    model, source: str | None, tokens: int, prompt: int, name: str | None = None
+    model,
+    source: str | None,
+    tokens: int,
+    prompt: int,
+    name: str | None = None,
+    tokens_name: str = "--tokens",
 ) -> np.ndarray:
     """The first `tokens` token ids of `source` (default: the default text; `name` in
     messages) that a decoder is evaluated on, `prompt` of them run dense before the scored
-    ones."""
+    ones; `tokens` (from the flag or key `tokens_name`) is at most the model's context."""
     from spatten_hls.compiler.realmodels import text
+
+    if tokens > model.spec.max_positions:
+        raise CompilerError(
+            f"{tokens_name} {tokens} exceeds {model.spec.name}'s context of "
+            f"{model.spec.max_positions} tokens"
+        )
 
     ids = text.leading_ids(model.encode, text.default_text() if source is None else source, tokens)
     if len(ids) < prompt + 2:

@@ -134,12 +134,14 @@ def eval_sentences(
 # cut there tokenizes as the whole text does up to the cut
 _WORD_END = re.compile(r"\S(?=[ \t\n])")
 PREFIX_CHARS = 4096  # the first prefix tokenized; at least 16 characters a token wanted
+_SEARCH_WINDOW = 4096  # characters a backward search for a word end scans at a time
 
 
 def leading_ids(encode: Callable[[str], np.ndarray], source: str, tokens: int) -> np.ndarray:
     """The first `tokens` ids of `encode(source)`, tokenizing only a prefix of `source` that
-    holds them (doubled until it does), so a long text costs time and memory in proportion to
-    the tokens wanted, not to its length."""
+    holds them (doubled until it does), so a long prose text costs time and memory in
+    proportion to the tokens wanted, not to its length (a text with no word end to cut at is
+    tokenized whole)."""
     chars = max(PREFIX_CHARS, 16 * tokens)
     while chars < len(source):
         cut = word_end_before(source, chars)
@@ -157,7 +159,7 @@ def word_end_before(source: str, chars: int) -> int | None:
     one character, because a match at a window's last character cannot see past it."""
     end = min(chars, len(source))
     while end > 1:
-        start = max(0, end - 4096)
+        start = max(0, end - _SEARCH_WINDOW)
         ends = [m.end() for m in _WORD_END.finditer(source, start, end)]
         if ends:
             return ends[-1]
