@@ -119,10 +119,11 @@ class Selection:
         rule: str,
         padded_length: int = 0,
         weights: dict[int, np.ndarray] | None = None,
-        share: float = 0.0,
+        shares: list[float] | None = None,
     ) -> None:
         self.budget, self.rule = budget, rule
-        self.share = share  # > 0: a selecting layer keeps per head this share of the attention
+        # per layer; < 1: each head keeps the keys holding that share of its attention instead
+        self.shares = shares or [1.0] * len(budget)
         self.padded_length = padded_length  # > 0: budgets are fractions of the padded batch
         self.weights = weights or {}  # the fitted rules', per layer (see fit_weights)
         self.received: dict[int, np.ndarray] = {}  # attention received so far, per sequence
@@ -138,12 +139,13 @@ class Selection:
         keep = min(n, max(1, int(length * self.budget[call.layer])))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)
         per_head = self.per_head.setdefault(call.sequence, [])
-        if self.share and self.budget[call.layer] < 1:  # per-head counts by attention share
+        share = self.shares[call.layer]
+        if share < 1:  # per-head kept counts by the share of the attention
             if self.rule == "own":
                 predicted = softmax(scores).sum(axis=1)
             else:
                 predicted = (features(per_head, call.k_positions) @ self.weights[call.layer]).T
-            chosen = [top_mass(predicted[h], self.share) for h in range(heads)]
+            chosen = [top_mass(predicted[h], share) for h in range(heads)]
         elif self.rule == "own":  # the bound: this layer's attention, per head
             own = softmax(scores).sum(axis=1)
             chosen = [top_keys(own[h], keep) for h in range(heads)]
@@ -201,6 +203,14 @@ def fit_weights(model: bert.BertModel, sentences: list[str]) -> dict[int, np.nda
     return weights
 
 
+def reference(
+    model: bert.BertModel, sentences: list[str], calibration: list[str]
+) -> tuple[bert.Batch, np.ndarray, dict[int, np.ndarray]]:
+    """The tokenized sentences, their dense embeddings and the fitted rules' weights."""
+    batch = model.tokenize(sentences)
+    return batch, bert.embed(model, batch), fit_weights(model, calibration)
+
+
 def measure(
     model: bert.BertModel, batch: bert.Batch, dense: np.ndarray, hook: Selection
 ) -> tuple[float, float, float]:
@@ -212,9 +222,7 @@ def measure(
 def study(
     model: bert.BertModel, sentences: list[str], calibration: list[str]
 ) -> list[tuple[str, str, float, float, float]]:
-    batch = model.tokenize(sentences)
-    dense = bert.embed(model, batch)
-    weights = fit_weights(model, calibration)
+    batch, dense, weights = reference(model, sentences, calibration)
     rows = []
     for budget_name, budget in BUDGETS.items():
         for rule_name, rule in RULES.items():
@@ -228,15 +236,13 @@ def mass_study(
     model: bert.BertModel, sentences: list[str], calibration: list[str]
 ) -> list[tuple[str, str, float, float, float]]:
     """The per-head rules with each head's kept count set by the share of its attention."""
-    batch = model.tokenize(sentences)
-    dense = bert.embed(model, batch)
-    weights = fit_weights(model, calibration)
+    batch, dense, weights = reference(model, sentences, calibration)
     layers = model.config.num_layers
     rows = []
     for budget_name, (start, share) in MASS_BUDGETS.items():
-        selecting = [1.0] * start + [0.0] * (layers - start)  # < 1: the layer selects
+        shares = [1.0] * start + [share] * (layers - start)
         for rule_name, rule in MASS_RULES.items():
-            hook = Selection(selecting, rule, 0, weights, share)
+            hook = Selection([1.0] * layers, rule, 0, weights, shares)
             rows.append((budget_name, rule_name, *measure(model, batch, dense, hook)))
     return rows
 
