@@ -32,9 +32,18 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
-# The longest test files start first: under `-n auto --dist loadfile` a long file that starts
-# last would run alone at the end while the other workers sit idle.
-LONGEST_FIRST = ("tests/test_readme.py", "tests/codegen/test_csim_property.py")
+# The longest test files start first, longest first: under `-n auto --dist loadfile
+# --no-loadscope-reorder` files start in this order, and a long file that started last would
+# run alone at the end while the other workers sit idle.
+LONGEST_FIRST = (
+    "tests/codegen/test_csim_bitexact.py",
+    "tests/test_readme.py",
+    "tests/realmodels/test_eval_policies.py",
+    "tests/codegen/test_csim_measured.py",
+    "tests/realmodels/test_eval.py",
+    "tests/codegen/test_csim_property.py",
+    "tests/cli/test_bounds.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,6 +16,7 @@ from spatten_hls.compiler.ir.ops_spatten import HeadSelect, TokenSelect
 from spatten_hls.compiler.ir.plan import (
     ENGINE_PARAMS,
     FETCH_FIFO_DEPTH,
+    STATE_ARRAYS,
     FetcherPlan,
     HardwarePlan,
 )
@@ -77,6 +78,7 @@ class ProjectContext:
     qk_stream_ii: int
     pv_stream_ii: int
     fetch_fifo_depth: int
+    state_arrays: int
     softmax_lanes: int
     value_topk_comparators: int
     value_topk_engines: int
@@ -156,6 +158,7 @@ def project_context(g: AttnGraph) -> ProjectContext:
         qk_stream_ii=plan.qk_stream_ii,
         pv_stream_ii=plan.pv_stream_ii,
         fetch_fifo_depth=FETCH_FIFO_DEPTH,
+        state_arrays=STATE_ARRAYS,
         softmax_lanes=plan.softmax.lanes,
         value_topk_comparators=plan.value_topk.comparators,
         value_topk_engines=plan.value_topk.engines,

@@ -25,6 +25,9 @@ FETCH_LATENCY = 64
 # Fetch steps a fetcher FIFO holds ahead of its consumer (Q·K and prob·V take a step's rows as
 # they arrive; the m_axi adapters buffer the outstanding bursts).
 FETCH_FIFO_DEPTH = 4
+# Arrays the pruning state moves per entry (dropped-at and importance) over its one m_axi bundle
+# (gmem_state), which carries a word a cycle: the state loops run at this II.
+STATE_ARRAYS = 2
 # Token-state entries the on-chip scan for visible tokens compacts per cycle.
 SCAN_LANES = 16
 
@@ -128,6 +131,12 @@ class ImportancePlan:
     token_decay_shift: int = 0  # per-layer scores lose score >> shift before each step adds
     token_observation_window: int = 0  # only the last N query rows add to the scores (0: all)
 
+    @property
+    def context(self) -> int:
+        """Tokens of one sequence (MAX_CTX): the depth of every per-row buffer. `tokens` is
+        the whole token state, `token_state_rows` sequences of it."""
+        return self.tokens // self.token_state_rows
+
 
 @dataclass(frozen=True)
 class TargetPlan:
@@ -176,6 +185,17 @@ class HardwarePlan:
         """Cycles per fetch step (`v_lanes` V rows) when prob·V multiplies the rows as they
         arrive (tiled rows)."""
         return math.ceil(self.fetcher.v_lanes / self.pv.keys_per_cycle)
+
+    @property
+    def streamed_multipliers(self) -> tuple[int, int]:
+        """(Q·K, prob·V) multipliers of the streamed arrays, which each engine has besides its
+        buffer's (rows.h `qk_streamed`, `pv_streamed`: the fetch lanes' rows unrolled in a
+        loop of II `*_stream_ii`, each multiplier shared over those cycles)."""
+        head_dim = self.qk.multipliers // self.qk.keys_per_cycle
+        return (
+            math.ceil(self.fetcher.k_lanes / self.qk_stream_ii) * head_dim,
+            math.ceil(self.fetcher.v_lanes / self.pv_stream_ii) * head_dim,
+        )
 
 
 ENGINES = (

@@ -58,12 +58,18 @@ ENGINE_OF = {
 
 def dot_plans(multipliers: int, head_dim: int, fetcher: FetcherPlan) -> tuple[DotPlan, DotPlan]:
     """(Q·K, prob·V): half of `hardware.multipliers` per array (SpAtten: 512 + 512); a key is
-    `head_dim` MACs, so keys per cycle = (multipliers / 2) / head_dim, at least one. Depths:
+    `head_dim` MACs, so keys per cycle = (multipliers / 2) / head_dim; a budget below one key
+    a cycle for each is refused (the arrays would exceed it). Depths:
     Q·K multiplies, sums `head_dim` products in a tree and scales (4 cycles besides the
     tree); prob·V multiplies, sums `keys_per_cycle` products in a tree, accumulates and
     requantizes. Banks: the buffer serves the array's keys a cycle and the fetch lanes' rows
     (`lanes` rows every `beats` cycles, two writes a bank a cycle)."""
-    keys = max(1, multipliers // 2 // head_dim)
+    keys = multipliers // 2 // head_dim
+    if keys < 1:
+        raise CompilerError(
+            f"hardware.multipliers = {multipliers} is below one key a cycle for Q·K and "
+            f"prob·V each at head_dim {head_dim}: it needs at least {2 * head_dim}"
+        )
     k_writes = math.ceil(fetcher.k_lanes / (2 * fetcher.k_msb_beats))
     v_writes = math.ceil(fetcher.v_lanes / (2 * fetcher.v_beats))
     qk = DotPlan(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spatten_hls.compiler.ir.plan import HardwarePlan
+from spatten_hls.compiler.ir.plan import STATE_ARRAYS, HardwarePlan
 from spatten_hls.compiler.perf.row_pipeline import (
     FETCH_PROCESSES,
     Region,
@@ -89,7 +89,11 @@ def _sequential(step: StepRecord, plan: HardwarePlan, first: bool, last: bool) -
     rows: RowProfile = step.rows
     f, imp = plan.fetcher, plan.importance
     token_passes = int(loop_cycles(ceil_div(rows.end, imp.scan_lanes), 1000, SCAN_DEPTH))
-    state = int(loop_cycles(imp.tokens, 1000, f.latency) + loop_cycles(imp.heads, 1000, f.latency))
+    # the state's words share one m_axi bundle: an entry takes a cycle per array
+    state_ii = 1000 * STATE_ARRAYS
+    state = int(
+        loop_cycles(imp.tokens, state_ii, f.latency) + loop_cycles(imp.heads, state_ii, f.latency)
+    )
     # With per-KV-head selection an invocation runs its KV heads one after another, a record
     # each: the heads' parameters load before the first, the heads' importance and top-k run
     # after the last; the scan, passes, fold and token top-k run for every KV head.

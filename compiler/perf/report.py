@@ -105,11 +105,12 @@ class Report:
 
     def to_text(self) -> str:
         hw = self.hardware
+        streamed = f"{hw['qk_streamed_multipliers']} + {hw['pv_streamed_multipliers']}"
         lines = [
             f"{self.model} ({self.stage}), config {self.config} on {hw['part']}",
             f"engines: {hw['multipliers']} multipliers: {hw['qk_multipliers']} in Q·K + "
             f"{hw['pv_multipliers']} in prob·V ({hw['qk_keys_per_cycle']} keys/cycle each at "
-            f"head_dim {self.head_dim}), "
+            f"head_dim {self.head_dim}), and the streamed arrays' {streamed} besides, "
             f"top-k {hw['topk_parallelism']} comparators, {hw['clock_mhz']:g} MHz, "
             f"{hw['hbm_channels']} x {hw['hbm_gbps']:g} GB/s HBM",
             f"{'layer':>5} {'tokens':>11} {'heads':>7} {'V rows':>10} {'DRAM':>12} "
@@ -216,6 +217,8 @@ def performance_report(result: SimResult, plan: HardwarePlan, config_name: str =
         "pv_keys_per_cycle": plan.pv.keys_per_cycle,
         "qk_multipliers": plan.qk.multipliers,
         "pv_multipliers": plan.pv.multipliers,
+        "qk_streamed_multipliers": plan.streamed_multipliers[0],
+        "pv_streamed_multipliers": plan.streamed_multipliers[1],
         "k_lanes": f.k_lanes,
         "v_lanes": f.v_lanes,
     }

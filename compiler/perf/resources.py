@@ -1,10 +1,13 @@
 """FPGA resource estimate (DSP48, BRAM_18K, URAM; LUTRAM bits as a note) of the emitted
 design, from its structure (engines/layer.h, rows.h and the plan's factors):
 
-* DSP: one DSP48E2 per multiplier of the Q·K and prob·V arrays (16 x 16 and 17 x 16 bit
-  products fit one 27 x 18 DSP), `SCALE_DSP` per Q·K lane for the score scaling (a 48 x 23 bit
-  product), two per softmax lane (the exp table product and the normalization), and
-  `HEAD_WEIGHT_DSP` for the head importance weighting.
+* DSP: one DSP48E2 per multiplier (16 x 16 and 17 x 16 bit products fit one 27 x 18 DSP) of
+  the two arrays of each dot engine: the buffer's (`keys_per_cycle` rows of `head_dim`) and
+  the streamed one (`k_lanes` / `v_lanes` rows unrolled in a loop of II `qk_stream_ii` /
+  `pv_stream_ii`, counted as shared over those cycles: ceil(lanes / II) rows); `SCALE_DSP`
+  per scaled Q·K score of either array (a 48 x 23 bit product), two per softmax lane (the exp
+  table product and the normalization), and `HEAD_WEIGHT_DSP` for the head importance
+  weighting.
 * Memories, each mapped by its shape: the K, K-LSB and V buffers (Q·K's and prob·V's own) are
   `banks` cyclic banks of rows reshaped into `head_dim x 16`-bit words (URAM on parts that
   have it, else BRAM_18K), with the fetchers' FIFOs in front of them, one per lane of
@@ -12,12 +15,15 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
   pipeline processes (scores 24, exponentials 17, probabilities 17 bits and a copy of them per
   value top-k threshold engine; the kept list 32 + 17 and the V request list 32 bits) are
   ping-pong and split in `softmax.lanes` banks; each value top-k threshold engine holds three
-  candidate buffers of 17 bits in `comparators` banks; the token state (32 + 64 bits) in
-  `scan_lanes` banks, the layer's importance accumulator (64 bits), the visible positions
+  candidate buffers of 17 bits in `comparators` banks; the token selection (the scores and
+  flags it takes, and the top-k's three 64-bit candidate buffers in `comparators` banks); the
+  token state (32 + 64 bits, all `token_state_rows` sequences of it) in `scan_lanes` banks,
+  the layer's importance accumulator (64 bits), the visible positions
   (32 bits: one copy, one in `k_lanes` and one in `v_lanes` banks), the V residency tags
-  (32 bits) and the deferred-row and job lists (64 bits) besides. A memory of fewer than
+  (32 bits) and the deferred-row and job lists (64 bits) besides. Every buffer but the token
+  state holds one sequence (`MAX_CTX` tokens). A memory of fewer than
   `LUTRAM_MAX_DEPTH` words sits in LUTRAM (reported in bits, not in the fit check), deeper
-  ones in BRAM_18K (36 x 512).
+  ones in BRAM_18K, in whichever of its shapes (36 x 512 to 1 x 16384) takes the fewest.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ SOFTMAX_DSP_PER_LANE = 2
 HEAD_WEIGHT_DSP = 4  # a 64 x 17 bit product
 LUTRAM_MAX_DEPTH = 64
 URAM_WIDTH, URAM_DEPTH = 72, 4096
-BRAM_WIDTH, BRAM_DEPTH = 36, 512  # BRAM_18K in its widest (simple dual port) shape
+# BRAM_18K's shapes (width x depth, the widest in simple dual port mode): a memory takes the
+# shape that needs the fewest blocks, as Vitis maps it
+BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class Resources:
 
 
 def bram_blocks(width: int, depth: int) -> int:
-    return math.ceil(width / BRAM_WIDTH) * math.ceil(depth / BRAM_DEPTH)
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM_SHAPES)
 
 
 def uram_blocks(width: int, depth: int) -> int:
@@ -109,15 +117,30 @@ class _Memories:
             entry["bram_18k"] += copies * bram_blocks(width, depth)
 
 
+def _token_selection(mem: _Memories, ctx: int, comparators: int, by_recency: bool) -> None:
+    """The token selection's memories (layer.h `select_tokens`, importance.h, topk.h): the
+    layer's scores and the protect and survivor flags; with a top-k (not the window policy)
+    also the unprotected scores, their chosen flags and the quick-select's three candidate
+    buffers of 64-bit scores in `comparators` cyclic banks."""
+    mem.add("token_selection", 1, 64, ctx)  # the scores handed to the selection
+    mem.add("token_selection", 2, 1, ctx)  # protect, survivors
+    if not by_recency:
+        mem.add("token_selection", 1, 64, ctx)  # the unprotected scores
+        mem.add("token_selection", 1, 1, ctx)  # chosen
+        mem.add("token_selection", 3 * comparators, 64, math.ceil(ctx / comparators))
+
+
 def estimate_resources(plan: HardwarePlan) -> Resources:
     target, f = plan.target, plan.fetcher
     part = PARTS.get(target.part)
     notes: list[str] = []
     d = plan.qk.multipliers // plan.qk.keys_per_cycle  # head_dim
     lanes = plan.softmax.lanes
+    qk_streamed, pv_streamed = plan.streamed_multipliers
     breakdown: dict[str, dict[str, int]] = {
         "multipliers": {"dsp": plan.qk.multipliers + plan.pv.multipliers},
-        "score_scaling": {"dsp": plan.qk.keys_per_cycle * SCALE_DSP},
+        "streamed_multipliers": {"dsp": qk_streamed + pv_streamed},
+        "score_scaling": {"dsp": (plan.qk.keys_per_cycle + qk_streamed // d) * SCALE_DSP},
         "softmax": {"dsp": lanes * SOFTMAX_DSP_PER_LANE},
         "head_importance": {"dsp": HEAD_WEIGHT_DSP if plan.importance.head_pruning else 0},
     }
@@ -138,7 +161,8 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
     ):
         if present:
             mem.add("fetch_fifos", fetch_lanes, width, FETCH_FIFO_DEPTH)
-    ctx = plan.importance.tokens
+    imp = plan.importance
+    ctx = imp.context  # MAX_CTX: a row buffer holds one sequence
     per_lane = math.ceil(ctx / lanes)
     vt = plan.value_topk
     # s, e, p, the threshold engines' copies of p, kept index, kept p, request list
@@ -146,14 +170,16 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
         mem.add("row_buffers", 2 * lanes, width, per_lane)
     if vt.enabled:
         mem.add("value_topk", vt.engines * 3 * vt.comparators, 17, math.ceil(ctx / vt.comparators))
-    scan = plan.importance.scan_lanes
-    mem.add("token_state", scan, 32 + 64, math.ceil(ctx / scan))
+    if imp.token_pruning:
+        _token_selection(mem, ctx, plan.topk.comparators, by_recency=imp.token_by_recency)
+    scan = imp.scan_lanes
+    mem.add("token_state", scan, 32 + 64, math.ceil(imp.tokens / scan))  # every row of it
     mem.add("importance", lanes, 64, per_lane)
     # the visible positions: a copy each for the row schedule and the K and V fetches
     for banks in (1, f.k_lanes, f.v_lanes):
         mem.add("positions", banks, 32, math.ceil(ctx / banks))
     mem.add("v_tags", lanes, 32, math.ceil(f.tile_tokens / lanes))
-    mem.add("deferred_rows", 2, 64, plan.importance.heads * ctx)  # the list and the job list
+    mem.add("deferred_rows", 2, 64, imp.heads * ctx)  # the list and the job list
     lutram = 0
     for group, entry in mem.groups.items():
         lutram += entry.pop("lutram_bits")

@@ -10,11 +10,13 @@ import pytest
 
 from spatten_hls.compiler.codegen.env import render
 from spatten_hls.compiler.codegen.lower import project_context
+from spatten_hls.compiler.codegen.project import INTERFACE_BUNDLES
 from spatten_hls.compiler.driver import compile_model
+from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.frontend import preset_names
-from spatten_hls.compiler.ir.plan import FETCH_FIFO_DEPTH
+from spatten_hls.compiler.ir.plan import FETCH_FIFO_DEPTH, STATE_ARRAYS
 from spatten_hls.compiler.perf import performance_report
-from spatten_hls.compiler.perf.resources import estimate_resources, uram_blocks
+from spatten_hls.compiler.perf.resources import bram_blocks, estimate_resources, uram_blocks
 from spatten_hls.compiler.sim import simulate
 
 
@@ -192,3 +194,128 @@ def test_resources_count_the_emitted_multipliers_and_buffers(tmp_path) -> None:
         assert res.breakdown[name]["uram"] == banks * uram_blocks(word, depth), name
     assert res.uram >= res.breakdown["k_buffer"]["uram"] > 0
     assert p["FETCH_FIFO_DEPTH"] == FETCH_FIFO_DEPTH
+
+
+def cxx_function(source: str, name: str) -> str:
+    """The text of the C++ function `name` in `source`: from its signature to the closing
+    brace at the start of a line."""
+    start = source.index(f"void {name}(")
+    return source[start : source.index("\n}\n", start)]
+
+
+def test_each_dot_engine_counts_its_buffer_and_its_streamed_array(tmp_path) -> None:
+    """Q·K and prob·V each have two multiplier arrays in rows.h: the buffer's (`*_KPC` rows of
+    HEAD_DIM unrolled at II 1) and the streamed one (`K_LANES` / `V_LANES` rows unrolled at II
+    `*_STREAM_II`, shared over those cycles). The estimate counts both, and so does the report
+    (a design whose fetch lanes outnumber the keys a cycle, so the two arrays differ)."""
+    rows_h = (ENGINES_DIR / "rows.h").read_text()
+    for function, ii, lanes in (
+        ("qk_scores", "1", "Cfg::QK_KPC"),
+        ("qk_streamed", "Cfg::QK_STREAM_II", "Cfg::K_LANES"),
+        ("pv_rows", "1", "Cfg::PV_KPC"),
+        ("pv_streamed", "Cfg::PV_STREAM_II", "Cfg::V_LANES"),
+    ):
+        body = cxx_function(rows_h, function)
+        assert f"#pragma HLS PIPELINE II = {ii}" in body, function
+        assert f"for (int l = 0; l < {lanes}; l++) {{\n#pragma HLS UNROLL" in body, function
+    config = tmp_path / "lanes.toml"
+    config.write_text("[hardware]\nmultipliers = 256\n")
+    graph = compile_model("gpt2-small", config).graph
+    p, plan = params_h(graph), graph.lowered_plan()
+    assert p["K_LANES"] > p["QK_KPC"]  # the streamed array is not the buffer's
+    streamed = (
+        -(-p["K_LANES"] // p["QK_STREAM_II"]) * p["HEAD_DIM"],
+        -(-p["V_LANES"] // p["PV_STREAM_II"]) * p["HEAD_DIM"],
+    )
+    assert plan.streamed_multipliers == streamed
+    res = estimate_resources(plan)
+    assert res.breakdown["multipliers"]["dsp"] == (p["QK_KPC"] + p["PV_KPC"]) * p["HEAD_DIM"]
+    assert res.breakdown["streamed_multipliers"]["dsp"] == sum(streamed)
+    scaled = p["QK_KPC"] + streamed[0] // p["HEAD_DIM"]  # a scale_score per scored key a cycle
+    assert res.breakdown["score_scaling"]["dsp"] == scaled * 4
+    text = performance_report(simulate(graph, reference=False), plan).to_text()
+    assert f"the streamed arrays' {streamed[0]} + {streamed[1]} besides" in text
+
+
+def test_a_multiplier_budget_below_one_key_a_cycle_is_refused(tmp_path) -> None:
+    config = tmp_path / "small.toml"
+    config.write_text("[hardware]\nmultipliers = 100\n")
+    with pytest.raises(CompilerError, match=r"hardware.multipliers = 100 .* at least 128"):
+        compile_model("bert-base", config)
+
+
+def test_per_layer_state_deepens_only_the_token_state(tmp_path) -> None:
+    """A KV cache per layer and KV head multiplies the token state (TOKEN_STATE_ROWS x
+    MAX_CTX entries), not the buffers that hold one sequence (`[MAX_CTX]` arrays): the row
+    buffers, positions and deferred-row lists are sized as in the cascade's design."""
+    layer_h = (ENGINES_DIR / "layer.h").read_text()
+    assert "index_t token_dropped_at[Cfg::TOKEN_STATE_ROWS][Cfg::MAX_CTX];" in layer_h
+    assert "static index_t pos[Cfg::MAX_CTX], pos_k[Cfg::MAX_CTX], pos_v[Cfg::MAX_CTX];" in layer_h
+    base = "[model]\nseq_len = 1024\n[token_pruning]\nenabled = true\nkeep = 0.5\n"
+    estimates = {}
+    for name, policy in (
+        ("cascade", ""),
+        ("per-layer", 'policy = "per-layer"\ngranularity = "kv_head"\nschedule = "uniform"\n'),
+    ):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(base + policy)
+        graph = compile_model("smollm2-135m", config).graph
+        p, plan = params_h(graph), graph.lowered_plan()
+        assert plan.importance.context == p["MAX_CTX"]
+        entries = p["TOKEN_STATE_ROWS"] * p["MAX_CTX"]  # TOKEN_STATE
+        assert plan.importance.tokens == entries
+        res = estimate_resources(plan)
+        scan = p["SCAN_LANES"]
+        state = scan * bram_blocks(32 + 64, -(-entries // scan))
+        assert res.breakdown["token_state"]["bram_18k"] == state
+        estimates[name] = (p, res)
+    (p_cascade, cascade), (p_layers, layers) = estimates["cascade"], estimates["per-layer"]
+    assert p_layers["TOKEN_STATE_ROWS"] == 30 * 3 and p_cascade["TOKEN_STATE_ROWS"] == 1
+    for group in ("row_buffers", "positions", "importance", "deferred_rows", "token_selection"):
+        assert layers.breakdown[group] == cascade.breakdown[group], group
+    assert (
+        layers.breakdown["token_state"]["bram_18k"]
+        > 10 * cascade.breakdown["token_state"]["bram_18k"]
+    )
+    assert layers.fits is True
+
+
+def test_the_token_top_k_memories_are_counted(tmp_path) -> None:
+    """The token selection's quick-select keeps three candidate buffers of 64-bit scores in
+    TOPK_PARALLELISM cyclic banks (topk.h); the window policy has no quick-select."""
+    topk_h = (ENGINES_DIR / "topk.h").read_text()
+    assert "T buf[3][MAXN];" in topk_h and "variable=buf cyclic factor=P dim=2" in topk_h
+    base = "[model]\nseq_len = 1024\n[token_pruning]\nenabled = true\nkeep = 0.5\n"
+    groups = {}
+    for name, extra in (("top-k", ""), ("window", 'policy = "window"\n'), ("off", None)):
+        config = tmp_path / f"{name}.toml"
+        config.write_text("[model]\nseq_len = 1024\n" if extra is None else base + extra)
+        graph = compile_model("smollm2-135m", config).graph
+        p = params_h(graph)
+        groups[name] = estimate_resources(graph.lowered_plan()).breakdown
+    ctx, banks = p["MAX_CTX"], p["TOPK_PARALLELISM"]
+    quick_select = 3 * banks * bram_blocks(64, -(-ctx // banks))
+    flags = bram_blocks(1, ctx)
+    assert groups["top-k"]["token_selection"]["bram_18k"] == (
+        2 * bram_blocks(64, ctx) + 3 * flags + quick_select
+    )
+    assert groups["window"]["token_selection"]["bram_18k"] == bram_blocks(64, ctx) + 2 * flags
+    assert "token_selection" not in groups["off"]
+
+
+def test_the_pruning_state_moves_a_word_a_cycle_over_its_shared_bundle() -> None:
+    """The token and head state share the gmem_state m_axi bundle; the loops that load and
+    store it move STATE_ARRAYS words per entry, so they run at that II, and the model's (and
+    C-simulation's) state cycles use it."""
+    state_ports = [port for port, bundle in INTERFACE_BUNDLES if bundle == "gmem_state"]
+    assert len(state_ports) == 2 * STATE_ARRAYS  # token and head state, STATE_ARRAYS each
+    body = cxx_function((ENGINES_DIR / "layer.h").read_text(), "move_state")
+    loops = body.split("heads:\n")
+    assert len(loops) == 2
+    for loop, ports in zip(loops, (state_ports[:2], state_ports[2:]), strict=True):
+        assert "#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS" in loop
+        for port in ports:  # each port read once (load) and written once (store) per entry
+            assert len(re.findall(rf"(?<![.\w]){port}\[[ih]\]", loop)) == 2, port
+    assert body.count("1000 * Cfg::STATE_ARRAYS") == 2
+    graph = compile_model("bert-base", None).graph
+    assert params_h(graph)["STATE_ARRAYS"] == STATE_ARRAYS

@@ -59,14 +59,15 @@ constexpr long long state_bytes() {
     return (long long)(Cfg::TOKEN_STATE + Cfg::NUM_HEADS) * (4 + 8);
 }
 
-// The state between the on-chip arrays and DRAM (once per run each way).
+// The state between the on-chip arrays and DRAM (once per run each way). Its ports share one
+// m_axi bundle (gmem_state), which moves a word a cycle: an entry takes a cycle per array.
 template <class Cfg>
 void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
                 index_t *head_dropped_at, importance_t *head_importance, bool load) {
     int r = 0, t = 0;  // the ports hold the rows one after another
 tokens:
     for (int i = 0; i < Cfg::TOKEN_STATE; i++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS
         if (load) {
             st.token_dropped_at[r][t] = token_dropped_at[i];
             st.token_importance[r][t] = token_importance[i];
@@ -81,7 +82,7 @@ tokens:
     }
 heads:
     for (int h = 0; h < Cfg::NUM_HEADS; h++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS
         if (load) {
             st.head_dropped_at[h] = head_dropped_at[h];
             st.head_importance[h] = head_importance[h];
@@ -91,8 +92,9 @@ heads:
         }
     }
     SPATTEN_BYTES(P_STATE, state_bytes<Cfg>());
-    SPATTEN_CYCLES(E_STATE, loop_cycles(Cfg::TOKEN_STATE, 1000, Cfg::FETCH_LATENCY) +
-                                loop_cycles(Cfg::NUM_HEADS, 1000, Cfg::FETCH_LATENCY));
+    SPATTEN_CYCLES(E_STATE,
+                   loop_cycles(Cfg::TOKEN_STATE, 1000 * Cfg::STATE_ARRAYS, Cfg::FETCH_LATENCY) +
+                       loop_cycles(Cfg::NUM_HEADS, 1000 * Cfg::STATE_ARRAYS, Cfg::FETCH_LATENCY));
 }
 
 // Bytes of a head's parameters in DRAM: the 23-bit multiplier and the 17-bit head weight in
