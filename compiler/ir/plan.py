@@ -25,8 +25,8 @@ FETCH_LATENCY = 64
 # Fetch steps a fetcher FIFO holds ahead of its consumer (Q·K and prob·V take a step's rows as
 # they arrive; the m_axi adapters buffer the outstanding bursts).
 FETCH_FIFO_DEPTH = 4
-# Arrays the pruning state moves per entry (dropped-at and importance) over its one m_axi bundle
-# (gmem_state), which carries a word a cycle: the state loops run at this II.
+# Arrays of the pruning state (dropped-at and importance, for the tokens and for the heads):
+# they share one m_axi bundle (gmem_state), so each moves in a bursting loop of its own.
 STATE_ARRAYS = 2
 # Token-state entries the on-chip scan for visible tokens compacts per cycle.
 SCAN_LANES = 16
@@ -189,12 +189,13 @@ class HardwarePlan:
     @property
     def streamed_multipliers(self) -> tuple[int, int]:
         """(Q·K, prob·V) multipliers of the streamed arrays, which each engine has besides its
-        buffer's (rows.h `qk_streamed`, `pv_streamed`: the fetch lanes' rows unrolled in a
-        loop of II `*_stream_ii`, each multiplier shared over those cycles)."""
+        buffer's (rows.h `qk_streamed`, `pv_streamed`: the fetch lanes' rows of `head_dim`
+        products unrolled in a loop of II `*_stream_ii`), taken as shared over those cycles:
+        the fewest multipliers a loop of that II can do them with."""
         head_dim = self.qk.multipliers // self.qk.keys_per_cycle
         return (
-            math.ceil(self.fetcher.k_lanes / self.qk_stream_ii) * head_dim,
-            math.ceil(self.fetcher.v_lanes / self.pv_stream_ii) * head_dim,
+            math.ceil(self.fetcher.k_lanes * head_dim / self.qk_stream_ii),
+            math.ceil(self.fetcher.v_lanes * head_dim / self.pv_stream_ii),
         )
 
 

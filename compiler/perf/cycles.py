@@ -89,10 +89,9 @@ def _sequential(step: StepRecord, plan: HardwarePlan, first: bool, last: bool) -
     rows: RowProfile = step.rows
     f, imp = plan.fetcher, plan.importance
     token_passes = int(loop_cycles(ceil_div(rows.end, imp.scan_lanes), 1000, SCAN_DEPTH))
-    # the state's words share one m_axi bundle: an entry takes a cycle per array
-    state_ii = 1000 * STATE_ARRAYS
-    state = int(
-        loop_cycles(imp.tokens, state_ii, f.latency) + loop_cycles(imp.heads, state_ii, f.latency)
+    # the state's arrays share one m_axi bundle: a bursting loop each, one after another
+    state = STATE_ARRAYS * int(
+        loop_cycles(imp.tokens, 1000, f.latency) + loop_cycles(imp.heads, 1000, f.latency)
     )
     # With per-KV-head selection an invocation runs its KV heads one after another, a record
     # each: the heads' parameters load before the first, the heads' importance and top-k run

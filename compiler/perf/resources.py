@@ -3,8 +3,9 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
 
 * DSP: one DSP48E2 per multiplier (16 x 16 and 17 x 16 bit products fit one 27 x 18 DSP) of
   the two arrays of each dot engine: the buffer's (`keys_per_cycle` rows of `head_dim`) and
-  the streamed one (`k_lanes` / `v_lanes` rows unrolled in a loop of II `qk_stream_ii` /
-  `pv_stream_ii`, counted as shared over those cycles: ceil(lanes / II) rows); `SCALE_DSP`
+  the streamed one (`k_lanes` / `v_lanes` rows of `head_dim` products unrolled in a loop of
+  II `qk_stream_ii` / `pv_stream_ii`, counted as Vitis sharing them over those cycles:
+  ceil(lanes x head_dim / II); nothing in the source forces that sharing); `SCALE_DSP`
   per scaled Q·K score of either array (a 48 x 23 bit product), two per softmax lane (the exp
   table product and the normalization), and `HEAD_WEIGHT_DSP` for the head importance
   weighting.
@@ -15,9 +16,10 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
   pipeline processes (scores 24, exponentials 17, probabilities 17 bits and a copy of them per
   value top-k threshold engine; the kept list 32 + 17 and the V request list 32 bits) are
   ping-pong and split in `softmax.lanes` banks; each value top-k threshold engine holds three
-  candidate buffers of 17 bits in `comparators` banks; the token selection (the scores and
-  flags it takes, and the top-k's three 64-bit candidate buffers in `comparators` banks); the
-  token state (32 + 64 bits, all `token_state_rows` sequences of it) in `scan_lanes` banks,
+  candidate buffers of 17 bits in one array of `comparators` banks; the token selection (the
+  scores and flags it takes, and the top-k's three 64-bit candidate buffers likewise); the
+  token state (32 and 64 bits, all `token_state_rows` sequences of it) in `scan_lanes` banks
+  an array,
   the layer's importance accumulator (64 bits), the visible positions
   (32 bits: one copy, one in `k_lanes` and one in `v_lanes` banks), the V residency tags
   (32 bits) and the deferred-row and job lists (64 bits) besides. Every buffer but the token
@@ -121,13 +123,14 @@ def _token_selection(mem: _Memories, ctx: int, comparators: int, by_recency: boo
     """The token selection's memories (layer.h `select_tokens`, importance.h, topk.h): the
     layer's scores and the protect and survivor flags; with a top-k (not the window policy)
     also the unprotected scores, their chosen flags and the quick-select's three candidate
-    buffers of 64-bit scores in `comparators` cyclic banks."""
+    buffers of 64-bit scores (one array cut into `comparators` cyclic banks along the
+    scores, each bank holding its share of all three)."""
     mem.add("token_selection", 1, 64, ctx)  # the scores handed to the selection
     mem.add("token_selection", 2, 1, ctx)  # protect, survivors
     if not by_recency:
         mem.add("token_selection", 1, 64, ctx)  # the unprotected scores
         mem.add("token_selection", 1, 1, ctx)  # chosen
-        mem.add("token_selection", 3 * comparators, 64, math.ceil(ctx / comparators))
+        mem.add("token_selection", comparators, 64, 3 * math.ceil(ctx / comparators))
 
 
 def estimate_resources(plan: HardwarePlan) -> Resources:
@@ -137,10 +140,11 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
     d = plan.qk.multipliers // plan.qk.keys_per_cycle  # head_dim
     lanes = plan.softmax.lanes
     qk_streamed, pv_streamed = plan.streamed_multipliers
+    streamed_scores = math.ceil(f.k_lanes / plan.qk_stream_ii)  # scale_score, shared likewise
     breakdown: dict[str, dict[str, int]] = {
         "multipliers": {"dsp": plan.qk.multipliers + plan.pv.multipliers},
         "streamed_multipliers": {"dsp": qk_streamed + pv_streamed},
-        "score_scaling": {"dsp": (plan.qk.keys_per_cycle + qk_streamed // d) * SCALE_DSP},
+        "score_scaling": {"dsp": (plan.qk.keys_per_cycle + streamed_scores) * SCALE_DSP},
         "softmax": {"dsp": lanes * SOFTMAX_DSP_PER_LANE},
         "head_importance": {"dsp": HEAD_WEIGHT_DSP if plan.importance.head_pruning else 0},
     }
@@ -169,11 +173,17 @@ def estimate_resources(plan: HardwarePlan) -> Resources:
     for width in (24, 17, 17, *[17] * vt.engines, 32, 17, 32):
         mem.add("row_buffers", 2 * lanes, width, per_lane)
     if vt.enabled:
-        mem.add("value_topk", vt.engines * 3 * vt.comparators, 17, math.ceil(ctx / vt.comparators))
+        # topk.h `buf[3][MAXN]` cyclic over its second dimension: `comparators` banks, each
+        # holding its share of all three candidate buffers
+        depth = 3 * math.ceil(ctx / vt.comparators)
+        mem.add("value_topk", vt.engines * vt.comparators, 17, depth)
     if imp.token_pruning:
         _token_selection(mem, ctx, plan.topk.comparators, by_recency=imp.token_by_recency)
     scan = imp.scan_lanes
-    mem.add("token_state", scan, 32 + 64, math.ceil(imp.tokens / scan))  # every row of it
+    # dropped-at (32 bits) and importance (64 bits), each `[rows][MAX_CTX]` cyclic over the
+    # tokens: `scan_lanes` banks an array, every row of the state in each
+    for width in (32, 64):
+        mem.add("token_state", scan, width, imp.token_state_rows * math.ceil(ctx / scan))
     mem.add("importance", lanes, 64, per_lane)
     # the visible positions: a copy each for the row schedule and the K and V fetches
     for banks in (1, f.k_lanes, f.v_lanes):

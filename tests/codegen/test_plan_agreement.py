@@ -16,6 +16,7 @@ from spatten_hls.compiler.errors import CompilerError
 from spatten_hls.compiler.frontend import preset_names
 from spatten_hls.compiler.ir.plan import FETCH_FIFO_DEPTH, STATE_ARRAYS
 from spatten_hls.compiler.perf import performance_report
+from spatten_hls.compiler.perf.cycles import all_layer_cycles
 from spatten_hls.compiler.perf.resources import bram_blocks, estimate_resources, uram_blocks
 from spatten_hls.compiler.sim import simulate
 
@@ -207,7 +208,7 @@ def test_each_dot_engine_counts_its_buffer_and_its_streamed_array(tmp_path) -> N
     """Q·K and prob·V each have two multiplier arrays in rows.h: the buffer's (`*_KPC` rows of
     HEAD_DIM unrolled at II 1) and the streamed one (`K_LANES` / `V_LANES` rows unrolled at II
     `*_STREAM_II`, shared over those cycles). The estimate counts both, and so does the report
-    (a design whose fetch lanes outnumber the keys a cycle, so the two arrays differ)."""
+    (a design whose fetch lanes are no multiple of the keys a cycle, so the two differ)."""
     rows_h = (ENGINES_DIR / "rows.h").read_text()
     for function, ii, lanes in (
         ("qk_scores", "1", "Cfg::QK_KPC"),
@@ -219,19 +220,21 @@ def test_each_dot_engine_counts_its_buffer_and_its_streamed_array(tmp_path) -> N
         assert f"#pragma HLS PIPELINE II = {ii}" in body, function
         assert f"for (int l = 0; l < {lanes}; l++) {{\n#pragma HLS UNROLL" in body, function
     config = tmp_path / "lanes.toml"
-    config.write_text("[hardware]\nmultipliers = 256\n")
+    config.write_text("[hardware]\nmultipliers = 896\n")  # 7 keys a cycle, 16 lanes
     graph = compile_model("gpt2-small", config).graph
     p, plan = params_h(graph), graph.lowered_plan()
-    assert p["K_LANES"] > p["QK_KPC"]  # the streamed array is not the buffer's
+    assert (p["QK_KPC"], p["K_LANES"], p["QK_STREAM_II"]) == (7, 16, 3)
+    # 16 x 64 products every 3 cycles: 342 multipliers, not the buffer array's 7 x 64
     streamed = (
-        -(-p["K_LANES"] // p["QK_STREAM_II"]) * p["HEAD_DIM"],
-        -(-p["V_LANES"] // p["PV_STREAM_II"]) * p["HEAD_DIM"],
+        -(-p["K_LANES"] * p["HEAD_DIM"] // p["QK_STREAM_II"]),
+        -(-p["V_LANES"] * p["HEAD_DIM"] // p["PV_STREAM_II"]),
     )
+    assert streamed == (342, 342) and plan.qk.multipliers == 448
     assert plan.streamed_multipliers == streamed
     res = estimate_resources(plan)
     assert res.breakdown["multipliers"]["dsp"] == (p["QK_KPC"] + p["PV_KPC"]) * p["HEAD_DIM"]
     assert res.breakdown["streamed_multipliers"]["dsp"] == sum(streamed)
-    scaled = p["QK_KPC"] + streamed[0] // p["HEAD_DIM"]  # a scale_score per scored key a cycle
+    scaled = p["QK_KPC"] + -(-p["K_LANES"] // p["QK_STREAM_II"])  # scale_score, shared alike
     assert res.breakdown["score_scaling"]["dsp"] == scaled * 4
     text = performance_report(simulate(graph, reference=False), plan).to_text()
     assert f"the streamed arrays' {streamed[0]} + {streamed[1]} besides" in text
@@ -266,7 +269,8 @@ def test_per_layer_state_deepens_only_the_token_state(tmp_path) -> None:
         assert plan.importance.tokens == entries
         res = estimate_resources(plan)
         scan = p["SCAN_LANES"]
-        state = scan * bram_blocks(32 + 64, -(-entries // scan))
+        per_bank = p["TOKEN_STATE_ROWS"] * -(-p["MAX_CTX"] // scan)  # cyclic along the tokens
+        state = scan * (bram_blocks(32, per_bank) + bram_blocks(64, per_bank))
         assert res.breakdown["token_state"]["bram_18k"] == state
         estimates[name] = (p, res)
     (p_cascade, cascade), (p_layers, layers) = estimates["cascade"], estimates["per-layer"]
@@ -281,20 +285,25 @@ def test_per_layer_state_deepens_only_the_token_state(tmp_path) -> None:
 
 
 def test_the_token_top_k_memories_are_counted(tmp_path) -> None:
-    """The token selection's quick-select keeps three candidate buffers of 64-bit scores in
-    TOPK_PARALLELISM cyclic banks (topk.h); the window policy has no quick-select."""
+    """The token selection's quick-select keeps three candidate buffers of 64-bit scores in one
+    array cut into TOPK_PARALLELISM cyclic banks along the scores (topk.h); the window policy
+    has no quick-select."""
     topk_h = (ENGINES_DIR / "topk.h").read_text()
     assert "T buf[3][MAXN];" in topk_h and "variable=buf cyclic factor=P dim=2" in topk_h
     base = "[model]\nseq_len = 1024\n[token_pruning]\nenabled = true\nkeep = 0.5\n"
     groups = {}
+    shapes = set()
     for name, extra in (("top-k", ""), ("window", 'policy = "window"\n'), ("off", None)):
         config = tmp_path / f"{name}.toml"
         config.write_text("[model]\nseq_len = 1024\n" if extra is None else base + extra)
         graph = compile_model("smollm2-135m", config).graph
         p = params_h(graph)
+        shapes.add((p["MAX_CTX"], p["TOPK_PARALLELISM"]))
         groups[name] = estimate_resources(graph.lowered_plan()).breakdown
-    ctx, banks = p["MAX_CTX"], p["TOPK_PARALLELISM"]
-    quick_select = 3 * banks * bram_blocks(64, -(-ctx // banks))
+    ((ctx, banks),) = shapes
+    # buf[3][MAXN] cyclic along dim 2: `banks` banks, each a third of every candidate buffer
+    quick_select = banks * bram_blocks(64, 3 * -(-ctx // banks))
+    assert quick_select == 16 * 2  # 192 x 64 bits a bank
     flags = bram_blocks(1, ctx)
     assert groups["top-k"]["token_selection"]["bram_18k"] == (
         2 * bram_blocks(64, ctx) + 3 * flags + quick_select
@@ -303,19 +312,35 @@ def test_the_token_top_k_memories_are_counted(tmp_path) -> None:
     assert "token_selection" not in groups["off"]
 
 
-def test_the_pruning_state_moves_a_word_a_cycle_over_its_shared_bundle() -> None:
-    """The token and head state share the gmem_state m_axi bundle; the loops that load and
-    store it move STATE_ARRAYS words per entry, so they run at that II, and the model's (and
-    C-simulation's) state cycles use it."""
+def test_each_pruning_state_array_moves_in_a_bursting_loop_of_its_own() -> None:
+    """The token and head state share the gmem_state m_axi bundle, and Vitis bursts a loop's
+    accesses to a bundle only when no other array of it is accessed in that loop: each of the
+    2 x STATE_ARRAYS ports moves in its own call of `move_array`, whose loops touch one port
+    each, at II 1; the model's (and C-simulation's) state cycles are STATE_ARRAYS such loops
+    over the tokens and as many over the heads."""
     state_ports = [port for port, bundle in INTERFACE_BUNDLES if bundle == "gmem_state"]
     assert len(state_ports) == 2 * STATE_ARRAYS  # token and head state, STATE_ARRAYS each
-    body = cxx_function((ENGINES_DIR / "layer.h").read_text(), "move_state")
-    loops = body.split("heads:\n")
-    assert len(loops) == 2
-    for loop, ports in zip(loops, (state_ports[:2], state_ports[2:]), strict=True):
-        assert "#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS" in loop
-        for port in ports:  # each port read once (load) and written once (store) per entry
-            assert len(re.findall(rf"(?<![.\w]){port}\[[ih]\]", loop)) == 2, port
-    assert body.count("1000 * Cfg::STATE_ARRAYS") == 2
+    layer_h = (ENGINES_DIR / "layer.h").read_text()
+    mover = cxx_function(layer_h, "move_array")
+    loops = re.findall(
+        r"for \(int i = 0; i < ROWS \* N; i\+\+\) \{\n(.*?)\n        \}", mover, re.S
+    )
+    assert len(loops) == 2  # load, store
+    for loop in loops:
+        assert loop.startswith("#pragma HLS PIPELINE II = 1\n")
+        assert len(re.findall(r"\bport\[i\]", loop)) == 1
+    body = cxx_function(layer_h, "move_state")
+    calls = re.findall(r"move_array<[^>]+>\(&?st\.(\w+), (\w+), load\);", body)
+    assert sorted(calls) == sorted((port, port) for port in state_ports)
+    assert "Cfg::STATE_ARRAYS * (loop_cycles(Cfg::TOKEN_STATE, 1000," in " ".join(body.split())
     graph = compile_model("bert-base", None).graph
+    plan = graph.lowered_plan()
     assert params_h(graph)["STATE_ARRAYS"] == STATE_ARRAYS
+    latency = plan.fetcher.latency
+    tokens, heads = plan.importance.tokens, plan.importance.heads
+    one_way = STATE_ARRAYS * ((tokens - 1 + latency) + (heads - 1 + latency))
+    layers = all_layer_cycles(simulate(graph, reference=False), plan)
+    # loaded by the first invocation, stored by the last; besides, every invocation (a layer)
+    # loads the heads' two parameter arrays over their own shared bundle, a head each 2 cycles
+    params = graph.info.num_layers * ((heads - 1) * 2 + latency)
+    assert sum(c.engines["state"] for c in layers) == 2 * one_way + params

@@ -59,42 +59,51 @@ constexpr long long state_bytes() {
     return (long long)(Cfg::TOKEN_STATE + Cfg::NUM_HEADS) * (4 + 8);
 }
 
-// The state between the on-chip arrays and DRAM (once per run each way). Its ports share one
-// m_axi bundle (gmem_state), which moves a word a cycle: an entry takes a cycle per array.
+// One array of the state between chip and DRAM, in a loop of its own: the state's ports share
+// one m_axi bundle (gmem_state), and Vitis bursts a loop's accesses only when no other array
+// of the bundle is accessed in the same direction in it. The ROWS rows of N entries lie one
+// after another at the port.
+template <int ROWS, int N, class T>
+void move_array(T on_chip[ROWS][N], T *port, bool load) {
+    int r = 0, t = 0;
+    if (load) {
+    load_entries:
+        for (int i = 0; i < ROWS * N; i++) {
+#pragma HLS PIPELINE II = 1
+            on_chip[r][t] = port[i];
+            if (++t == N) {
+                t = 0;
+                r++;
+            }
+        }
+    } else {
+    store_entries:
+        for (int i = 0; i < ROWS * N; i++) {
+#pragma HLS PIPELINE II = 1
+            port[i] = on_chip[r][t];
+            if (++t == N) {
+                t = 0;
+                r++;
+            }
+        }
+    }
+}
+
+// The state between the on-chip arrays and DRAM (once per run each way): STATE_ARRAYS token
+// arrays and as many head arrays, each in its own bursting loop.
 template <class Cfg>
 void move_state(pruning_state<Cfg> &st, index_t *token_dropped_at, importance_t *token_importance,
                 index_t *head_dropped_at, importance_t *head_importance, bool load) {
-    int r = 0, t = 0;  // the ports hold the rows one after another
-tokens:
-    for (int i = 0; i < Cfg::TOKEN_STATE; i++) {
-#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS
-        if (load) {
-            st.token_dropped_at[r][t] = token_dropped_at[i];
-            st.token_importance[r][t] = token_importance[i];
-        } else {
-            token_dropped_at[i] = st.token_dropped_at[r][t];
-            token_importance[i] = st.token_importance[r][t];
-        }
-        if (++t == Cfg::MAX_CTX) {
-            t = 0;
-            r++;
-        }
-    }
-heads:
-    for (int h = 0; h < Cfg::NUM_HEADS; h++) {
-#pragma HLS PIPELINE II = Cfg::STATE_ARRAYS
-        if (load) {
-            st.head_dropped_at[h] = head_dropped_at[h];
-            st.head_importance[h] = head_importance[h];
-        } else {
-            head_dropped_at[h] = st.head_dropped_at[h];
-            head_importance[h] = st.head_importance[h];
-        }
-    }
+    constexpr int ROWS = Cfg::TOKEN_STATE_ROWS;
+    move_array<ROWS, Cfg::MAX_CTX>(st.token_dropped_at, token_dropped_at, load);
+    move_array<ROWS, Cfg::MAX_CTX>(st.token_importance, token_importance, load);
+    move_array<1, Cfg::NUM_HEADS>(&st.head_dropped_at, head_dropped_at, load);
+    move_array<1, Cfg::NUM_HEADS>(&st.head_importance, head_importance, load);
     SPATTEN_BYTES(P_STATE, state_bytes<Cfg>());
-    SPATTEN_CYCLES(E_STATE,
-                   loop_cycles(Cfg::TOKEN_STATE, 1000 * Cfg::STATE_ARRAYS, Cfg::FETCH_LATENCY) +
-                       loop_cycles(Cfg::NUM_HEADS, 1000 * Cfg::STATE_ARRAYS, Cfg::FETCH_LATENCY));
+    SPATTEN_CYCLES(E_STATE, Cfg::STATE_ARRAYS * (loop_cycles(Cfg::TOKEN_STATE, 1000,
+                                                             Cfg::FETCH_LATENCY) +
+                                                 loop_cycles(Cfg::NUM_HEADS, 1000,
+                                                             Cfg::FETCH_LATENCY)));
 }
 
 // Bytes of a head's parameters in DRAM: the 23-bit multiplier and the 17-bit head weight in

@@ -62,7 +62,7 @@ struct model_cfg {
     static const int BEAT_MILLICYCLES = 1000;  // cycles per beat x 1000
     static const int FETCH_LATENCY = 64;  // cycles to a burst's first beat
     static const int FETCH_FIFO_DEPTH = 4;  // fetch steps a fetcher FIFO holds
-    static const int STATE_ARRAYS = 2;  // pruning-state words an entry moves over gmem_state (the II of its loops)
+    static const int STATE_ARRAYS = 2;  // pruning-state arrays (token and head alike), a bursting loop each over gmem_state
     static const int MAX_ROWS = 48;  // query rows of a layer
 };
 
