@@ -19,13 +19,12 @@ design, from its structure (engines/layer.h, rows.h and the plan's factors):
   candidate buffers of 17 bits in one array of `comparators` banks; the token selection (the
   scores and flags it takes, and the top-k's three 64-bit candidate buffers likewise); the
   token state (32 and 64 bits, all `token_state_rows` sequences of it) in `scan_lanes` banks
-  an array,
-  the layer's importance accumulator (64 bits), the visible positions
-  (32 bits: one copy, one in `k_lanes` and one in `v_lanes` banks), the V residency tags
-  (32 bits) and the deferred-row and job lists (64 bits) besides. Every buffer but the token
-  state holds one sequence (`MAX_CTX` tokens). A memory of fewer than
-  `LUTRAM_MAX_DEPTH` words sits in LUTRAM (reported in bits, not in the fit check), deeper
-  ones in BRAM_18K, in whichever of its shapes (36 x 512 to 1 x 16384) takes the fewest.
+  an array, the layer's importance accumulator (64 bits), the visible positions (32 bits: one
+  copy, one in `k_lanes` and one in `v_lanes` banks), the V residency tags (32 bits) and the
+  deferred-row and job lists (64 bits) besides. Every buffer but the token state holds one
+  sequence (`MAX_CTX` tokens). A memory of fewer than `LUTRAM_MAX_DEPTH` words sits in LUTRAM
+  (reported in bits, not in the fit check), deeper ones in BRAM_18K, in whichever of its
+  shapes (36 x 512 to 1 x 16384) takes the fewest.
 """
 
 from __future__ import annotations
